@@ -1,0 +1,3 @@
+"""kgsynth: verified multi-hop reasoning data from biomedical knowledge graphs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,61 @@
+"""The `kgsynth` command: one sub-command per arrow of the pipeline.
+
+Thin by design: each module in this package parses options, calls the library and
+prints a summary. Library imports happen inside the commands so `kgsynth --help`
+and fast commands start quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from kgsynth.errors import KgsynthError
+
+app = typer.Typer(
+    name="kgsynth",
+    help="Turn a biomedical knowledge graph into verified reasoning training data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module defines `register(app)`; one line per room keeps this file stable.
+COMMAND_MODULES = [
+    "kgsynth.cli.graph",  # load, info
+]
+
+
+def _register_all() -> None:
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: KgsynthError becomes one line on stderr and exit code 2."""
+    _register_all()
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except KgsynthError as exc:
+        from rich.markup import escape
+
+        from kgsynth.progress import console
+
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except _click_exceptions() as exc:  # usage errors: click formats them itself
+        exc.show()
+        sys.exit(exc.exit_code)
+    if isinstance(result, int) and result:
+        sys.exit(result)
+
+
+def _click_exceptions():
+    import click
+
+    return (click.exceptions.ClickException,)

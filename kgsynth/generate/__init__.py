@@ -1,0 +1,1 @@
+"""Path → item: thinking paths, multiple-choice and open-ended questions."""

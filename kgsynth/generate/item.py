@@ -1,0 +1,75 @@
+"""The item record: what generation writes, verification judges and export publishes.
+
+An item carries its evidence: the path's triples (ids, names, types, relations,
+true directions), the snapshot hash, the sampler and seed, the prompt name and hash
+and the model, so a dataset row can be traced to the graph without re-running.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ItemKind = Literal["mcq", "open"]
+
+
+class Option(BaseModel):
+    label: str  # "A", "B", …
+    text: str  # node name as shown
+    node_id: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False
+
+
+class Provenance(BaseModel):
+    snapshot_name: str
+    snapshot_hash: str  # the full (unpruned) graph's hash when known
+    sampled_snapshot_hash: str  # the (possibly pruned) snapshot the path was sampled from
+    pruning_hash: str | None = None  # hash of the pruning parameters, if pruned
+    strategy: str
+    seed: int
+    writer: str  # "template" or "openai"
+    model: str | None = None
+    prompt_name: str
+    prompt_hash: str
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Item(BaseModel):
+    id: str  # stable: hash of path, kind and prompt
+    kind: ItemKind
+    question: str
+    options: list[Option] = Field(default_factory=list)  # empty for open items
+    answer: str  # the answer's name
+    answer_id: str  # node id of the answer (the path's last node)
+    answer_label: str | None = None  # option label of the answer (mcq)
+    answer_type: str  # node type the question asks for
+    thinking: str  # the thinking path
+    path_id: str
+    group_id: str | None = None
+    anchor_id: str  # the path's first node
+    nodes: list[str]  # node ids, anchor first, answer last
+    node_names: list[str]
+    node_types: list[str]
+    relations: list[str]  # one per hop
+    forward: list[bool]  # one per hop: True follows the stored edge direction
+    hops: int
+    bridges: list[str] = Field(default_factory=list)  # ids of intermediate nodes masked in the question
+    negatives: list[str] = Field(default_factory=list)  # distractor node ids (graph hard negatives)
+    distractor_source: str = "graph_hard_negative"
+    provenance: Provenance
+
+
+class Verdict(BaseModel):
+    """The result of one check on one item."""
+
+    check: str  # name of the check in the checks registry
+    passed: bool
+    code: str | None = None  # reason code when failed, e.g. "EDGE_MISSING"
+    detail: str = ""  # human-readable evidence

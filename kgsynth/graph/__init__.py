@@ -1,0 +1,1 @@
+"""The graph model: snapshot format, relation vocabulary and the CSR engine."""

@@ -1,0 +1,1 @@
+"""Path samplers and hard-negative selection."""
