@@ -73,3 +73,63 @@ class Verdict(BaseModel):
     passed: bool
     code: str | None = None  # reason code when failed, e.g. "EDGE_MISSING"
     detail: str = ""  # human-readable evidence
+
+
+# --- the items table -----------------------------------------------------------------
+# Items cross room doors as parquet; these two functions are the only converters.
+
+import polars as pl  # noqa: E402
+
+_OPTION = pl.Struct({"label": pl.String, "text": pl.String, "node_id": pl.String})
+_USAGE = pl.Struct(
+    {"prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "cost_usd": pl.Float64, "cached": pl.Boolean}
+)
+_PROVENANCE = pl.Struct(
+    {
+        "snapshot_name": pl.String,
+        "snapshot_hash": pl.String,
+        "sampled_snapshot_hash": pl.String,
+        "pruning_hash": pl.String,
+        "strategy": pl.String,
+        "seed": pl.Int64,
+        "writer": pl.String,
+        "model": pl.String,
+        "prompt_name": pl.String,
+        "prompt_hash": pl.String,
+        "usage": _USAGE,
+    }
+)
+VERDICT_STRUCT = pl.Struct({"check": pl.String, "passed": pl.Boolean, "code": pl.String, "detail": pl.String})
+
+ITEMS_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "kind": pl.String(),
+    "question": pl.String(),
+    "options": pl.List(_OPTION),
+    "answer": pl.String(),
+    "answer_id": pl.String(),
+    "answer_label": pl.String(),
+    "answer_type": pl.String(),
+    "thinking": pl.String(),
+    "path_id": pl.String(),
+    "group_id": pl.String(),
+    "anchor_id": pl.String(),
+    "nodes": pl.List(pl.String),
+    "node_names": pl.List(pl.String),
+    "node_types": pl.List(pl.String),
+    "relations": pl.List(pl.String),
+    "forward": pl.List(pl.Boolean),
+    "hops": pl.Int32(),
+    "bridges": pl.List(pl.String),
+    "negatives": pl.List(pl.String),
+    "distractor_source": pl.String(),
+    "provenance": _PROVENANCE,
+}
+
+
+def items_to_frame(items: list[Item]) -> pl.DataFrame:
+    return pl.DataFrame([item.model_dump() for item in items], schema=ITEMS_SCHEMA)
+
+
+def frame_to_items(frame: pl.DataFrame) -> list[Item]:
+    return [Item.model_validate(row) for row in frame.select(list(ITEMS_SCHEMA)).iter_rows(named=True)]
