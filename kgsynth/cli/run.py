@@ -1,0 +1,67 @@
+"""`kgsynth run CONFIG`: every stage of the pipeline, skipping the ones already up to date."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def run(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Run configuration (.yaml or .toml).")],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Run directory (default: the config's run_dir or runs/<name>).")
+    ] = None,
+    force: Annotated[
+        Optional[list[str]], typer.Option("--force", help="Re-run this stage even if up to date (repeatable).")
+    ] = None,
+) -> None:
+    """Load, prune, sample, generate, verify, export (and push/publish when configured)."""
+    from kgsynth.config import load_config
+    from kgsynth.pipeline import check_force, get_stage, planned_stages, run_stage
+    from kgsynth.progress import console, step
+    from kgsynth.rundir import RunDir
+
+    config = load_config(config_path)
+    forced = set(force or [])
+    check_force(forced)
+    run_dir = RunDir(out or config.default_run_dir())
+    stages = planned_stages(config)
+    console.print(f"[bold]kgsynth run[/] {config.name}: {' → '.join(stages)}  (run dir {run_dir.root})")
+    started = time.perf_counter()
+    results = []
+    for name in stages:
+        with step(f"{name}: {get_stage(name).description}…"):
+            result = run_stage(name, config, run_dir, force=name in forced)
+        results.append(result)
+        if result.skipped:
+            console.print(f"  [dim]✓ {name}: up to date, skipped[/]")
+        else:
+            console.print(f"  [green]✓[/] {name} {result.seconds:.1f}s  {_brief(result.summary)}")
+    ran = sum(not r.skipped for r in results)
+    console.print(
+        f"[bold green]done[/] in {time.perf_counter() - started:.1f}s: {ran} stage(s) ran, "
+        f"{len(results) - ran} up to date"
+    )
+    for label, path in _final_outputs(run_dir, results):
+        console.print(f"  {label}: {path}")
+
+
+def _brief(summary: dict) -> str:
+    """The scalar figures of a stage summary, on one line."""
+    return ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in summary.items()
+                     if isinstance(v, (int, float, str)) and not isinstance(v, bool) and len(str(v)) < 40)
+
+
+def _final_outputs(run_dir, results) -> list[tuple[str, Path]]:
+    done = {r.stage for r in results}
+    outputs = [("run directory", run_dir.root)]
+    if "export" in done:
+        outputs += [("dataset", run_dir.dataset), ("report", run_dir.report / "report.md")]
+    return outputs

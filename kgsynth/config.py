@@ -1,0 +1,368 @@
+"""The run configuration: one YAML or TOML file drives `kgsynth run` and the Prefect flow.
+
+It names the source graph, each stage's parameters, the writer and model, and the
+outputs. Validation is pydantic; `load_config` turns every problem into one
+`ConfigError` naming the file, the line (YAML) and the field, e.g.
+`demo.yaml, line 12: sample.hops: expected 'MIN-MAX' like 2-4, got 'x'`.
+
+Secrets never live here: Neo4j credentials, API keys and Hub tokens are read from
+environment variables whose *names* the file may choose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kgsynth.errors import ConfigError, SourceNotFoundError
+
+# Keys that would hold a secret; refused anywhere in the file, and their values are never echoed.
+SECRET_KEYS = frozenset({"password", "api_key", "apikey", "token", "secret", "hf_token"})
+
+
+class Section(BaseModel):
+    """A config section. Fields listed in `not_in_key` do not change a stage's output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    not_in_key: ClassVar[frozenset[str]] = frozenset()
+
+    def key_fields(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude=set(self.not_in_key))
+
+
+class SourceConfig(Section):
+    # the load stage keys on the files' content hashes, so moving them costs no re-run
+    not_in_key: ClassVar[frozenset[str]] = frozenset({"paths"})
+
+    format: str = Field(description="Loader name: hpo, primekg, umls, rdf, edges.")
+    paths: list[Path] = Field(default_factory=list, description="Files or directories; relative to the config file.")
+    name: str | None = None
+    vocabulary: str | None = Field(default=None, description="A bundled vocabulary name or a .ttl file.")
+    allow_unknown_relations: bool = False
+    options: dict[str, Any] = Field(default_factory=dict, description="Loader-specific options.")
+
+    def loader_options(self) -> dict[str, Any]:
+        options = dict(self.options)
+        options["name"] = self.name or self.format
+        if self.vocabulary:
+            options["vocabulary"] = self.vocabulary
+        if self.allow_unknown_relations:
+            options["allow_unknown_relations"] = True
+        return options
+
+
+class Neo4jConfig(Section):
+    """A Neo4j server; user and password come from the environment variables named here."""
+
+    uri: str = Field(description="bolt:// or neo4j:// URI.")
+    database: str | None = None
+    user_env: str = "NEO4J_USER"
+    password_env: str = "NEO4J_PASSWORD"
+    push: bool = Field(default=True, description="Load the snapshot into Neo4j after loading it.")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not re.match(r"^(bolt|neo4j)(\+s|\+ssc)?://", value):
+            raise ValueError(f"expected a bolt:// or neo4j:// URI, got {value!r}")
+        if re.match(r"^[a-z+]+://[^/@]+:[^/@]*@", value):
+            raise ValueError("the URI holds a password; put credentials in the environment (password_env) instead")
+        return value
+
+
+class ShatterConfig(Section):
+    enabled: bool = True
+    k: int = Field(default=32, ge=1, description="Hub threshold (k-Shattering).")
+    pairs: int = Field(default=2000, ge=1, description="Node pairs sampled to measure what a hub breaks.")
+    seed: int = 0
+    budget: float | None = Field(default=None, gt=0, description="Most nodes (count, or fraction if < 1) to remove.")
+    protect: list[str] = Field(default_factory=list, description="Node ids or types never removed.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Further keyword arguments for shatter().")
+
+
+def parse_hops(value: Any) -> tuple[int, int]:
+    """`3`, `"2-4"` or `[2, 4]` → (min, max) hops."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected 'MIN-MAX' like 2-4, got {value!r}")
+    if isinstance(value, int):
+        low = high = value
+    elif isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", value)):
+        low = int(match[1])
+        high = int(match[2] or match[1])
+    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(type(v) is int for v in value):
+        low, high = value
+    else:
+        raise ValueError(f"expected 'MIN-MAX' like 2-4, got {value!r}")
+    if not 1 <= low <= high:
+        raise ValueError(f"expected 1 <= MIN <= MAX, got {low}-{high}")
+    return low, high
+
+
+class SampleConfig(Section):
+    strategy: str = Field(default="walk", description="Sampler name (walk, pattern, between, rare, convergent).")
+    n: int = Field(default=1000, ge=1, description="Paths to sample.")
+    hops: tuple[int, int] = Field(default=(2, 4), description="'MIN-MAX' hops per path, e.g. 2-4.")
+    seed: int = 0
+    source: Literal["snapshot", "neo4j"] = Field(
+        default="snapshot", description="Sample with the in-memory engine or with Cypher on Neo4j."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Sampler-specific parameters.")
+
+    @field_validator("hops", mode="before")
+    @classmethod
+    def _hops(cls, value: Any) -> tuple[int, int]:
+        return parse_hops(value)
+
+
+class GenerateConfig(Section):
+    not_in_key: ClassVar[frozenset[str]] = frozenset({"concurrency", "batch_size", "api_key_env", "timeout"})
+
+    writer: str = Field(default="template", description="Writer name: template (offline) or openai.")
+    model: str | None = None
+    base_url: str | None = Field(default=None, description="Any OpenAI-compatible endpoint.")
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(default=4, ge=1, description="Model calls in flight at once.")
+    batch_size: int = Field(default=500, ge=1, description="Paths per generation batch (one flow task each).")
+    kinds: list[Literal["mcq", "open"]] = Field(default_factory=lambda: ["mcq", "open"], min_length=1)
+    seed: int = 0
+    budget_usd: float | None = Field(default=None, ge=0, description="Stop before spending more than this.")
+    prices: dict[str, float] | None = Field(
+        default=None, description="USD per million tokens: {prompt: .., completion: ..}."
+    )
+    timeout: float | None = Field(default=None, gt=0, description="Seconds per model call.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Further keyword arguments for the writer.")
+
+    @model_validator(mode="after")
+    def _model_for_llm(self) -> GenerateConfig:
+        if self.writer != "template" and not self.model:
+            raise ValueError(f"writer {self.writer!r} needs a model, e.g. model: gpt-4o-mini")
+        return self
+
+
+class JudgeConfig(Section):
+    not_in_key: ClassVar[frozenset[str]] = frozenset({"concurrency", "api_key_env", "timeout"})
+
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(default=4, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+
+
+class VerifyConfig(Section):
+    checks: list[str] | None = Field(default=None, description="Graph checks to run (default: all).")
+    llm_judge: JudgeConfig | None = None
+    dedup: bool = Field(default=False, description="Embedding de-duplication (sentence-transformers).")
+    dedup_threshold: float = Field(default=0.95, gt=0, le=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExportConfig(Section):
+    ratios: tuple[float, float, float] = Field(default=(0.8, 0.1, 0.1), description="train, validation, test.")
+    seed: int = 0
+    split_by_hops: bool = Field(default=False, description="Hold out the longest paths as the test split.")
+    formats: list[Literal["arrow", "parquet", "jsonl"]] = Field(default_factory=lambda: ["arrow", "parquet"])
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("ratios", mode="before")
+    @classmethod
+    def _ratios(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = [value.get("train", 0), value.get("validation", 0), value.get("test", 0)]
+        if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value):
+            if any(v < 0 for v in value) or abs(sum(value) - 1) > 1e-6:
+                raise ValueError(f"expected three shares >= 0 summing to 1 (train, validation, test), got {list(value)}")
+        return value
+
+
+class PublishConfig(Section):
+    repo_id: str = Field(description="Hub dataset repo, e.g. my-org/hpo-reasoning.")
+    private: bool = True
+    token_env: str = "HF_TOKEN"
+    endpoint: str | None = Field(default=None, description="Hub endpoint (default: huggingface.co).")
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", value):
+            raise ValueError(f"expected 'owner/name', got {value!r}")
+        return value
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Run name; the default run directory is runs/<name>.")
+    run_dir: Path | None = Field(default=None, description="Where outputs go (relative to the current directory).")
+    source: SourceConfig
+    neo4j: Neo4jConfig | None = None
+    shatter: ShatterConfig = Field(default_factory=ShatterConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    publish: PublishConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", value):
+            raise ValueError(f"expected letters, digits, '.', '_' or '-', got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _neo4j_sampling(self) -> RunConfig:
+        if self.sample.source == "neo4j" and self.neo4j is None:
+            raise ValueError("sample.source is 'neo4j' but there is no neo4j section; add one with a uri")
+        return self
+
+    def default_run_dir(self) -> Path:
+        return self.run_dir or Path("runs") / self.name
+
+
+def stable_hash(value: Any) -> str:
+    """sha256 of canonical JSON: the cache key building block."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def config_hash(config: RunConfig) -> str:
+    """Hash of everything in the config that can change an output (not names, paths to outputs, concurrency)."""
+    sections = {
+        name: getattr(config, name).key_fields() if getattr(config, name) is not None else None
+        for name in ("source", "neo4j", "shatter", "sample", "generate", "verify", "export", "publish")
+    }
+    return stable_hash(sections)
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML (.yaml/.yml) or TOML (.toml) run configuration."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceNotFoundError(f"{path}: no such config file (see configs/demo.yaml for an example)")
+    text = path.read_text(encoding="utf-8")
+    lines: dict[tuple[str, ...], int] = {}
+    if path.suffix.lower() == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif path.suffix.lower() in {".yaml", ".yml"}:
+        data, lines = _read_yaml(text, path)
+    else:
+        raise ConfigError(f"{path}: unknown config type {path.suffix!r}; use .yaml, .yml or .toml")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (name, source, sample, …) at the top")
+    _refuse_secrets(data, path, lines)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, lines)) from None
+    return _resolve_paths(config, path.parent)
+
+
+def _read_yaml(text: str, path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: Any, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                loc = (*prefix, str(key.value))
+                lines[loc] = key.start_mark.line + 1
+                walk(value, loc)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                loc = (*prefix, str(i))
+                lines[loc] = value.start_mark.line + 1
+                walk(value, loc)
+
+    if node is not None:
+        walk(node, ())
+    return data, lines
+
+
+def _refuse_secrets(data: Any, path: Path, lines: dict[tuple[str, ...], int], prefix: tuple[str, ...] = ()) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            loc = (*prefix, str(key))
+            if str(key).lower() in SECRET_KEYS:
+                env = {"neo4j": "password_env (NEO4J_PASSWORD)", "publish": "token_env (HF_TOKEN)"}.get(
+                    prefix[0] if prefix else "", "api_key_env (OPENAI_API_KEY)"
+                )
+                raise ConfigError(
+                    f"{_where(path, lines, loc)}: {'.'.join(loc)}: secrets are not read from config files; "
+                    f"remove it and set the environment variable named by {env}"
+                )
+            _refuse_secrets(value, path, lines, loc)
+
+
+def _where(path: Path, lines: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> str:
+    for cut in range(len(loc), 0, -1):
+        if loc[:cut] in lines:
+            return f"{path}, line {lines[loc[:cut]]}"
+    return str(path)
+
+
+def _describe(exc: ValidationError, path: Path, lines: dict[tuple[str, ...], int]) -> str:
+    """One line per problem: file, line, dotted field, what was expected, what was given."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        field = ".".join(loc) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            known = ", ".join(parent.model_fields) if parent else ""
+            message = f"unknown field; known fields here: {known}" if known else "unknown field"
+        elif kind == "missing":
+            message = "required field is missing"
+        elif kind not in {"value_error", "assertion_error"} and "input" in error:
+            message = f"{message}, got {error['input']!r}"
+        problems.append(f"{_where(path, lines, loc)}: {field}: {message}")
+    return "; ".join(problems)
+
+
+def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
+    """Source paths are relative to the config file, so a config works from any directory."""
+    paths = [p if p.is_absolute() else (base / p) for p in config.source.paths]
+    vocabulary = config.source.vocabulary
+    if vocabulary and vocabulary.endswith(".ttl") and not Path(vocabulary).is_absolute():
+        vocabulary = str(base / vocabulary)
+    source = config.source.model_copy(update={"paths": paths, "vocabulary": vocabulary})
+    return config.model_copy(update={"source": source})
