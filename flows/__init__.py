@@ -1,0 +1,1 @@
+"""Prefect flows and deployments for kgsynth (the library itself never imports Prefect)."""
