@@ -1,0 +1,121 @@
+"""Stage stamps: a stage is skipped exactly when its inputs and parameters are unchanged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kgsynth import pipeline
+from kgsynth.config import load_config
+from kgsynth.errors import ConfigError
+from kgsynth.rundir import RunDir
+
+OBO = """format-version: 1.2
+data-version: hp/releases/2024-01-01
+
+[Term]
+id: HP:0000001
+name: All
+
+[Term]
+id: HP:0000118
+name: Phenotypic abnormality
+is_a: HP:0000001 ! All
+
+[Term]
+id: HP:0000152
+name: Abnormality of head or neck
+is_a: HP:0000118 ! Phenotypic abnormality
+"""
+
+
+@pytest.fixture()
+def tiny(tmp_path: Path) -> tuple[Path, RunDir]:
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "hp.obo").write_text(OBO, encoding="utf-8")
+    config = tmp_path / "tiny.yaml"
+    config.write_text("name: tiny\nsource:\n  format: hpo\n  paths: [release/hp.obo]\n", encoding="utf-8")
+    return config, RunDir(tmp_path / "run")
+
+
+def test_load_runs_once_then_is_skipped(tiny: tuple[Path, RunDir]) -> None:
+    config_path, run = tiny
+    config = load_config(config_path)
+    first = pipeline.run_stage("load", config, run)
+    assert not first.skipped and first.summary["nodes"] == 3 and first.summary["edges"] == 2
+    stamp = json.loads((run.root / "load.stamp.json").read_text())
+    assert stamp["complete"] and stamp["key"] == first.key and list(stamp["inputs"]) == ["0:hp.obo"]
+    assert pipeline.is_current("load", config, run)
+    second = pipeline.run_stage("load", config, run)
+    assert second.skipped and second.key == first.key and second.summary == first.summary
+
+
+def test_changed_source_or_parameter_reruns(tiny: tuple[Path, RunDir]) -> None:
+    config_path, run = tiny
+    config = load_config(config_path)
+    first = pipeline.run_stage("load", config, run)
+    obo = config.source.paths[0]
+    obo.write_text(OBO + "\n[Term]\nid: HP:0000234\nname: Abnormality of the head\nis_a: HP:0000152\n")
+    assert not pipeline.is_current("load", config, run)
+    changed = pipeline.run_stage("load", config, run)
+    assert not changed.skipped and changed.key != first.key and changed.summary["nodes"] == 4
+    renamed = config.model_copy(update={"source": config.source.model_copy(update={"name": "other"})})
+    assert pipeline.stage_key("load", renamed, run) != changed.key
+    assert not pipeline.run_stage("load", renamed, run).skipped
+
+
+def test_force_and_missing_output_rerun(tiny: tuple[Path, RunDir]) -> None:
+    config_path, run = tiny
+    config = load_config(config_path)
+    pipeline.run_stage("load", config, run)
+    assert not pipeline.run_stage("load", config, run, force=True).skipped
+    for path in run.snapshot.iterdir():
+        path.unlink()
+    run.snapshot.rmdir()
+    assert not pipeline.is_current("load", config, run)
+    assert not pipeline.run_stage("load", config, run).skipped
+    assert (run.snapshot / "manifest.json").exists()
+
+
+def test_interrupted_stage_is_redone_from_scratch(tiny: tuple[Path, RunDir]) -> None:
+    """A stamp left with complete=false (a killed run) never counts as done."""
+    config_path, run = tiny
+    config = load_config(config_path)
+    pipeline.run_stage("load", config, run)
+    stamp_file = run.root / "load.stamp.json"
+    stamp = json.loads(stamp_file.read_text())
+    stamp["complete"] = False
+    stamp_file.write_text(json.dumps(stamp))
+    (run.snapshot / "stray.txt").write_text("half-written")
+    assert not pipeline.is_current("load", config, run)
+    assert not pipeline.run_stage("load", config, run).skipped
+    assert not (run.snapshot / "stray.txt").exists()
+
+
+def test_unreadable_stamp_means_rerun(tiny: tuple[Path, RunDir]) -> None:
+    config_path, run = tiny
+    config = load_config(config_path)
+    pipeline.run_stage("load", config, run)
+    (run.root / "load.stamp.json").write_text("{not json")
+    assert not pipeline.run_stage("load", config, run).skipped
+
+
+def test_unknown_stage_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"--force 'sampel': no such stage; stages: load"):
+        pipeline.check_force({"sampel"})
+
+
+def test_cli_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: demo\nsource: {format: hpo}\nsample: {hops: x}\n")
+    done = subprocess.run(
+        [sys.executable, "-c", "from kgsynth.cli import main; main()", "run", str(bad)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert "bad.yaml, line 3: sample.hops: expected 'MIN-MAX' like 2-4, got 'x'" in done.stderr
+    assert "Traceback" not in done.stderr
