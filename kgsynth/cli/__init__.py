@@ -26,6 +26,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "kgsynth.cli.graph",  # load, info
     "kgsynth.cli.run",  # run (the whole pipeline from a config file)
+    "kgsynth.cli.generate",  # generate (paths → items)
 ]
 
 

@@ -1,0 +1,412 @@
+"""Generation: paths → items (thinking path, question, options, answer), resumable.
+
+`generate_items` walks every (path, kind) whose item id is not in the output yet,
+has the writer word it, checks the question masks the path's bridges, and writes
+finished items in batches. Beside the items it writes `failures.parquet` (one row
+per item not made in this run, with a reason code; calls that failed are tried
+again by the next run) and `generate.json` (counts, usage and cost).
+
+A run that reaches its budget stops cleanly: calls in flight finish, everything
+finished is saved, and `GenerateResult.stopped == "budget"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from kgsynth.errors import BudgetExceeded, ConfigError, SnapshotError
+from kgsynth.generate.masking import anchor_problem, normalize, question_problem
+from kgsynth.generate.prepare import NodeInfo, Phrasebook, item_id, node_lookup, path_facts
+from kgsynth.generate.store import ItemStore, sidecar, write_atomic
+from kgsynth.graph.snapshot import Snapshot
+from kgsynth.llm.client import CallFailed
+from kgsynth.llm.verbalize import PathFacts
+from kgsynth.llm.writers import Writer
+from kgsynth.sample.paths import conform_paths
+
+KINDS = ("mcq", "open")
+LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+FAILURES_SCHEMA: dict[str, pl.DataType] = {
+    "item_id": pl.String(),
+    "path_id": pl.String(),
+    "kind": pl.String(),
+    "reason": pl.String(),  # a short code: rate_limited, not_json, question_names_bridge, no_negatives, …
+    "error": pl.String(),
+    "attempts": pl.Int32(),
+    "retryable": pl.Boolean(),  # a re-run tries it again (a failed call), or not (a rejected path)
+    "at": pl.String(),
+}
+
+
+@dataclass
+class GenerateResult:
+    out: Path
+    failures_path: Path
+    stats_path: Path
+    items_total: int  # items in the output file after this run
+    items_new: int  # made by this run
+    items_existing: int  # already present, skipped
+    failed: dict[str, int]  # calls that failed, by reason (retried by the next run)
+    rejected: dict[str, int]  # paths or replies that cannot make an item, by reason
+    usage: dict[str, Any]  # the writer's accounting summary for this run
+    cost_usd: float
+    stopped: str | None  # None, or "budget"
+    remaining: int  # (path, kind) pairs not attempted because the run stopped
+    elapsed_s: float
+    stats: dict[str, Any] = field(default_factory=dict)  # what generate.json holds
+
+
+@dataclass
+class _Task:
+    row: dict[str, Any]
+    kind: str
+    id: str
+    facts: PathFacts
+    infos: list[NodeInfo]
+
+
+def generate_items(
+    paths: pl.DataFrame,
+    snapshot: Snapshot,
+    *,
+    writer: Writer,
+    out: Path,
+    kinds: Sequence[str] = KINDS,
+    seed: int = 0,
+    batch_size: int = 256,
+    full_snapshot: Snapshot | None = None,
+    budget_usd: float | None = None,
+    concurrency: int | None = None,
+    n_options: int = 4,
+) -> GenerateResult:
+    """Make items for every path and kind not yet in `out`; see the module docstring."""
+    return asyncio.run(
+        agenerate_items(
+            paths, snapshot, writer=writer, out=out, kinds=kinds, seed=seed, batch_size=batch_size,
+            full_snapshot=full_snapshot, budget_usd=budget_usd, concurrency=concurrency, n_options=n_options,
+        )
+    )
+
+
+async def agenerate_items(
+    paths: pl.DataFrame,
+    snapshot: Snapshot,
+    *,
+    writer: Writer,
+    out: Path,
+    kinds: Sequence[str] = KINDS,
+    seed: int = 0,
+    batch_size: int = 256,
+    full_snapshot: Snapshot | None = None,
+    budget_usd: float | None = None,
+    concurrency: int | None = None,
+    n_options: int = 4,
+) -> GenerateResult:
+    """`generate_items` for callers already inside an event loop."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    out = Path(out)
+    kinds = _check_kinds(kinds)
+    if n_options < 2 or n_options > len(LABELS):
+        raise ConfigError(f"n_options must be between 2 and {len(LABELS)}, got {n_options}")
+    paths = conform_paths(paths)
+    _check_snapshot(paths, snapshot)
+    writer.configure(concurrency=concurrency, budget_usd=budget_usd)
+    provenance = _provenance_base(snapshot, full_snapshot, writer)
+
+    store = ItemStore(out)
+    store.consolidate()  # a run that died left parts: fold them in first
+    existing = store.existing_ids()
+    nodes = node_lookup(snapshot, paths)
+    book = Phrasebook(snapshot)
+    run = _Run(writer, store, batch_size, seed, n_options, provenance)
+
+    tasks: list[_Task] = []
+    seen: set[str] = set()
+    already = 0
+    for row in paths.iter_rows(named=True):
+        facts, infos = path_facts(row, nodes, book)
+        problem = anchor_problem([infos[0].name], [i.names for i in infos[1:-1]], infos[-1].names)
+        for kind in kinds:
+            iid = item_id(row, kind, writer.prompt(kind).hash)
+            if iid in existing:
+                already += 1
+                continue
+            if iid in seen:
+                run.reject(iid, row, kind, "duplicate_path", "the same path appears twice in the paths table")
+                continue
+            seen.add(iid)
+            if problem:
+                run.reject(iid, row, kind, problem, f"anchor '{infos[0].name}' contains the name of another path entity")
+            elif kind == "mcq" and not _distractors(row, infos, nodes, n_options):
+                run.reject(iid, row, kind, "no_negatives", "no usable hard negative to make options from")
+            else:
+                tasks.append(_Task(row, kind, iid, facts, infos))
+
+    prefetch = getattr(writer, "prefetch", None)
+    if tasks and prefetch is not None and writer.batch_mode:
+        await prefetch([(t.kind, t.facts) for t in tasks], out.parent / f".{out.name}.batch.json")
+
+    try:
+        await run.execute(tasks, nodes, concurrency or writer.concurrency)
+    finally:
+        run.flush()
+        total = store.consolidate()
+        await writer.aclose()
+
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    usage = writer.accountant.summary() if writer.accountant is not None else {}
+    result = GenerateResult(
+        out=out,
+        failures_path=sidecar(out, "failures.parquet"),
+        stats_path=sidecar(out, "generate.json"),
+        items_total=total,
+        items_new=run.made,
+        items_existing=already,
+        failed=dict(sorted(run.failed.items())),
+        rejected=dict(sorted(run.rejected.items())),
+        usage=usage,
+        cost_usd=float(usage.get("total", {}).get("cost_usd", 0.0)) if usage else 0.0,
+        stopped=run.stopped,
+        remaining=len(tasks) - run.attempted,
+        elapsed_s=round(elapsed, 3),
+    )
+    result.stats = _stats(result, paths, kinds, writer, provenance, seed, cpu, store)
+    write_atomic(pl.DataFrame(run.failure_rows, schema=FAILURES_SCHEMA), result.failures_path)
+    _write_json(result.stats, result.stats_path)
+    return result
+
+
+class _Run:
+    """The mutable state of one generation run, shared by its workers."""
+
+    def __init__(self, writer: Writer, store: ItemStore, batch_size: int, seed: int, n_options: int,
+                 provenance: dict[str, Any]) -> None:
+        self.writer = writer
+        self.store = store
+        self.batch_size = batch_size
+        self.seed = seed
+        self.n_options = n_options
+        self.provenance = provenance
+        self.buffer: list[dict[str, Any]] = []
+        self.failure_rows: list[dict[str, Any]] = []
+        self.failed: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.made = 0
+        self.attempted = 0
+        self.stopped: str | None = None
+
+    def reject(self, iid: str, row: dict[str, Any], kind: str, reason: str, error: str) -> None:
+        self.rejected[reason] += 1
+        self._failure(iid, row, kind, reason, error, 0, retryable=False)
+
+    def _failure(self, iid, row, kind, reason, error, attempts, *, retryable: bool) -> None:
+        self.failure_rows.append({
+            "item_id": iid, "path_id": row["path_id"], "kind": kind, "reason": reason, "error": error,
+            "attempts": attempts, "retryable": retryable, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.store.append(self.buffer)
+            self.buffer = []
+
+    async def execute(self, tasks: list[_Task], nodes: dict[str, NodeInfo], concurrency: int) -> None:
+        from kgsynth.progress import new_progress
+
+        queue: Iterator[_Task] = iter(tasks)
+        with new_progress() as progress:
+            bar = progress.add_task(f"generating ({self.writer.name})", total=len(tasks))
+
+            async def worker() -> None:
+                for task in queue:
+                    if self.stopped:
+                        return
+                    self.attempted += 1
+                    await self._one(task, nodes)
+                    progress.advance(bar)
+
+            await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+
+    async def _one(self, task: _Task, nodes: dict[str, NodeInfo]) -> None:
+        try:
+            written = await self.writer.write(task.kind, task.facts)
+        except BudgetExceeded:
+            self.stopped = "budget"
+            self.attempted -= 1
+            return
+        except CallFailed as exc:
+            self.failed[exc.reason] += 1
+            self._failure(task.id, task.row, task.kind, exc.reason, str(exc), exc.attempts, retryable=True)
+            return
+        infos = task.infos
+        problem = question_problem(written.question, [infos[0].name, *infos[0].synonyms],
+                                   [i.names for i in infos[1:-1]], infos[-1].names)
+        if problem:
+            self.rejected[problem] += 1
+            self._failure(task.id, task.row, task.kind, problem, f"question: {written.question[:300]}", 1,
+                          retryable=False)
+            return
+        self.buffer.append(self._row(task, written, nodes))
+        self.made += 1
+        if len(self.buffer) >= self.batch_size:
+            self.flush()
+
+    def _row(self, task: _Task, written, nodes: dict[str, NodeInfo]) -> dict[str, Any]:
+        row, infos = task.row, task.infos
+        answer_id = row["nodes"][-1]
+        options: list[dict[str, str]] = []
+        negatives: list[str] = []
+        answer_label = None
+        if task.kind == "mcq":
+            negatives = _distractors(row, infos, nodes, self.n_options)
+            choices = [answer_id, *negatives]
+            random.Random(f"{self.seed}:{task.id}").shuffle(choices)
+            options = [
+                {"label": LABELS[i], "text": nodes[node_id].name, "node_id": node_id} for i, node_id in enumerate(choices)
+            ]
+            answer_label = LABELS[choices.index(answer_id)]
+        prompt = self.writer.prompt(task.kind)
+        usage = written.usage
+        return {
+            "id": task.id,
+            "kind": task.kind,
+            "question": written.question,
+            "options": options,
+            "answer": infos[-1].name,
+            "answer_id": answer_id,
+            "answer_label": answer_label,
+            "answer_type": infos[-1].type,
+            "thinking": written.thinking,
+            "path_id": row["path_id"],
+            "group_id": row["group_id"],
+            "anchor_id": row["nodes"][0],
+            "nodes": row["nodes"],
+            "node_names": [i.name for i in infos],
+            "node_types": [i.type for i in infos],
+            "relations": row["relations"],
+            "forward": row["forward"],
+            "hops": len(row["relations"]),
+            "bridges": row["nodes"][1:-1],
+            "negatives": negatives,
+            "distractor_source": "graph_hard_negative",
+            "provenance": {
+                **self.provenance,
+                "strategy": row["strategy"],
+                "seed": row["seed"],
+                "prompt_name": prompt.name,
+                "prompt_hash": prompt.hash,
+                "usage": {
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "cost_usd": usage.cost_usd,
+                    "cached": usage.cached,
+                },
+            },
+        }
+
+
+def _distractors(row: dict[str, Any], infos: list[NodeInfo], nodes: dict[str, NodeInfo], n_options: int) -> list[str]:
+    """The path's hard negatives that can stand as options: known, off the path, named unlike the answer."""
+    taken = {normalize(i.name) for i in infos}
+    on_path = set(row["nodes"])
+    chosen: list[str] = []
+    for node_id in row["negatives"] or ():
+        info = nodes.get(node_id)
+        if info is None or node_id in on_path:
+            continue
+        key = normalize(info.name)
+        if not key or key in taken:
+            continue
+        taken.add(key)
+        chosen.append(node_id)
+        if len(chosen) == n_options - 1:
+            break
+    return chosen
+
+
+def _check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    kinds = tuple(dict.fromkeys(kinds))
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise ConfigError(f"unknown item kind(s) {unknown}; choose from {', '.join(KINDS)}")
+    return kinds
+
+
+def _check_snapshot(paths: pl.DataFrame, snapshot: Snapshot) -> None:
+    hashes = set(paths["snapshot"].drop_nulls().unique().to_list())
+    if hashes - {snapshot.hash}:
+        shown = ", ".join(sorted(h[:12] for h in hashes))
+        raise SnapshotError(
+            f"the paths were sampled from snapshot {shown}, not from {snapshot.name} ({snapshot.hash[:12]}); "
+            "give the snapshot they came from (--snapshot)"
+        )
+
+
+def _provenance_base(snapshot: Snapshot, full: Snapshot | None, writer: Writer) -> dict[str, Any]:
+    parent = snapshot.manifest.parent or {}
+    full_hash = full.hash if full is not None else parent.get("hash") or parent.get("snapshot_hash") or snapshot.hash
+    return {
+        "snapshot_name": (full or snapshot).name,
+        "snapshot_hash": full_hash,
+        "sampled_snapshot_hash": snapshot.hash,
+        "pruning_hash": parent.get("params_hash"),
+        "writer": writer.name,
+        "model": writer.model,
+    }
+
+
+def _stats(result: GenerateResult, paths: pl.DataFrame, kinds, writer: Writer, provenance, seed, cpu, store) -> dict:
+    items_usage = {}
+    if result.out.exists():
+        usage = pl.read_parquet(result.out, columns=["provenance"]).select(
+            pl.col("provenance").struct.field("usage").alias("u")
+        ).unnest("u")
+        items_usage = {
+            "prompt_tokens": int(usage["prompt_tokens"].sum()),
+            "completion_tokens": int(usage["completion_tokens"].sum()),
+            "cost_usd": float(usage["cost_usd"].sum()),
+            "from_cache": int(usage["cached"].sum()),
+        }
+    return {
+        "writer": writer.name,
+        "model": writer.model,
+        "prompts": {kind: {"name": writer.prompt(kind).name, "hash": writer.prompt(kind).hash} for kind in kinds},
+        "kinds": list(kinds),
+        "seed": seed,
+        "snapshot_hash": provenance["snapshot_hash"],
+        "sampled_snapshot_hash": provenance["sampled_snapshot_hash"],
+        "paths": paths.height,
+        "items_total": result.items_total,
+        "items_new": result.items_new,
+        "items_existing": result.items_existing,
+        "failed": result.failed,
+        "rejected": result.rejected,
+        "stopped": result.stopped,
+        "remaining": result.remaining,
+        "usage": result.usage,
+        "cost_usd": result.cost_usd,
+        "items_usage": items_usage,
+        "elapsed_s": result.elapsed_s,
+        "cpu_s": round(cpu, 3),
+        "out": str(result.out),
+        "failures": str(result.failures_path),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _write_json(data: dict[str, Any], path: Path) -> None:
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
