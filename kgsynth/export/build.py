@@ -1,0 +1,93 @@
+"""Accepted items → `DatasetDict`s: the default configuration plus `sft` and `mcq`.
+
+All configurations share one split plan, so an item is in the same split in every
+configuration and training on `sft/train` never sees an answer from `mcq/test`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, DatasetDict
+
+from kgsynth.export.inputs import RunInputs, read_run
+from kgsynth.export.rows import FEATURES, default_row, is_mcq, mcq_row, sft_row
+from kgsynth.export.splits import SPLITS, SplitKey, SplitPlan, plan_splits
+
+
+@dataclass
+class Prepared:
+    """Everything export needs: the run's inputs, the split plan and the rows of each split."""
+
+    inputs: RunInputs
+    plan: SplitPlan
+    rows: dict[str, list[dict[str, Any]]]  # split → default rows, sorted by id
+
+    def config_names(self) -> list[str]:
+        mcq = any(is_mcq(r) for rows in self.rows.values() for r in rows)
+        return ["default", "sft", "mcq"] if mcq else ["default", "sft"]
+
+    def config(self, name: str) -> DatasetDict:
+        to_row, keep = _CONFIGS[name]
+        features = FEATURES[name]
+        splits = {}
+        for split, rows in self.rows.items():
+            kept = [to_row(r) for r in rows if keep(r)]
+            if kept:
+                splits[split] = Dataset.from_list(kept, features=features, split=split)
+        return DatasetDict(splits)
+
+    def configs(self) -> dict[str, DatasetDict]:
+        return {name: self.config(name) for name in self.config_names()}
+
+
+_CONFIGS = {
+    "default": (lambda r: r, lambda r: True),
+    "sft": (sft_row, lambda r: True),
+    "mcq": (mcq_row, is_mcq),
+}
+
+
+def prepare(
+    run_dir: str | Path,
+    *,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    hop_split: Mapping[str, Sequence[int]] | None = None,
+) -> Prepared:
+    inputs = read_run(run_dir)
+    rows = [default_row(item) for item in inputs.accepted.iter_rows(named=True)]
+    keys = [SplitKey(r["id"], r["answer_id"], r["path_signature"], r["hops"]) for r in rows]
+    plan = plan_splits(keys, ratios=ratios, seed=seed, hop_split=hop_split)
+    by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    for row in sorted(rows, key=lambda r: r["id"]):
+        split = plan.split_of.get(row["id"])
+        if split is not None:
+            by_split[split].append(row)
+    return Prepared(inputs=inputs, plan=plan, rows={s: rs for s, rs in by_split.items() if rs})
+
+
+def build_dataset(
+    run_dir: str | Path,
+    *,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    hop_split: Mapping[str, Sequence[int]] | None = None,
+) -> DatasetDict:
+    """The default configuration: one row per accepted item, with its path and provenance."""
+    return prepare(run_dir, ratios=ratios, seed=seed, hop_split=hop_split).config("default")
+
+
+def build_configs(
+    run_dir: str | Path,
+    *,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    hop_split: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, DatasetDict]:
+    """The configurations "default", "sft" and (when there are multiple-choice items) "mcq"."""
+    return prepare(run_dir, ratios=ratios, seed=seed, hop_split=hop_split).configs()
+

@@ -1,0 +1,164 @@
+"""Figures about a run that the dataset card and the quality report both show."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from kgsynth.export.inputs import RunInputs
+from kgsynth.export.splits import SplitPlan
+
+
+@dataclass
+class Stage:
+    name: str
+    what: str  # what is counted, e.g. "items"
+    entered: int | None
+    kept: int | None
+
+    @property
+    def rate(self) -> float | None:
+        if self.entered is None or self.kept is None or self.entered == 0:
+            return None
+        return self.kept / self.entered
+
+
+@dataclass
+class RunStats:
+    stages: list[Stage]
+    rejections: dict[str, dict[str, int]]  # stage → reason code → count
+    hops: dict[str, dict[int, int]]  # "accepted"/"rejected"/split name → hops → count
+    relations: dict[str, int]  # relation → hops using it (accepted items)
+    graph_relations: dict[str, int]  # relation → edges in the full graph
+    node_types: dict[str, int]  # node type → path nodes of that type (accepted items)
+    node_roles: dict[str, dict[str, int]]  # "anchor"/"bridge"/"answer" → node type → path nodes
+    answer_degrees: list[int]  # degree in the full graph of each distinct answer node
+    hubs: list[dict[str, Any]]  # removed hubs, highest degree first
+    usage: pl.DataFrame  # writer, model, items, prompt_tokens, completion_tokens, cost_usd, cached
+    strategies: dict[str, list[int]]  # sampler → seeds
+    prompts: dict[str, list[str]]  # prompt name → prompt hashes
+    checks: list[str]  # verification checks seen in the verdicts
+    notes: list[str] = field(default_factory=list)
+
+
+def run_stats(inputs: RunInputs, plan: SplitPlan | None = None) -> RunStats:
+    accepted = inputs.accepted
+    rejected = inputs.rejected
+    judged = pl.concat([accepted, rejected.drop("reasons")]) if rejected is not None else accepted
+
+    stages = [Stage("sample", "paths", None, inputs.paths)]
+    failures = inputs.failures.height if inputs.failures is not None else 0
+    generated = inputs.generated
+    stages.append(Stage("generate", "items", None if generated is None else generated + failures, generated))
+    judged_count = accepted.height + rejected.height if rejected is not None else None
+    stages.append(Stage("verify", "items", judged_count, accepted.height))
+    if plan is not None:
+        stages.append(Stage("export", "items", accepted.height, len(plan.split_of)))
+
+    hops = {"accepted": _by_key(accepted["hops"].to_list())}
+    if rejected is not None:
+        hops["rejected"] = _by_key(rejected["hops"].to_list())
+    if plan is not None:
+        by_id = dict(zip(accepted["id"].to_list(), accepted["hops"].to_list(), strict=True))
+        for split in plan.counts():
+            hops[split] = _by_key([by_id[i] for i, s in plan.split_of.items() if s == split])
+
+    graph_relations: dict[str, int] = {}
+    answer_degrees: list[int] = []
+    if inputs.snapshot is not None:
+        from kgsynth.graph.stats import degrees
+
+        graph_relations = dict(inputs.snapshot.manifest.counts.relations)
+        answers = accepted.select(pl.col("answer_id").unique().alias("id"))
+        answer_degrees = sorted(degrees(inputs.snapshot).join(answers, on="id")["degree"].to_list())
+
+    hubs = sorted((inputs.hubs or {}).get("removed", []), key=lambda h: -int(h.get("degree") or 0))
+    return RunStats(
+        stages=stages,
+        rejections=_rejections(inputs, plan),
+        hops=hops,
+        relations=_by_count(accepted["relations"].explode().drop_nulls().to_list()),
+        graph_relations=graph_relations,
+        node_types=_by_count(accepted["node_types"].explode().drop_nulls().to_list()),
+        node_roles=_node_roles(accepted["node_types"].to_list()),
+        answer_degrees=answer_degrees,
+        hubs=hubs,
+        usage=_usage(judged),
+        strategies=_grouped(judged, "strategy", "seed"),
+        prompts=_grouped(judged, "prompt_name", "prompt_hash"),
+        checks=sorted(set(judged["verdicts"].explode().struct.field("check").drop_nulls().to_list())),
+        notes=list(inputs.notes),
+    )
+
+
+def _by_key(values: list[int]) -> dict[int, int]:
+    return dict(sorted(Counter(values).items()))
+
+
+def _by_count(values: list[str]) -> dict[str, int]:
+    return dict(sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _node_roles(paths: list[list[str]]) -> dict[str, dict[str, int]]:
+    roles: dict[str, Counter] = {"anchor": Counter(), "bridge": Counter(), "answer": Counter()}
+    for types in paths:
+        roles["anchor"][types[0]] += 1
+        roles["answer"][types[-1]] += 1
+        roles["bridge"].update(types[1:-1])
+    return {role: dict(counter.most_common()) for role, counter in roles.items()}
+
+
+def _rejections(inputs: RunInputs, plan: SplitPlan | None) -> dict[str, dict[str, int]]:
+    """Reason codes by stage: generation failures, each verification check, export."""
+    by_stage: dict[str, Counter] = {}
+    if inputs.failures is not None and inputs.failures.height:
+        column = next((c for c in ("reason", "code", "error") if c in inputs.failures.columns), None)
+        reasons = inputs.failures[column].cast(pl.String).fill_null("UNSPECIFIED").to_list() if column else []
+        by_stage["generate"] = Counter(reasons or ["UNSPECIFIED"] * inputs.failures.height)
+    if inputs.rejected is not None:
+        for verdicts, reasons in zip(
+            inputs.rejected["verdicts"].to_list(), inputs.rejected["reasons"].to_list(), strict=True
+        ):
+            failed = [v for v in verdicts or [] if not v["passed"]]
+            if failed:
+                for v in failed:
+                    by_stage.setdefault(f"verify: {v['check']}", Counter())[v["code"] or "UNSPECIFIED"] += 1
+            else:
+                for reason in reasons or ["UNSPECIFIED"]:
+                    by_stage.setdefault("verify", Counter())[reason] += 1
+    if plan is not None and plan.left_out:
+        by_stage["export"] = Counter(plan.left_out.values())
+    return {stage: dict(counter.most_common()) for stage, counter in by_stage.items()}
+
+
+def _usage(items: pl.DataFrame) -> pl.DataFrame:
+    prov = items.select(pl.col("provenance").struct.unnest()).select(
+        "writer",
+        pl.col("model").fill_null("—"),
+        pl.col("usage").struct.field("prompt_tokens"),
+        pl.col("usage").struct.field("completion_tokens"),
+        pl.col("usage").struct.field("cost_usd"),
+        pl.col("usage").struct.field("cached"),
+    )
+    return (
+        prov.group_by("writer", "model")
+        .agg(
+            pl.len().alias("items"),
+            pl.col("prompt_tokens").sum(),
+            pl.col("completion_tokens").sum(),
+            pl.col("cost_usd").sum(),
+            pl.col("cached").sum().alias("cached"),
+        )
+        .sort("writer", "model")
+    )
+
+
+def _grouped(items: pl.DataFrame, key: str, value: str) -> dict[str, list]:
+    pairs = items.select(pl.col("provenance").struct.field(key), pl.col("provenance").struct.field(value)).unique()
+    grouped: dict[str, list] = {}
+    for k, v in sorted(pairs.iter_rows(), key=lambda kv: (str(kv[0]), str(kv[1]))):
+        grouped.setdefault(k, []).append(v)
+    return grouped
