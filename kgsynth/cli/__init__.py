@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "kgsynth.cli.graph",  # load, info
     "kgsynth.cli.run",  # run (the whole pipeline from a config file)
     "kgsynth.cli.generate",  # generate (paths → items)
+    "kgsynth.cli.export",  # export, report
 ]
 
 
