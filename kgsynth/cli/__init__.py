@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "kgsynth.cli.run",  # run (the whole pipeline from a config file)
     "kgsynth.cli.generate",  # generate (paths → items)
     "kgsynth.cli.export",  # export, report
+    "kgsynth.cli.verify",  # verify (items → accepted, rejected with reasons)
 ]
 
 

@@ -1,0 +1,86 @@
+"""The checks registry and what a check returns.
+
+A check judges a whole batch at once and returns, per item, passed or a reason code
+with human-readable evidence. Checks are chosen by name (`--check edges`); each has
+a stage, and stages run in order (graph, llm, decontamination, dedup): an item
+rejected at one stage is not paid for at the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kgsynth.registry import Registry
+
+STAGES = ("graph", "llm", "decontamination", "dedup")
+
+
+@dataclass
+class Outcome:
+    """One verdict per item: `code[i]` is None when item i passed."""
+
+    code: list[str | None]
+    detail: list[str]
+
+    @classmethod
+    def passing(cls, n: int) -> Outcome:
+        return cls(code=[None] * n, detail=[""] * n)
+
+    @classmethod
+    def of(cls, n: int, failures: Iterable[tuple[int, str, str]], *, passed_detail: list[str] | None = None) -> Outcome:
+        """From (row, code, detail) failures; the first failure of a row is kept."""
+        outcome = cls(code=[None] * n, detail=list(passed_detail) if passed_detail else [""] * n)
+        for row, code, detail in failures:
+            if outcome.code[row] is None:
+                outcome.code[row] = code
+                outcome.detail[row] = detail
+        return outcome
+
+    @property
+    def passed(self) -> np.ndarray:
+        return np.array([c is None for c in self.code], dtype=bool)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    stage: str
+    codes: tuple[str, ...]  # the reason codes it can give
+    run: Callable[..., Outcome]  # graph checks: run(batch, context) -> Outcome
+    description: str = ""
+
+
+@dataclass
+class Context:
+    """What graph checks may read besides the batch."""
+
+    index: Any  # GraphIndex of the full snapshot
+    hubs: Any = None  # HubIndex, or None when no pruning was given
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+CHECKS: Registry[Check] = Registry("check")
+
+
+def register(name: str, stage: str, codes: tuple[str, ...], description: str) -> Callable:
+    """Decorator: register a check function under `name`."""
+
+    def add(run: Callable[..., Outcome]) -> Callable[..., Outcome]:
+        CHECKS.register(name)(Check(name=name, stage=stage, codes=codes, run=run, description=description))
+        return run
+
+    return add
+
+
+def load_checks() -> None:
+    """Import the modules that register checks."""
+    from kgsynth.verify import decontam, dedup, graph_checks, llm_check, shortcut, text_checks  # noqa: F401
+
+
+def names_for(stage: str) -> list[str]:
+    load_checks()
+    return [name for name in CHECKS.names() if CHECKS.get(name).stage == stage]

@@ -1,0 +1,307 @@
+"""`verify_items`: every item judged against the full graph, every rejection with its reasons.
+
+Stages run in order and each sees only the items the earlier ones accepted:
+
+1. graph: the deterministic checks (edges, answer, pattern, leak, shortcut,
+   thinking); all of them run on every item, so a rejected item lists every
+   reason, not just the first;
+2. llm: a model answers from the thinking path alone (when `llm` is given);
+3. decontamination: n-gram overlap with benchmark questions (when `benchmarks`);
+4. dedup: exact text, same triples, near-duplicate embeddings (when `dedup`).
+
+`write_verified` writes `accepted.parquet`, `rejected.parquet` and `summary.json`
+into a directory, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from kgsynth.errors import ConfigError
+from kgsynth.generate.item import VERDICT_STRUCT, Item, items_to_frame
+from kgsynth.graph.snapshot import Snapshot, replace_dir
+from kgsynth.verify.batch import conform_items, make_batch, split_malformed
+from kgsynth.verify.checks import CHECKS, STAGES, Context, Outcome, load_checks, names_for
+from kgsynth.verify.dedup import DedupConfig, run_dedup
+from kgsynth.verify.index import graph_index
+
+ACCEPTED = "accepted.parquet"
+REJECTED = "rejected.parquet"
+SUMMARY = "summary.json"
+VERDICTS = pl.List(VERDICT_STRUCT)
+
+
+@dataclass
+class VerifyResult:
+    accepted: pl.DataFrame  # items columns + verdicts
+    rejected: pl.DataFrame  # items columns + verdicts + reasons
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Ledger:
+    """Verdicts gathered stage by stage: one long table, grouped per item at the end."""
+
+    n: int
+    rows: list[np.ndarray] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    codes: list[list[str | None]] = field(default_factory=list)
+    details: list[list[str]] = field(default_factory=list)
+    stage_of: dict[str, str] = field(default_factory=dict)
+    rejected_at: dict[int, str] = field(default_factory=dict)  # row → first stage that rejected it
+
+    def add(self, check: str, stage: str, rows: np.ndarray, outcome: Outcome) -> None:
+        self.rows.append(rows)
+        self.checks.append(check)
+        self.codes.append(outcome.code)
+        self.details.append(outcome.detail)
+        self.stage_of[check] = stage
+        for row, code in zip(rows.tolist(), outcome.code, strict=True):
+            if code is not None:
+                self.rejected_at.setdefault(row, stage)
+
+    def alive(self, rows: np.ndarray) -> np.ndarray:
+        return np.array([r for r in rows.tolist() if r not in self.rejected_at], dtype=np.int64)
+
+    def table(self) -> pl.DataFrame:
+        frames = [
+            pl.DataFrame(
+                {
+                    "_row": rows,
+                    "check": [check] * len(rows),
+                    "passed": [c is None for c in codes],
+                    "code": codes,
+                    "detail": details,
+                },
+                schema={"_row": pl.Int64, "check": pl.String, "passed": pl.Boolean, "code": pl.String, "detail": pl.String},
+            )
+            for rows, check, codes, details in zip(self.rows, self.checks, self.codes, self.details, strict=True)
+        ]
+        if not frames:
+            return pl.DataFrame(schema={"_row": pl.Int64, "verdicts": VERDICTS})
+        long = pl.concat(frames).with_row_index("_order")
+        return (
+            long.sort("_row", "_order")
+            .group_by("_row", maintain_order=True)
+            .agg(pl.struct("check", "passed", "code", "detail").alias("verdicts"))
+        )
+
+
+def verify_items(
+    items: pl.DataFrame | Sequence[Item],
+    full: Snapshot,
+    *,
+    hubs: list[str] | Path | str | None = None,
+    checks: list[str] | None = None,
+    llm=None,
+    dedup: DedupConfig | None = None,
+    benchmarks: Sequence[Path | str] = (),
+    params: dict[str, Any] | None = None,
+) -> VerifyResult:
+    """Judge items against the full, unpruned snapshot; see the module docstring.
+
+    `hubs`: ids pruning removed, or a hubs.json (`removed[].id`); without it the
+    shortcut check cannot run and is listed under `skipped` in the summary.
+    `checks`: graph checks to run by name (default: all). `llm`: an
+    `AnswerJudge` (kgsynth.verify.llm_check) for the answer-consistency check.
+    """
+    started = time.perf_counter()
+    _require_full(full)
+    frame = items if isinstance(items, pl.DataFrame) else items_to_frame(list(items))
+    frame = conform_items(frame)
+    params = dict(params or {})
+    load_checks()
+    graph_checks, skipped = _graph_checks(checks, hubs)
+
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    index = graph_index(full)
+    timings["index"] = time.perf_counter() - clock
+    ledger = _Ledger(frame.height)
+    framed = frame.with_row_index("_row")
+    good, bad = split_malformed(framed)
+    if bad.height:
+        ledger.add(
+            "edges",
+            "graph",
+            bad["_row"].to_numpy().astype(np.int64),
+            Outcome(code=["PATH_MALFORMED"] * bad.height, detail=bad["malformed"].to_list()),
+        )
+
+    clock = time.perf_counter()
+    hub_index = None
+    if hubs is not None:
+        from kgsynth.verify.shortcut import hub_index as make_hub_index
+
+        hub_index = make_hub_index(index, hubs)
+    batch = make_batch(good.drop("_row"), index)
+    rows = good["_row"].to_numpy().astype(np.int64)
+    context = Context(index=index, hubs=hub_index, params=params)
+    for name in graph_checks:
+        check_started = time.perf_counter()
+        ledger.add(name, "graph", rows, CHECKS.get(name).run(batch, context))
+        timings[f"check:{name}"] = time.perf_counter() - check_started
+    timings["graph"] = time.perf_counter() - clock
+
+    if llm is not None:
+        from kgsynth.verify.llm_check import run_llm_check
+
+        clock = time.perf_counter()
+        alive = ledger.alive(np.arange(frame.height))
+        ledger.add("llm_consistency", "llm", alive, run_llm_check(_take(frame, alive), llm, index))
+        timings["llm"] = time.perf_counter() - clock
+    else:
+        skipped["llm_consistency"] = "no model given"
+
+    if benchmarks:
+        from kgsynth.verify.decontam import run_decontamination
+
+        clock = time.perf_counter()
+        alive = ledger.alive(np.arange(frame.height))
+        ledger.add("decontamination", "decontamination", alive, run_decontamination(_take(frame, alive), benchmarks, params))
+        timings["decontamination"] = time.perf_counter() - clock
+    else:
+        skipped["decontamination"] = "no benchmark files given"
+
+    if dedup is not None:
+        clock = time.perf_counter()
+        alive = ledger.alive(np.arange(frame.height))
+        for name, positions, outcome in run_dedup(_take(frame, alive), dedup):
+            ledger.add(name, "dedup", alive[positions], outcome)
+        timings["dedup"] = time.perf_counter() - clock
+    else:
+        skipped["dedup"] = "de-duplication not enabled"
+
+    verdicts = ledger.table()
+    judged = framed.join(verdicts, on="_row", how="left", maintain_order="left").with_columns(
+        pl.col("verdicts").fill_null(pl.lit([], dtype=VERDICTS))
+    )
+    failed = pl.col("verdicts").list.eval(pl.element().struct.field("passed").not_()).list.any()
+    accepted = judged.filter(~failed).drop("_row")
+    rejected = (
+        judged.filter(failed)
+        .with_columns(
+            pl.col("verdicts")
+            .list.eval(pl.element().filter(~pl.element().struct.field("passed")).struct.field("code"))
+            .list.unique(maintain_order=True)
+            .alias("reasons")
+        )
+        .drop("_row")
+    )
+    summary = _summary(full, frame.height, accepted, rejected, ledger, graph_checks, skipped, hub_index, timings)
+    summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    return VerifyResult(accepted=accepted, rejected=rejected, summary=summary)
+
+
+def _take(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    return frame[rows.tolist()] if len(rows) else frame.clear()
+
+
+def _require_full(snapshot: Snapshot) -> None:
+    parent = snapshot.manifest.parent
+    if parent:
+        raise ConfigError(
+            f"snapshot '{snapshot.name}' ({snapshot.hash[:12]}) is derived from {parent.get('hash', 'another snapshot')!s:.12}"
+            " (pruned); verification always uses the full, unpruned graph. Pass the snapshot it was pruned from"
+        )
+
+
+def _graph_checks(checks: list[str] | None, hubs) -> tuple[list[str], dict[str, str]]:
+    available = names_for("graph")
+    skipped: dict[str, str] = {}
+    if checks is None:
+        chosen = list(available)
+        if hubs is None:
+            chosen.remove("shortcut")
+            skipped["shortcut"] = "no removed nodes given (--hubs / hubs=)"
+        return chosen, skipped
+    chosen = []
+    for name in checks:
+        check = CHECKS.get(name)  # unknown names: ConfigError listing the known ones
+        if check.stage != "graph":
+            raise ConfigError(
+                f"check '{name}' belongs to the {check.stage} stage; enable it with its own option "
+                "(llm=, benchmarks=, dedup=), `checks` chooses graph checks"
+            )
+        if name not in chosen:
+            chosen.append(name)
+    if "shortcut" in chosen and hubs is None:
+        raise ConfigError("the shortcut check needs the nodes pruning removed: pass hubs= (or --hubs pruned/hubs.json)")
+    for name in available:
+        if name not in chosen:
+            skipped[name] = "not selected"
+    return chosen, skipped
+
+
+def _summary(
+    full: Snapshot,
+    total: int,
+    accepted: pl.DataFrame,
+    rejected: pl.DataFrame,
+    ledger: _Ledger,
+    graph_checks: list[str],
+    skipped: dict[str, str],
+    hub_index,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    by_reason = Counter(code for codes in rejected["reasons"].to_list() for code in codes)
+    by_stage = Counter(ledger.rejected_at.values())
+    by_check: dict[str, dict[str, Any]] = {}
+    for check, codes in zip(ledger.checks, ledger.codes, strict=True):
+        entry = by_check.setdefault(check, {"stage": ledger.stage_of[check], "judged": 0, "failed": 0, "codes": Counter()})
+        entry["judged"] += len(codes)
+        for code in codes:
+            if code is not None:
+                entry["failed"] += 1
+                entry["codes"][code] += 1
+    graph_seconds = timings.get("graph", 0.0)
+    return {
+        "snapshot": {"name": full.name, "hash": full.hash},
+        "items": total,
+        "accepted": accepted.height,
+        "rejected": rejected.height,
+        "by_reason": dict(by_reason.most_common()),
+        "by_stage": {stage: by_stage.get(stage, 0) for stage in STAGES},
+        "by_check": {k: {**v, "codes": dict(v["codes"])} for k, v in by_check.items()},
+        "checks": graph_checks + [c for c in by_check if c not in graph_checks],
+        "skipped": skipped,
+        "hubs": None if hub_index is None else {"removed": len(hub_index.hubs) + len(hub_index.missing), "not_in_snapshot": len(hub_index.missing)},
+        "snapshot_mismatch": _mismatch(full, accepted, rejected),
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+        "graph_items_per_second": round(total / graph_seconds, 1) if graph_seconds > 0 else None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _mismatch(full: Snapshot, *frames: pl.DataFrame) -> int:
+    """Items whose provenance names another full graph (verification still used `full`)."""
+    hashes = pl.concat([f.select(pl.col("provenance").struct.field("snapshot_hash").alias("h")) for f in frames])
+    return int(hashes.filter(pl.col("h").is_not_null() & (pl.col("h") != full.hash)).height)
+
+
+def write_verified(result: VerifyResult, out_dir: str | Path) -> Path:
+    """Write accepted.parquet, rejected.parquet and summary.json; the directory appears whole or not at all."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        result.accepted.write_parquet(tmp / ACCEPTED, compression="zstd")
+        result.rejected.write_parquet(tmp / REJECTED, compression="zstd")
+        (tmp / SUMMARY).write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,167 @@
+"""Entity mentions in free text: normalization and longest-match linking to graph nodes.
+
+Text and names are normalized the same way: casefold, every run of punctuation or
+underscores becomes one space. A name matches only as whole words, and at each
+position the longest name wins, so "Focal epilepsy" links to that node and not to
+"Epilepsy". Names made only of common English words or of the vocabulary's own
+wording ("All", "WAS", "kind") are not linked: in running text they are words, not
+mentions.
+
+Sentences matter for the thinking check: two mentions are asserted as related
+when they are adjacent within one sentence. A sentence break inside a matched name
+("Recurrent E. coli infections") is not a break.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+_WORD = re.compile(r"[^\W_]+")
+_SENTENCE_END = re.compile(r"[.!?;:]+(?:\s+|$)|\n\s*\n")
+
+# Function words and the commonest English words that are also gene symbols or
+# ontology labels (WAS, SET, MET, REST, MAX, CAT, All, …).
+COMMON_WORDS = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been before being below
+    between both but by can cannot could did do does doing down during each either else ever few for from
+    further had has have having he her here hers herself him himself his how however i if in into is it its
+    itself just may me might more most must my myself neither no nor not now of off on once only or other
+    ought our ours ourselves out over own same shall she should so some such than that the their theirs them
+    themselves then there these they this those through thus to too under until up upon very was we were what
+    when where whether which while who whom whose why will with within without would yet you your yours
+    yourself yourselves one two three first second last next new old large small big high low long short
+    set met rest max cat impact clock was were get got make made via per see use used like well type kind
+    form part case cases answer answers option options question step steps therefore hence so
+    """.split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Normalized tokens of a text or a name."""
+    return _WORD.findall(text.casefold())
+
+
+def normalize(text: str) -> str:
+    """Casefolded, punctuation-free, single-spaced form used for all name comparisons."""
+    return " ".join(words(text))
+
+
+def tokens_with_breaks(text: str) -> tuple[list[str], list[bool]]:
+    """Tokens, and for each whether a sentence ends right before it."""
+    tokens: list[str] = []
+    breaks: list[bool] = []
+    for sentence in _SENTENCE_END.split(text.casefold()):
+        part = _WORD.findall(sentence)
+        if part:
+            breaks.append(bool(tokens))
+            breaks.extend([False] * (len(part) - 1))
+            tokens.extend(part)
+    return tokens, breaks
+
+
+@dataclass(frozen=True, slots=True)
+class Mention(Generic[K]):
+    start: int  # token offsets, end exclusive
+    end: int
+    sentence: int
+    nodes: tuple[K, ...]  # every node with this name or synonym
+
+
+_END = ""  # trie key of "a name ends here"; tokens are never empty
+
+
+@dataclass
+class EntityLinker(Generic[K]):
+    """A name + synonym dictionary of nodes, matched longest-first on whole words.
+
+    Keys are whatever identifies a node for the caller (engine indices for the
+    snapshot linker, node ids for a single item's path). The dictionary is a token
+    trie, so linking costs a few dict lookups per word whatever its size.
+    """
+
+    trie: dict
+    forms: dict[K, tuple[str, ...]] = field(default_factory=dict)  # node → its normalized names
+
+    @classmethod
+    def build(cls, entries: Iterable[tuple[K, str]], *, stop: frozenset[str] = COMMON_WORDS) -> EntityLinker[K]:
+        """From (node, name-or-synonym) pairs; names of only `stop` words are left out."""
+        trie: dict = {}
+        forms: dict[K, list[str]] = {}
+        for node, text in entries:
+            if not text:
+                continue
+            key = words(text)
+            if not key or all(token in stop for token in key):
+                continue
+            level = trie
+            for token in key:
+                level = level.setdefault(token, {})
+            holders = level.setdefault(_END, [])
+            if node not in holders:
+                holders.append(node)
+                forms.setdefault(node, []).append(" ".join(key))
+        _freeze(trie)
+        return cls(trie=trie, forms={node: tuple(dict.fromkeys(fs)) for node, fs in forms.items()})
+
+    def link(self, text: str) -> list[Mention[K]]:
+        """Leftmost-longest, non-overlapping mentions in reading order."""
+        tokens, breaks = tokens_with_breaks(text)
+        root = self.trie
+        mentions: list[Mention[K]] = []
+        sentence = 0
+        i, n = 0, len(tokens)
+        while i < n:
+            if breaks[i]:
+                sentence += 1
+            level = root.get(tokens[i])
+            if level is None:
+                i += 1
+                continue
+            end, nodes = i + 1, level.get(_END)
+            j = i + 1
+            while j < n:
+                level = level.get(tokens[j])
+                if level is None:
+                    break
+                j += 1
+                if _END in level:
+                    end, nodes = j, level[_END]
+            if nodes is None:
+                i += 1
+                continue
+            mentions.append(Mention(i, end, sentence, nodes))
+            i = end
+        return mentions
+
+    def mentions_any(self, text: str, nodes: Iterable[K], *, mask: Iterable[K] = ()) -> list[tuple[K, str]]:
+        """Which of `nodes` a text names (any name or synonym, as whole words).
+
+        Names of `mask` nodes are blanked out first, so a name that only occurs inside
+        them is not counted (the anchor a question must name).
+        """
+        padded = f" {normalize(text)} "
+        for node in mask:
+            for form in sorted(self.forms.get(node, ()), key=len, reverse=True):
+                if f" {form} " in padded:  # lookarounds so back-to-back repeats are all blanked
+                    padded = re.sub(f"(?<= ){re.escape(form)}(?= )", "|", padded)
+        return [(node, form) for node in nodes for form in self.forms.get(node, ()) if f" {form} " in padded]
+
+
+def linker_for_names(named: Mapping[K, Iterable[str]]) -> EntityLinker[K]:
+    """A linker over a few nodes' names (for a single item, without the snapshot)."""
+    return EntityLinker.build((node, name) for node, names in named.items() for name in names)
+
+
+def _freeze(level: dict) -> None:
+    """Node lists become tuples: mentions share them and must not change them."""
+    for key, value in level.items():
+        if key == _END:
+            level[key] = tuple(value)
+        else:
+            _freeze(value)

@@ -1,0 +1,142 @@
+"""Text checks: the question hides what it should, the thinking path follows the path.
+
+Both link entity mentions with the snapshot's name + synonym dictionary
+(`kgsynth.verify.text`), so a synonym counts as a mention and a longer name that
+contains a shorter one ("Focal epilepsy" ⊃ "Epilepsy") counts as itself only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kgsynth.verify.batch import ItemBatch
+from kgsynth.verify.checks import Context, Outcome, register
+from kgsynth.verify.graph_checks import describe
+from kgsynth.verify.index import GraphIndex
+from kgsynth.verify.text import Mention
+
+
+@register(
+    "leak",
+    stage="graph",
+    codes=("ANSWER_LEAKED", "BRIDGE_LEAKED"),
+    description="the question names neither the answer nor a masked bridge entity, by any name or synonym",
+)
+def check_leak(batch: ItemBatch, ctx: Context) -> Outcome:
+    index: GraphIndex = ctx.index
+    linker = index.linker
+    questions = batch.column("question")
+    bridges = batch.column("bridges")
+    lookup = index.node_table
+    bridge_idx = _ids_to_index(lookup, bridges)
+    failures = []
+    for row, question in enumerate(questions):
+        answer = int(batch.terminal[row])
+        anchor = int(batch.anchor[row])
+        hidden = [answer] + [b for b in bridge_idx[row] if b != anchor]
+        named = linker.mentions_any(question or "", hidden, mask=(anchor,))
+        for node, form in named:
+            code = "ANSWER_LEAKED" if node == answer else "BRIDGE_LEAKED"
+            what = "the answer" if node == answer else "bridge entity"
+            failures.append((row, code, f"the question names {what} {describe(index, node)} as '{form}'"))
+    return Outcome.of(len(batch), failures)
+
+
+def _ids_to_index(table, lists: list[list[str]]) -> list[list[int]]:
+    import polars as pl
+
+    long = pl.DataFrame({"ids": lists}, schema={"ids": pl.List(pl.String)}).with_row_index("row").explode("ids")
+    long = long.join(table.rename({"id": "ids"}), on="ids", how="left", maintain_order="left")
+    out: list[list[int]] = [[] for _ in lists]
+    for row, idx in zip(long["row"].to_list(), long["idx"].to_list(), strict=True):
+        if idx is not None:
+            out[row].append(idx)
+    return out
+
+
+@register(
+    "thinking",
+    stage="graph",
+    codes=("HALLUCINATED_STEP", "MISSING_STEP"),
+    description=(
+        "the thinking path mentions every path entity in order and states every hop; entities it adds "
+        "between them, or asserts as related without an edge, are hallucinated steps"
+    ),
+)
+def check_thinking(batch: ItemBatch, ctx: Context) -> Outcome:
+    index: GraphIndex = ctx.index
+    linker = index.linker
+    texts = batch.column("thinking")
+    failures = []
+    for row, text in enumerate(texts):
+        path = batch.nodes[row, : batch.hops[row] + 1].tolist()
+        found = judge_thinking(index, path, linker.link(text or ""))
+        if found:
+            failures.append((row, *found))
+    return Outcome.of(len(batch), failures)
+
+
+def judge_thinking(index: GraphIndex, path: list[int], mentions: list[Mention[int]]) -> tuple[str, str] | None:
+    """(code, evidence) for the first problem of a thinking path, or None when it follows the path."""
+    where = {node: k for k, node in enumerate(path) if node >= 0}
+    resolved = [_positions(m, where) for m in mentions]
+
+    # the chain: path entities in path order (greedy, leftmost)
+    matched_at: list[int] = []
+    for i, positions in enumerate(resolved):
+        if len(matched_at) < len(path) and len(matched_at) in positions:
+            matched_at.append(i)
+    start = matched_at[0] if matched_at else 0
+    stop = matched_at[-1] if len(matched_at) == len(path) else len(mentions)
+
+    stated = [False] * (len(path) - 1)
+    for i in range(1, len(mentions)):
+        prev, cur = mentions[i - 1], mentions[i]
+        if prev.sentence != cur.sentence or prev.nodes == cur.nodes:
+            continue
+        p, c = resolved[i - 1], resolved[i]
+        if p and c:
+            for a in p:
+                for b in c:
+                    if abs(a - b) == 1:
+                        stated[min(a, b)] = True
+            continue
+        off, other = (cur, prev) if p else (prev, cur)
+        inside = start < (i if not c else i - 1) < stop
+        if inside:
+            return "HALLUCINATED_STEP", (
+                f"the thinking puts {_name(index, off)}, which is not on the path, "
+                f"between path entities, related to {_name(index, other)}"
+            )
+        if not _any_edge(index, off.nodes, other.nodes):
+            return "HALLUCINATED_STEP", (
+                f"the thinking relates {_name(index, prev)} and {_name(index, cur)}, which share no edge in the graph"
+            )
+
+    if len(matched_at) < len(path):
+        k = len(matched_at)
+        node = path[k]
+        said = any(k in positions for positions in resolved)
+        how = "mentioned out of order" if said else "never mentioned"
+        return "MISSING_STEP", f"path entity {k + 1} {describe(index, node)} is {how} in the thinking"
+    for k, ok in enumerate(stated):
+        if not ok:
+            return "MISSING_STEP", (
+                f"hop {k + 1} ({describe(index, path[k])} → {describe(index, path[k + 1])}) is never stated: "
+                "no sentence names the two together"
+            )
+    return None
+
+
+def _positions(mention: Mention[int], where: dict[int, int]) -> tuple[int, ...]:
+    return tuple(where[node] for node in mention.nodes if node in where)
+
+
+def _name(index: GraphIndex, mention: Mention[int]) -> str:
+    return describe(index, mention.nodes[0])
+
+
+def _any_edge(index: GraphIndex, left: tuple[int, ...], right: tuple[int, ...]) -> bool:
+    u = np.repeat(np.array(left, dtype=np.int64), len(right))
+    v = np.tile(np.array(right, dtype=np.int64), len(left))
+    return bool(index.adjacent(u, v).any())
