@@ -3,7 +3,9 @@
 A vocabulary says, for each relation stored in `edges.relation`: its label, the
 verb phrase that states it in the stored direction (`forward`, "X <forward> Y")
 and in the other direction (`inverse`, "Y <inverse> X"), whether it is symmetric,
-and its domain and range node types. Verbalization, canonical edge direction,
+its domain and range node types, and optionally the name the source uses for it
+read the other way (`inverse_name`: UMLS lists `may_treat` and `may_be_treated_by`;
+a snapshot stores only the first). Verbalization, canonical edge direction,
 Neo4j type names and verification all read it from here.
 
 Bundled vocabularies live in `ontologies/<name>.ttl`; every snapshot carries the
@@ -36,6 +38,7 @@ class Relation:
     domain: tuple[str, ...] = ()
     range: tuple[str, ...] = ()
     fallback: bool = False  # made up for a relation the vocabulary did not know
+    inverse_name: str | None = None  # the source's name for this relation read backwards
 
     def phrase(self, forward: bool) -> str:
         """The verb phrase for a hop walked along (True) or against the stored edge."""
@@ -74,6 +77,12 @@ class Vocabulary:
             raise UnknownRelationError(
                 f"unknown node type '{name}' for vocabulary '{self.name}'; known: {known}"
             ) from None
+
+    def canonical_names(self) -> dict[str, tuple[str, bool]]:
+        """Every relation name and inverse name → (relation to store, whether to reverse the edge)."""
+        names = {r.inverse_name: (r.name, True) for r in self.relations.values() if r.inverse_name}
+        names.update((r, (r, False)) for r in self.relations)
+        return names
 
     def check_relations(self, names: list[str], *, allow_unknown: bool, where: str = "") -> Vocabulary:
         """Return self, or a copy with generic entries for unknown names when allowed."""
@@ -233,8 +242,13 @@ def _from_graph(graph, *, name: str, path: Path | None) -> Vocabulary:
             domain=tuple(sorted(type_name(t) for t in graph.objects(node, RDFS.domain))),
             range=tuple(sorted(type_name(t) for t in graph.objects(node, RDFS.range))),
             fallback=bool(one(node, kg.fallback, required=False, default=False)),
+            inverse_name=_optional_str(one(node, kg.inverseName, required=False)),
         )
     return Vocabulary(name=name, relations=relations, node_types=node_types)
+
+
+def _optional_str(value) -> str | None:
+    return None if value is None else str(value)
 
 
 def _to_graph(vocabulary: Vocabulary):
@@ -268,6 +282,8 @@ def _to_graph(vocabulary: Vocabulary):
         graph.add((ref, kg.symmetric, Literal(r.symmetric, datatype=XSD.boolean)))
         if r.fallback:
             graph.add((ref, kg.fallback, Literal(True, datatype=XSD.boolean)))
+        if r.inverse_name:
+            graph.add((ref, kg.inverseName, Literal(r.inverse_name)))
         for d in r.domain:
             graph.add((ref, RDFS.domain, type_ref(d)))
         for g in r.range:
