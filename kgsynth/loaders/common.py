@@ -1,10 +1,57 @@
-"""Helpers every loader shares: path checks and text-file sanity checks."""
+"""Helpers every loader shares: options, path checks, and delimited-text reading
+that turns any malformed input into one error naming the file, line and field."""
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from kgsynth.errors import InputFormatError, SourceNotFoundError
+import polars as pl
+
+from kgsynth.errors import ConfigError, InputFormatError, SourceNotFoundError
+
+_CHUNK = 1 << 24
+
+
+# --- options -------------------------------------------------------------------------
+
+
+def check_options(loader: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Refuse option names the loader does not know, listing the ones it does."""
+    known = sorted(known)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for loader '{loader}'; known: {', '.join(known) or '(none)'}"
+        )
+
+
+def option_list(name: str, value: Any) -> list[str]:
+    """A list option: a list, or one value (the CLI gives `-O k=a,b` as a list, `-O k=a` as a string)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ConfigError(f"option '{name}' expects a comma-separated list of names, got {value!r}")
+
+
+def option_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
+        return value.lower() in {"true", "yes", "1"}
+    raise ConfigError(f"option '{name}' expects true or false, got {value!r}")
+
+
+def option_str(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"option '{name}' expects a single value, got {value!r}")
+
+
+# --- files ---------------------------------------------------------------------------
 
 
 def require_file(path: Path) -> Path:
@@ -28,21 +75,231 @@ def decode_line(raw: bytes, path: Path, line_no: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        bad = raw[max(exc.start - 10, 0) : exc.end + 10]
-        raise InputFormatError(
-            f"not UTF-8 at byte {exc.start} ({bad!r}); re-encode the file as UTF-8 "
-            "(e.g. `iconv -f latin1 -t utf-8`)",
-            file=path,
-            line=line_no,
-        ) from None
+        raise _not_utf8(path, line_no, exc.start, raw[max(exc.start - 10, 0) : exc.end + 10]) from None
+
+
+def _not_utf8(path: Path, line: int, offset: int, snippet: bytes) -> InputFormatError:
+    return InputFormatError(
+        f"not UTF-8 at byte {offset} of the line ({snippet!r}); re-encode the file as UTF-8 "
+        "(e.g. `iconv -f latin1 -t utf-8`)",
+        file=path,
+        line=line,
+    )
 
 
 def first_bad_utf8_line(path: Path) -> tuple[int, int, bytes] | None:
-    """Scan a file for the first line that is not valid UTF-8: (line, byte offset, bytes)."""
+    """The first line that is not valid UTF-8: (line, byte offset in the line, bytes around it)."""
+    line_base, carry = 1, b""
     with open(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
+        while True:
+            block = handle.read(_CHUNK)
+            data = carry + block
+            # Decode whole lines only, so no multi-byte character is split across blocks.
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            region, carry = data[:cut], data[cut:]
             try:
-                raw.decode("utf-8")
+                region.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return line_no, exc.start, raw[max(exc.start - 10, 0) : exc.end + 10]
+                line_start = region.rfind(b"\n", 0, exc.start) + 1
+                return (
+                    line_base + region.count(b"\n", 0, exc.start),
+                    exc.start - line_start,
+                    region[max(exc.start - 10, line_start) : exc.end + 10],
+                )
+            line_base += region.count(b"\n")
+            if not block:
+                return None
+
+
+def count_lines(path: Path) -> int:
+    """Number of lines, counting a last line without a newline."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        while block := handle.read(_CHUNK):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
+# --- delimited text ------------------------------------------------------------------
+
+
+def separator_for(path: Path, header: bytes | None = None) -> str:
+    """Tab for .tsv/.tab/.txt, comma for .csv; otherwise whichever the header line has more of."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if any(s in {".tsv", ".tab", ".txt"} for s in suffixes):
+        return "\t"
+    if ".csv" in suffixes:
+        return ","
+    if header is None:
+        with open(path, "rb") as handle:
+            header = handle.readline()
+    return "\t" if header.count(b"\t") > header.count(b",") else ","
+
+
+def _split(line: str, separator: str, quoting: bool) -> list[str]:
+    if not quoting:
+        return line.split(separator)
+    return next(csv.reader([line], delimiter=separator), [])
+
+
+def read_header(path: Path, separator: str, required: Iterable[str], *, quoting: bool = True) -> list[str]:
+    """The column names on line 1; an error naming the first missing required column."""
+    with open(path, "rb") as handle:
+        raw = handle.readline()
+    header = _split(decode_line(raw, path, 1).rstrip("\r\n"), separator, quoting)
+    missing = [c for c in required if c not in header]
+    if missing:
+        found = ", ".join(repr(c) for c in header[:12]) + (" …" if len(header) > 12 else "")
+        hint = ""
+        if len(header) == 1:
+            other = "\t" if separator != "\t" else ","
+            if other in raw.decode("utf-8", "replace"):
+                named = "tab-separated" if other == "\t" else "comma-separated"
+                hint = f"; found 1 column: is it {named}? This reader expects {_name(separator)}"
+        raise InputFormatError(
+            f"missing column(s) {', '.join(missing)}; found {found}{hint}", file=path, line=1, field=missing[0]
+        )
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise InputFormatError(f"column {duplicated[0]!r} appears twice in the header", file=path, line=1)
+    return header
+
+
+def _name(separator: str) -> str:
+    return {"\t": "tabs", ",": "commas", "|": "pipes"}.get(separator, repr(separator))
+
+
+def check_last_line(path: Path, separator: str, header: list[str], *, quoting: bool = True) -> None:
+    """A file cut short mid-row (a failed download) ends without a newline and with too few fields."""
+    with open(path, "rb") as handle:
+        handle.seek(max(path.stat().st_size - (1 << 16), 0))
+        tail = handle.read()
+    if tail.endswith(b"\n"):
+        return
+    last = tail[tail.rfind(b"\n") + 1 :].decode("utf-8", "replace").rstrip("\r")
+    fields = _split(last, separator, quoting)
+    if len(fields) < len(header):
+        missing = header[len(fields) :]
+        raise InputFormatError(
+            f"the file ends mid-row: the last line has {len(fields)} of {len(header)} fields "
+            f"(no {', '.join(missing)}) and no final newline, so the file looks truncated; "
+            "download or copy it again",
+            file=path,
+            line=count_lines(path),
+            field=missing[0],
+        )
+
+
+def diagnose(
+    path: Path,
+    separator: str,
+    header: list[str],
+    *,
+    integers: Iterable[str] = (),
+    quoting: bool = True,
+) -> InputFormatError | None:
+    """Walk the file row by row to find the first malformed line (slow; used after a fast read failed)."""
+    bad = first_bad_utf8_line(path)
+    if bad is not None:
+        return _not_utf8(path, *bad)
+    columns = {name: i for i, name in enumerate(header)}
+    integer_at = [(name, columns[name]) for name in integers if name in columns]
+    with open(path, encoding="utf-8", newline="") as handle:
+        if quoting:
+            rows: Iterable[list[str]] = csv.reader(handle, delimiter=separator)
+        else:
+            rows = (line.rstrip("\r\n").split(separator) for line in handle)
+        for line_no, row in enumerate(rows, start=1):
+            if line_no == 1:
+                continue
+            if len(row) != len(header):
+                return InputFormatError(
+                    f"{len(row)} fields where the header has {len(header)}: {_shorten(separator.join(row))}",
+                    file=path,
+                    line=line_no,
+                )
+            for name, i in integer_at:
+                value = row[i].strip()
+                if not value.lstrip("-").isdigit():
+                    return InputFormatError(
+                        f"expected an integer, got {value!r}", file=path, line=line_no, field=name
+                    )
     return None
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def read_delimited(
+    path: Path,
+    *,
+    separator: str,
+    columns: Mapping[str, pl.DataType],
+    expected: Iterable[str] = (),
+    non_empty: Iterable[str] = (),
+    quoting: bool = True,
+    trailing_separator: bool = False,
+    has_header: bool = True,
+    header: list[str] | None = None,
+) -> pl.DataFrame:
+    """Read `columns` of a delimited text file with polars; on any malformation, one precise error.
+
+    `columns` maps the wanted column names to dtypes (absent ones are skipped); the
+    header must name every `expected` column, and `non_empty` columns must have a value in every row.
+    Without a header line, `header` names the fields. `trailing_separator`: every
+    line ends with the separator (UMLS RRF).
+    """
+    require_file(path)
+    if has_header:
+        header = read_header(path, separator, expected, quoting=quoting)
+    assert header is not None
+    check_last_line(path, separator, header + ([""] if trailing_separator else []), quoting=quoting)
+    names = header + (["_trailing"] if trailing_separator else [])
+    schema = {name: columns.get(name, pl.String()) for name in names}
+    wanted = [c for c in columns if c in header]
+    try:
+        frame = (
+            pl.scan_csv(
+                path,
+                separator=separator,
+                has_header=has_header,
+                new_columns=None if has_header else names,
+                schema=schema,
+                quote_char='"' if quoting else None,
+                truncate_ragged_lines=False,
+            )
+            .select(wanted)
+            .collect()
+        )
+    except pl.exceptions.PolarsError as exc:
+        error = diagnose(
+            path,
+            separator,
+            names if not has_header else header,
+            integers=[c for c, t in columns.items() if t.is_integer()],
+            quoting=quoting,
+        )
+        if error is None:
+            raise InputFormatError(f"cannot be read: {str(exc).splitlines()[0]}", file=path) from None
+        raise error from None
+    offset = 2 if has_header else 1
+    for column in non_empty:
+        nulls = frame[column].is_null()
+        if nulls.any():
+            row = int(nulls.arg_max())
+            raise InputFormatError(
+                "empty value; every row needs one (a missing field or a short row)",
+                file=path,
+                line=row + offset,
+                field=column,
+            )
+    if frame.height == 0:
+        raise InputFormatError("no rows after the header line", file=path)
+    return frame
+
+
+def row_line(row: int, *, has_header: bool = True) -> int:
+    """The file line of data row `row` (0-based), for files without line breaks inside fields."""
+    return row + (2 if has_header else 1)
