@@ -61,10 +61,11 @@ async def one_call(config: LLMConfig, messages=MESSAGES, schema=Answer, **kw):
         return reply, client.accountant.summary()
 
 
+@pytest.mark.parametrize("http", ["aiohttp", "httpx"])
 @pytest.mark.parametrize("fault", ["429", "500", "503", "drop", "truncated", "nonjson", "timeout:2"])
-def test_transient_faults_are_retried_until_a_reply(server, tmp_path, fault):
+def test_transient_faults_are_retried_until_a_reply(server, tmp_path, fault, http):
     server.fail_next(fault, fault)
-    reply, summary = run(one_call(make_config(server, tmp_path, timeout_s=0.5)))
+    reply, summary = run(one_call(make_config(server, tmp_path, timeout_s=0.5, http=http)))
     assert reply.parsed == Answer(answer="Marfan syndrome", confidence=0.5)
     assert server.chat_requests == 3
     assert summary["stages"]["verify"]["retries"] == 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import json
 import random
 import re
@@ -26,7 +27,7 @@ from typing import Any
 import openai
 from pydantic import BaseModel
 
-from kgsynth.errors import LLMError
+from kgsynth.errors import ConfigError, LLMError
 from kgsynth.llm.accounting import Accountant
 from kgsynth.llm.cache import CachedReply, CacheKey, ReplyCache
 from kgsynth.llm.config import LLMConfig
@@ -82,6 +83,7 @@ class LLMClient:
             base_url=config.resolved_base_url(),
             timeout=config.timeout_s,
             max_retries=0,
+            http_client=_http_client(config),
         )
         self.cache = ReplyCache(config.cache_path) if config.cache_path else None
         self.accountant = accountant or Accountant.for_config(config)
@@ -228,6 +230,20 @@ class LLMClient:
                 return exc
 
         return list(await asyncio.gather(*(one(m, s) for m, s in requests)))
+
+
+def _http_client(config: LLMConfig):
+    """aiohttp as the SDK's transport when installed: about half the CPU per request of the default."""
+    if config.http == "httpx" or importlib.util.find_spec("aiohttp") is None:
+        if config.http == "aiohttp":
+            raise ConfigError("http: aiohttp needs the aiohttp package (pip install 'openai[aiohttp]')")
+        return None
+    try:
+        return openai.DefaultAioHttpClient(timeout=config.timeout_s)
+    except (RuntimeError, ImportError, AttributeError):  # an SDK without the aiohttp transport
+        if config.http == "aiohttp":
+            raise ConfigError("this openai package has no aiohttp transport; use http: httpx") from None
+        return None
 
 
 def complete_all(

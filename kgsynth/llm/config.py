@@ -48,6 +48,7 @@ class LLMConfig(BaseModel):
     max_retries: int = Field(default=6, ge=0)
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
+    http: Literal["auto", "aiohttp", "httpx"] = "auto"  # the SDK's transport; auto: aiohttp when installed
     structured: StructuredMode = "auto"  # auto: json_schema, falling back to json_object, then text
     temperature: float | None = 0.2
     max_tokens: int = Field(default=1024, ge=1)
