@@ -126,6 +126,7 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for ACKs
     server: LocalHubServer
 
     def log_message(self, format: str, *args) -> None:  # keep pytest output clean

@@ -16,7 +16,7 @@ import yaml
 
 from kgsynth.export.build import Prepared
 from kgsynth.export.markdown import percent, table
-from kgsynth.export.redact import redact
+from kgsynth.export.redact import REDACTED, is_secret_name, redact
 from kgsynth.export.splits import LEFT_OUT_HOPS
 from kgsynth.export.stats import RunStats
 from kgsynth.graph.snapshot import SourceInfo
@@ -319,7 +319,8 @@ def _body(
     )
     out += ["", "Prompts: " + "; ".join(f"`{p}` (hash {', '.join(f'`{h}`' for h in hs)})" for p, hs in stats.prompts.items())]
     if inputs.generate is not None:
-        out += ["", "Generation record (`generate.json`):", "", "```json", json.dumps(inputs.generate, indent=2, sort_keys=True), "```"]
+        out += ["", "Generation record (`generate.json`):", "", "```json",
+                json.dumps(_public(inputs.generate), indent=2, sort_keys=True), "```"]
     out += ["", "### Verification and acceptance", ""]
     out.append("Checks: " + (", ".join(f"`{c}`" for c in stats.checks) or "none recorded") + ".")
     out += ["", table(["stage", "counted", "in", "kept", "rate"],
@@ -332,7 +333,8 @@ def _body(
     else:
         out += ["No rejections were recorded.", ""]
     if inputs.summary is not None:
-        out += ["Verification summary (`summary.json`):", "", "```json", json.dumps(inputs.summary, indent=2, sort_keys=True), "```", ""]
+        out += ["Verification summary (`summary.json`):", "", "```json",
+                json.dumps(_public(inputs.summary), indent=2, sort_keys=True), "```", ""]
     if stats.notes:
         out += ["### Not recorded", ""] + [f"- {note}" for note in stats.notes] + [""]
 
@@ -386,6 +388,21 @@ _FIELDS = table(
                          "parameters hash, sampler and seed, writer, model, prompt name and hash, token usage and cost"],
     ],
 )
+
+
+def _public(record: Any) -> Any:
+    """A run record without secrets and local file locations (they mean nothing to readers of the card)."""
+    if isinstance(record, dict):
+        return {k: REDACTED if is_secret_name(k) else _public(v) for k, v in record.items() if not _is_local_path(v)}
+    if isinstance(record, list):
+        return [_public(v) for v in record if not _is_local_path(v)]
+    return record
+
+
+def _is_local_path(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    return value.startswith(("/", "~", "./", "../")) or re.match(r"^[A-Za-z]:\\", value) is not None
 
 
 def _slug(text: str) -> str:

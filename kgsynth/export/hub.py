@@ -22,7 +22,7 @@ from kgsynth.errors import PublishError, SourceNotFoundError
 from kgsynth.export.card import card_metadata
 from kgsynth.export.redact import redact
 from kgsynth.export.rows import FEATURES
-from kgsynth.export.writer import ExportResult
+from kgsynth.export.writer import ExportResult, quiet_datasets
 
 
 def push_dataset(
@@ -49,23 +49,24 @@ def push_dataset(
     configs, card = _configs_and_card(source)
     endpoint = constants.ENDPOINT
     try:
-        for name, dataset_dict in configs.items():
-            dataset_dict.push_to_hub(
-                repo_id,
-                config_name=name,
-                data_dir=f"data/{name}",
-                private=private,
-                token=token,
-                commit_message=f"Upload the {name} configuration (kgsynth)",
-            )
-        if card is not None:
-            HfApi(endpoint=endpoint, token=token).upload_file(
-                path_or_fileobj=card.encode("utf-8"),
-                path_in_repo="README.md",
-                repo_id=repo_id,
-                repo_type="dataset",
-                commit_message="Dataset card (kgsynth)",
-            )
+        with quiet_datasets():
+            for name, dataset_dict in configs.items():
+                dataset_dict.push_to_hub(
+                    repo_id,
+                    config_name=name,
+                    data_dir=f"data/{name}",
+                    private=private,
+                    token=token,
+                    commit_message=f"Upload the {name} configuration (kgsynth)",
+                )
+            if card is not None:
+                HfApi(endpoint=endpoint, token=token).upload_file(
+                    path_or_fileobj=card.encode("utf-8"),
+                    path_in_repo="README.md",
+                    repo_id=repo_id,
+                    repo_type="dataset",
+                    commit_message="Dataset card (kgsynth)",
+                )
     except Exception as exc:  # huggingface_hub and httpx raise many types; all mean the push failed
         raise PublishError(
             f"pushing dataset {repo_id!r} to {endpoint} failed: {_describe(exc, token)}"

@@ -34,6 +34,7 @@ from kgsynth.export.stats import run_stats
 from kgsynth.graph.snapshot import replace_dir
 
 FORMATS = ("disk", "parquet", "jsonl")
+FORMAT_ALIASES = {"arrow": "disk"}  # the run configuration's name for save_to_disk
 MAX_SHARD_BYTES = 500 * 1024 * 1024  # push_to_hub's default shard size
 EXPORT_RECORD = "export.json"
 
@@ -59,7 +60,7 @@ def export_dataset(
 ) -> ExportResult:
     """Export a run's accepted items to `out` (replaced atomically). `repo_id` only shapes the card's snippets."""
     started = time.perf_counter()
-    formats = tuple(dict.fromkeys(formats))
+    formats = tuple(dict.fromkeys(FORMAT_ALIASES.get(f, f) for f in formats))
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise ConfigError(f"unknown export format(s) {unknown or formats!r}; choose from {', '.join(FORMATS)}")
@@ -132,13 +133,21 @@ def _write_parquet(dataset_dict, root: Path, config: str) -> SplitFiles:
 
 @contextmanager
 def quiet_datasets() -> Iterator[None]:
-    """Silence the datasets library's own progress bars; kgsynth shows its own."""
+    """Silence the progress bars and info logs of datasets and huggingface_hub; kgsynth shows its own."""
     import datasets
+    import huggingface_hub.utils as hub_utils
+    from datasets.utils import logging as datasets_logging
 
-    was_disabled = datasets.are_progress_bars_disabled()
+    bars = not datasets.are_progress_bars_disabled(), not hub_utils.are_progress_bars_disabled()
+    verbosity = datasets_logging.get_verbosity()
     datasets.disable_progress_bars()
+    hub_utils.disable_progress_bars()
+    datasets_logging.set_verbosity_error()
     try:
         yield
     finally:
-        if not was_disabled:
+        datasets_logging.set_verbosity(verbosity)
+        if bars[0]:
             datasets.enable_progress_bars()
+        if bars[1]:
+            hub_utils.enable_progress_bars()
