@@ -198,6 +198,7 @@ def diagnose(
     *,
     integers: Iterable[str] = (),
     quoting: bool = True,
+    has_header: bool = True,
 ) -> InputFormatError | None:
     """Walk the file row by row to find the first malformed line (slow; used after a fast read failed)."""
     bad = first_bad_utf8_line(path)
@@ -211,7 +212,7 @@ def diagnose(
         else:
             rows = (line.rstrip("\r\n").split(separator) for line in handle)
         for line_no, row in enumerate(rows, start=1):
-            if line_no == 1:
+            if line_no == 1 and has_header:
                 continue
             if len(row) != len(header):
                 return InputFormatError(
@@ -280,6 +281,7 @@ def read_delimited(
             names if not has_header else header,
             integers=[c for c, t in columns.items() if t.is_integer()],
             quoting=quoting,
+            has_header=has_header,
         )
         if error is None:
             raise InputFormatError(f"cannot be read: {str(exc).splitlines()[0]}", file=path) from None
