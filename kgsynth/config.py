@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kgsynth.errors import ConfigError, SourceNotFoundError
+from kgsynth.llm.config import Price
 
 # Keys that would hold a secret; refused anywhere in the file, and their values are never echoed.
 SECRET_KEYS = frozenset({"password", "api_key", "apikey", "token", "secret", "hf_token"})
@@ -33,7 +34,12 @@ class Section(BaseModel):
     not_in_key: ClassVar[frozenset[str]] = frozenset()
 
     def key_fields(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude=set(self.not_in_key))
+        fields = self.model_dump(mode="json", exclude=set(self.not_in_key))
+        for name in fields:
+            value = getattr(self, name)
+            if isinstance(value, Section):
+                fields[name] = value.key_fields()
+        return fields
 
 
 class SourceConfig(Section):
@@ -110,6 +116,7 @@ class SampleConfig(Section):
     n: int = Field(default=1000, ge=1, description="Paths to sample.")
     hops: tuple[int, int] = Field(default=(2, 4), description="'MIN-MAX' hops per path, e.g. 2-4.")
     seed: int = 0
+    negatives: int = Field(default=3, ge=0, description="Hard negatives per path (distractors for MCQ).")
     source: Literal["snapshot", "neo4j"] = Field(
         default="snapshot", description="Sample with the in-memory engine or with Cypher on Neo4j."
     )
@@ -122,22 +129,31 @@ class SampleConfig(Section):
 
 
 class GenerateConfig(Section):
-    not_in_key: ClassVar[frozenset[str]] = frozenset({"concurrency", "batch_size", "api_key_env", "timeout"})
+    not_in_key: ClassVar[frozenset[str]] = frozenset(
+        {"concurrency", "api_key_env", "timeout", "max_retries", "batch_api"}
+    )
 
     writer: str = Field(default="template", description="Writer name: template (offline) or openai.")
     model: str | None = None
     base_url: str | None = Field(default=None, description="Any OpenAI-compatible endpoint.")
     api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = Field(default=4, ge=1, description="Model calls in flight at once.")
+    concurrency: int = Field(default=32, ge=1, description="Model calls in flight at once (per batch).")
     batch_size: int = Field(default=500, ge=1, description="Paths per generation batch (one flow task each).")
     kinds: list[Literal["mcq", "open"]] = Field(default_factory=lambda: ["mcq", "open"], min_length=1)
     seed: int = 0
-    budget_usd: float | None = Field(default=None, ge=0, description="Stop before spending more than this.")
-    prices: dict[str, float] | None = Field(
-        default=None, description="USD per million tokens: {prompt: .., completion: ..}."
+    options: int = Field(default=4, ge=2, le=26, description="Options per multiple-choice item.")
+    budget_usd: float | None = Field(
+        default=None, ge=0, description="Stop before spending more (shared among batches by their paths)."
     )
-    timeout: float | None = Field(default=None, gt=0, description="Seconds per model call.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Further keyword arguments for the writer.")
+    prices: dict[str, Price] = Field(
+        default_factory=dict, description="USD per million tokens by model: {gpt-4o-mini: {input: .15, output: .6}}."
+    )
+    temperature: float | None = 0.2
+    max_tokens: int = Field(default=1024, ge=1)
+    structured: Literal["auto", "json_schema", "json_object", "text"] = "auto"
+    timeout: float = Field(default=60.0, gt=0, description="Seconds per model call.")
+    max_retries: int = Field(default=6, ge=0, description="Retries per call (429, 5xx, timeouts).")
+    batch_api: bool = Field(default=False, description="OpenAI Batch API: half price, hours of latency.")
 
     @model_validator(mode="after")
     def _model_for_llm(self) -> GenerateConfig:
@@ -147,29 +163,37 @@ class GenerateConfig(Section):
 
 
 class JudgeConfig(Section):
-    not_in_key: ClassVar[frozenset[str]] = frozenset({"concurrency", "api_key_env", "timeout"})
+    not_in_key: ClassVar[frozenset[str]] = frozenset({"concurrency", "api_key_env", "timeout", "max_retries"})
 
     model: str
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = Field(default=4, ge=1)
-    timeout: float | None = Field(default=None, gt=0)
+    concurrency: int = Field(default=32, ge=1)
+    timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=6, ge=0)
 
 
 class VerifyConfig(Section):
+    not_in_key: ClassVar[frozenset[str]] = frozenset({"benchmarks"})  # keyed by the files' content instead
+
     checks: list[str] | None = Field(default=None, description="Graph checks to run (default: all).")
-    llm_judge: JudgeConfig | None = None
-    dedup: bool = Field(default=False, description="Embedding de-duplication (sentence-transformers).")
+    llm_judge: JudgeConfig | None = Field(default=None, description="A model answers from the thinking alone.")
+    dedup: bool = Field(default=False, description="De-duplication: exact, same path, near (embeddings).")
+    dedup_near: bool = Field(default=True, description="Include the embedding near-duplicate check.")
     dedup_threshold: float = Field(default=0.95, gt=0, le=1)
-    params: dict[str, Any] = Field(default_factory=dict)
+    benchmarks: list[Path] = Field(default_factory=list, description="Benchmark files to decontaminate against.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Check parameters, e.g. decontamination_ngram.")
 
 
 class ExportConfig(Section):
     ratios: tuple[float, float, float] = Field(default=(0.8, 0.1, 0.1), description="train, validation, test.")
     seed: int = 0
-    split_by_hops: bool = Field(default=False, description="Hold out the longest paths as the test split.")
-    formats: list[Literal["arrow", "parquet", "jsonl"]] = Field(default_factory=lambda: ["arrow", "parquet"])
-    params: dict[str, Any] = Field(default_factory=dict)
+    hop_split: dict[str, list[int]] | None = Field(
+        default=None, description="Splits by hop count instead of ratios, e.g. {train: [2, 3], test: [4]}."
+    )
+    formats: list[Literal["arrow", "disk", "parquet", "jsonl"]] = Field(
+        default_factory=lambda: ["parquet"], min_length=1, description="parquet (Hub layout), arrow (save_to_disk), jsonl."
+    )
 
     @field_validator("ratios", mode="before")
     @classmethod
@@ -183,10 +207,13 @@ class ExportConfig(Section):
 
 
 class PublishConfig(Section):
+    """Push the exported dataset to the Hub (endpoint: $HF_ENDPOINT; token: the variable named here)."""
+
+    not_in_key: ClassVar[frozenset[str]] = frozenset({"token_env"})
+
     repo_id: str = Field(description="Hub dataset repo, e.g. my-org/hpo-reasoning.")
     private: bool = True
     token_env: str = "HF_TOKEN"
-    endpoint: str | None = Field(default=None, description="Hub endpoint (default: huggingface.co).")
 
     @field_validator("repo_id")
     @classmethod
@@ -359,10 +386,13 @@ def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
 
 
 def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
-    """Source paths are relative to the config file, so a config works from any directory."""
-    paths = [p if p.is_absolute() else (base / p) for p in config.source.paths]
+    """Input paths are relative to the config file, so a config works from any directory."""
+    def resolve(paths: list[Path]) -> list[Path]:
+        return [p if p.is_absolute() else (base / p) for p in paths]
+
     vocabulary = config.source.vocabulary
     if vocabulary and vocabulary.endswith(".ttl") and not Path(vocabulary).is_absolute():
         vocabulary = str(base / vocabulary)
-    source = config.source.model_copy(update={"paths": paths, "vocabulary": vocabulary})
-    return config.model_copy(update={"source": source})
+    source = config.source.model_copy(update={"paths": resolve(config.source.paths), "vocabulary": vocabulary})
+    verify = config.verify.model_copy(update={"benchmarks": resolve(config.verify.benchmarks)})
+    return config.model_copy(update={"source": source, "verify": verify})

@@ -60,13 +60,27 @@ class Stamp(BaseModel):
 class Stage:
     name: str
     description: str
-    run: Callable[[RunConfig, RunDir], dict[str, Any]]
+    run: Callable[[RunConfig, RunDir], dict[str, Any]]  # the work (for a stage in parts: the combining step)
     inputs: Callable[[RunConfig, RunDir], dict[str, str]]
     params: Callable[[RunConfig], Any]
     outputs: Callable[[RunDir], list[Path]]
     enabled: Callable[[RunConfig], bool] = lambda config: True
     network: Callable[[RunConfig], bool] = lambda config: False
     resumable: bool = False  # continues from its own partial output when its key is unchanged
+    # A stage in parts (generation) does `run_part(i)` for i < parts(), independently and in any
+    # order (the Prefect flow runs them concurrently), then `run` combines them.
+    parts: Callable[[RunConfig, RunDir], int] | None = None
+    run_part: Callable[[RunConfig, RunDir, int], dict[str, Any]] | None = None
+    scratch: Callable[[RunDir], list[Path]] = lambda run: []  # parts' working files, removed when done
+
+
+class Begun(BaseModel):
+    """A stage that has to run: its stamp says 'started', stale outputs are gone."""
+
+    stage: str
+    stamp: Stamp
+    parts: int
+    started_at: float
 
 
 # --- content hashes --------------------------------------------------------------------
@@ -157,8 +171,8 @@ def is_current(name: str, config: RunConfig, run: RunDir) -> bool:
         return False
 
 
-def run_stage(name: str, config: RunConfig, run: RunDir, *, force: bool = False) -> StageResult:
-    """Run one stage unless it is up to date; write its stamp around the work."""
+def begin_stage(name: str, config: RunConfig, run: RunDir, *, force: bool = False) -> StageResult | Begun:
+    """Skip (a StageResult) or prepare to run (Begun): write a 'started' stamp, clear stale outputs."""
     stage = get_stage(name)
     started = time.perf_counter()
     inputs = stage.inputs(config, run)
@@ -173,17 +187,46 @@ def run_stage(name: str, config: RunConfig, run: RunDir, *, force: bool = False)
         )  # fmt: skip
     resume = stage.resumable and not force and stamp is not None and stamp.key == key
     if not resume:
-        _remove(outputs)
+        _remove(outputs + stage.scratch(run))
     run.root.mkdir(parents=True, exist_ok=True)
     begun = Stamp(stage=name, key=key, complete=False, inputs=inputs, params=params, started=_now())
     write_json_atomic(stamp_path(run, name), begun.model_dump_json(indent=2) + "\n")
+    parts = stage.parts(config, run) if stage.parts else 0
+    return Begun(stage=name, stamp=begun, parts=parts, started_at=started)
+
+
+def run_part(name: str, config: RunConfig, run: RunDir, part: int) -> dict[str, Any]:
+    """One part of a stage in parts; safe to repeat (it resumes) and to run beside the others."""
+    stage = get_stage(name)
+    if stage.run_part is None:
+        raise ConfigError(f"stage {name!r} is not done in parts")
+    return stage.run_part(config, run, part)
+
+
+def finish_stage(name: str, config: RunConfig, run: RunDir, begun: Begun) -> StageResult:
+    """Do the stage's (combining) work, then mark its stamp complete."""
+    stage = get_stage(name)
     summary = stage.run(config, run)
-    seconds = time.perf_counter() - started
-    done = begun.model_copy(update={"complete": True, "finished": _now(), "seconds": round(seconds, 3), "summary": summary})
-    write_json_atomic(stamp_path(run, name), done.model_dump_json(indent=2) + "\n")
-    return StageResult(
-        stage=name, key=key, skipped=False, seconds=seconds, outputs=[str(p) for p in outputs], summary=summary
+    seconds = time.perf_counter() - begun.started_at
+    done = begun.stamp.model_copy(
+        update={"complete": True, "finished": _now(), "seconds": round(seconds, 3), "summary": summary}
     )
+    write_json_atomic(stamp_path(run, name), done.model_dump_json(indent=2) + "\n")
+    _remove(stage.scratch(run))
+    return StageResult(
+        stage=name, key=done.key, skipped=False, seconds=seconds,
+        outputs=[str(p) for p in stage.outputs(run)], summary=summary,
+    )  # fmt: skip
+
+
+def run_stage(name: str, config: RunConfig, run: RunDir, *, force: bool = False) -> StageResult:
+    """Run one stage unless it is up to date; its parts, if any, one after the other."""
+    begun = begin_stage(name, config, run, force=force)
+    if isinstance(begun, StageResult):
+        return begun
+    for part in range(begun.parts):
+        run_part(name, config, run, part)
+    return finish_stage(name, config, run, begun)
 
 
 def _remove(paths: list[Path]) -> None:
@@ -265,6 +308,272 @@ def _load_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
     return inputs
 
 
+# --- sample ----------------------------------------------------------------------------
+
+
+def sample(config: RunConfig, run: RunDir) -> dict[str, Any]:
+    """Draw the paths from the (pruned) graph; hard negatives are proven on the full graph."""
+    from kgsynth.graph.engine import open_engine
+    from kgsynth.graph.snapshot import read_snapshot
+    from kgsynth.sample import sample_with_stats
+    from kgsynth.sample.paths import write_paths
+
+    s = config.sample
+    engine = open_engine(read_snapshot(sampled_snapshot_dir(config, run)))
+    full = open_engine(read_snapshot(run.snapshot)) if config.shatter.enabled else engine
+    low, high = s.hops
+    frame, stats = sample_with_stats(
+        engine, s.strategy, s.n, s.seed, full=full, negatives=s.negatives, hops=list(range(low, high + 1)), **s.params
+    )
+    write_paths(frame, run.paths)
+    return {"paths": frame.height, "requested": s.n, "by_hops": {str(k): v for k, v in stats.by_hops.items()},
+            "rejections": stats.rejections, "without_negatives": stats.paths_without_negatives}  # fmt: skip
+
+
+def _sample_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
+    inputs = {"full": snapshot_digest(run.snapshot)}
+    if config.shatter.enabled:
+        inputs["sampled"] = snapshot_digest(run.pruned)
+    return inputs
+
+
+# --- generate ----------------------------------------------------------------------------
+
+
+def sampled_snapshot_dir(config: RunConfig, run: RunDir) -> Path:
+    """The graph paths are drawn from: the pruned snapshot when pruning is on."""
+    return run.pruned if config.shatter.enabled else run.snapshot
+
+
+def llm_config(section: Any, run: RunDir, **overrides: Any) -> Any:
+    """The LLM layer's config for a generate or judge section; replies are cached in the run directory."""
+    from kgsynth.llm.config import DEFAULT_PRICES, LLMConfig
+
+    fields = {
+        "model": section.model,
+        "base_url": section.base_url,
+        "api_key_env": section.api_key_env,
+        "concurrency": section.concurrency,
+        "timeout_s": section.timeout,
+        "max_retries": section.max_retries,
+        "cache_path": run.llm_cache,
+        "prices": {**DEFAULT_PRICES, **getattr(section, "prices", {})},
+    }
+    return LLMConfig(**{k: v for k, v in {**fields, **overrides}.items() if v is not None})
+
+
+def make_writer(config: RunConfig, run: RunDir) -> Any:
+    from kgsynth.generate import WRITERS
+
+    g = config.generate
+    if g.writer == "template":
+        return WRITERS.get("template")(None)
+    return WRITERS.get(g.writer)(
+        llm_config(
+            g, run, temperature=g.temperature, max_tokens=g.max_tokens, structured=g.structured,
+            seed=g.seed, batch=g.batch_api,
+        )
+    )  # fmt: skip
+
+
+def generate_batches(config: RunConfig, run: RunDir) -> int:
+    import polars as pl
+
+    rows = pl.scan_parquet(run.paths).select(pl.len()).collect().item()
+    return max(1, -(-rows // config.generate.batch_size))
+
+
+def batch_items(run: RunDir, part: int) -> Path:
+    return run.root / "generate.batches" / f"{part:05d}" / "items.parquet"
+
+
+def generate_batch(config: RunConfig, run: RunDir, part: int) -> dict[str, Any]:
+    """Items for one slice of the paths table, in its own folder; resumes what it saved before."""
+    import polars as pl
+
+    from kgsynth.generate import generate_items
+    from kgsynth.graph.snapshot import read_snapshot
+    from kgsynth.sample.paths import read_paths
+
+    g = config.generate
+    paths = read_paths(run.paths)
+    batch = paths.slice(part * g.batch_size, g.batch_size)
+    out = batch_items(run, part)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    budget = None
+    if g.budget_usd is not None:
+        # each batch gets the budget's share of its paths, less what its saved items cost
+        spent = 0.0
+        if out.exists():
+            usage = pl.read_parquet(out, columns=["provenance"])["provenance"].struct.field("usage")
+            spent = float(usage.struct.field("cost_usd").sum())
+        budget = max(0.0, g.budget_usd * batch.height / max(1, paths.height) - spent)
+    result = generate_items(
+        batch,
+        read_snapshot(sampled_snapshot_dir(config, run)),
+        writer=make_writer(config, run),
+        out=out,
+        kinds=g.kinds,
+        seed=g.seed,
+        full_snapshot=read_snapshot(run.snapshot),
+        budget_usd=budget,
+        concurrency=g.concurrency,
+        n_options=g.options,
+    )
+    return {"items": result.items_total, "new": result.items_new, "cost_usd": result.cost_usd, "stopped": result.stopped}
+
+
+def combine_generated(config: RunConfig, run: RunDir) -> dict[str, Any]:
+    """Merge the batches into items.parquet, failures.parquet and generate.json (atomically each)."""
+    import polars as pl
+
+    from kgsynth.generate import FAILURES_SCHEMA
+    from kgsynth.generate.store import ItemStore, write_atomic
+
+    batches = [batch_items(run, part) for part in range(generate_batches(config, run))]
+    missing = [b for b in batches if not b.exists()]
+    if missing:
+        raise SnapshotError(f"{missing[0]}: a generation batch has not run; run the generate stage again")
+    items = pl.concat([pl.read_parquet(b) for b in batches]).unique("id", keep="first")
+    write_atomic(items.sort(["path_id", "kind", "id"]), run.items)
+    total = ItemStore(run.items).consolidate()
+    failures = [b.parent / "failures.parquet" for b in batches if (b.parent / "failures.parquet").exists()]
+    frames = [pl.read_parquet(f) for f in failures] or [pl.DataFrame(schema=FAILURES_SCHEMA)]
+    write_atomic(pl.concat(frames, how="diagonal_relaxed").cast(FAILURES_SCHEMA), run.failures)
+    stats = [json.loads((b.parent / "generate.json").read_text(encoding="utf-8")) for b in batches]
+    merged = merge_stats(stats)
+    merged.update(
+        items_total=total, batches=len(batches), out=str(run.items), failures=str(run.failures),
+        stopped=next((s["stopped"] for s in stats if s.get("stopped")), None),
+    )  # fmt: skip
+    write_json_atomic(run.root / "generate.json", json.dumps(merged, indent=2) + "\n")
+    return {
+        "items": total, "new": merged.get("items_new", 0), "failed": sum(merged.get("failed", {}).values()),
+        "rejected": sum(merged.get("rejected", {}).values()), "cost_usd": round(merged.get("cost_usd", 0.0), 6),
+        "stopped": merged["stopped"],
+    }  # fmt: skip
+
+
+def merge_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add numbers up key by key (nested dicts too); other values keep the first batch's."""
+    merged: dict[str, Any] = {}
+    for record in records:
+        for key, value in record.items():
+            if key not in merged:
+                merged[key] = merge_stats([value]) if isinstance(value, dict) else value
+            elif isinstance(value, dict) and isinstance(merged[key], dict):
+                merged[key] = merge_stats([merged[key], value])
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(merged[key], (int, float)):
+                merged[key] = merged[key] + value
+    return merged
+
+
+def _generate_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
+    return {
+        "paths": file_digest(run.paths),
+        "sampled": snapshot_digest(sampled_snapshot_dir(config, run)),
+        "full": snapshot_digest(run.snapshot),
+    }
+
+
+def _generate_params(config: RunConfig) -> dict[str, Any]:
+    """The section's parameters plus the hash of each prompt the writer will use."""
+    from kgsynth.generate import WRITERS
+    from kgsynth.llm.config import LLMConfig
+
+    g = config.generate
+    writer = WRITERS.get(g.writer)(None if g.writer == "template" else LLMConfig(model=g.model))
+    return {**g.key_fields(), "prompts": {kind: writer.prompt(kind).hash for kind in g.kinds}}
+
+
+# --- verify ----------------------------------------------------------------------------
+
+
+def verify(config: RunConfig, run: RunDir) -> dict[str, Any]:
+    """Judge every item against the full graph; accepted and rejected tables with reason codes."""
+    import polars as pl
+
+    from kgsynth.graph.snapshot import read_snapshot
+    from kgsynth.verify import DedupConfig, verify_items, write_verified
+
+    v = config.verify
+    hubs = run.pruned / "hubs.json"
+    result = verify_items(
+        pl.read_parquet(run.items),
+        read_snapshot(run.snapshot),
+        hubs=hubs if config.shatter.enabled and hubs.exists() else None,
+        checks=v.checks,
+        llm=llm_config(v.llm_judge, run) if v.llm_judge else None,
+        dedup=DedupConfig(threshold=v.dedup_threshold, near=v.dedup_near) if v.dedup else None,
+        benchmarks=list(v.benchmarks),
+        params=dict(v.params),
+    )
+    write_verified(result, run.verified)
+    summary = result.summary
+    return {"items": summary["items"], "accepted": summary["accepted"], "rejected": summary["rejected"],
+            "by_reason": summary.get("by_reason", {})}  # fmt: skip
+
+
+def _verify_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
+    inputs = {"items": file_digest(run.items), "full": snapshot_digest(run.snapshot)}
+    if config.shatter.enabled:
+        inputs["hubs"] = file_digest(run.pruned / "hubs.json")
+    if config.verify.llm_judge:
+        import kgsynth.verify
+
+        inputs["judge_prompts"] = tree_digest(Path(kgsynth.verify.__file__).parent / "prompts")
+    for i, path in enumerate(config.verify.benchmarks):
+        inputs[f"benchmark:{i}:{path.name}"] = file_digest(path)
+    return inputs
+
+
+# --- export ----------------------------------------------------------------------------
+
+
+def export(config: RunConfig, run: RunDir) -> dict[str, Any]:
+    """The dataset folder (card, parquet, optional copies) and the quality report."""
+    from kgsynth.export import export_dataset, write_report
+
+    e = config.export
+    result = export_dataset(
+        run.root, run.dataset, formats=e.formats, ratios=e.ratios, seed=e.seed, hop_split=e.hop_split,
+        repo_id=config.publish.repo_id if config.publish else None,
+    )  # fmt: skip
+    report = write_report(run.root, run.report)
+    default = result.configs.get("default") or next(iter(result.configs.values()), {})
+    return {
+        "rows": sum(default.values()), **{f"{split}": rows for split, rows in default.items()},
+        "configs": result.configs, "left_out": result.left_out, "dataset": str(run.dataset), "report": str(report),
+    }  # fmt: skip
+
+
+def _export_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
+    inputs = {
+        "verified": tree_digest(run.verified),
+        "items": file_digest(run.items),
+        "paths": file_digest(run.paths),
+        "full": snapshot_digest(run.snapshot),
+    }
+    if config.shatter.enabled:
+        inputs["pruned"] = tree_digest(run.pruned)
+    return inputs
+
+
+# --- publish ---------------------------------------------------------------------------
+
+
+def publish(config: RunConfig, run: RunDir) -> dict[str, Any]:
+    """Push the exported dataset to the Hub; the token comes from the environment only."""
+    import os
+
+    from kgsynth.export import push_dataset
+
+    assert config.publish is not None
+    p = config.publish
+    url = push_dataset(run.dataset, p.repo_id, private=p.private, token=os.environ.get(p.token_env))
+    return {"url": url, "repo_id": p.repo_id}
+
+
 STAGES: list[Stage] = [
     Stage(
         name="load",
@@ -273,5 +582,53 @@ STAGES: list[Stage] = [
         inputs=_load_inputs,
         params=lambda config: config.source.key_fields(),
         outputs=lambda run: [run.snapshot],
+    ),
+    Stage(
+        name="sample",
+        description="sample multi-hop paths",
+        run=sample,
+        inputs=_sample_inputs,
+        params=lambda config: config.sample.key_fields(),
+        outputs=lambda run: [run.paths],
+    ),
+    Stage(
+        name="generate",
+        description="write questions and thinking paths",
+        run=combine_generated,
+        inputs=_generate_inputs,
+        params=_generate_params,
+        outputs=lambda run: [run.items, run.failures, run.root / "generate.json"],
+        network=lambda config: config.generate.writer != "template",
+        resumable=True,
+        parts=generate_batches,
+        run_part=generate_batch,
+        scratch=lambda run: [run.root / "generate.batches"],
+    ),
+    Stage(
+        name="verify",
+        description="check every item against the full graph",
+        run=verify,
+        inputs=_verify_inputs,
+        params=lambda config: config.verify.key_fields(),
+        outputs=lambda run: [run.verified],
+        network=lambda config: config.verify.llm_judge is not None,
+    ),
+    Stage(
+        name="export",
+        description="write the dataset and its report",
+        run=export,
+        inputs=_export_inputs,
+        params=lambda config: {**config.export.key_fields(), "repo_id": config.publish.repo_id if config.publish else None},
+        outputs=lambda run: [run.dataset, run.report],
+    ),
+    Stage(
+        name="publish",
+        description="push the dataset to the Hub",
+        run=publish,
+        inputs=lambda config, run: {"dataset": tree_digest(run.dataset)},
+        params=lambda config: config.publish.key_fields() if config.publish else None,
+        outputs=lambda run: [],
+        enabled=lambda config: config.publish is not None,
+        network=lambda config: True,
     ),
 ]

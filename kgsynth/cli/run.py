@@ -54,9 +54,12 @@ def run(
 
 
 def _brief(summary: dict) -> str:
-    """The scalar figures of a stage summary, on one line."""
-    return ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in summary.items()
-                     if isinstance(v, (int, float, str)) and not isinstance(v, bool) and len(str(v)) < 40)
+    """The numeric figures of a stage summary, on one line."""
+    return ", ".join(
+        f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:g}"
+        for k, v in summary.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    )
 
 
 def _final_outputs(run_dir, results) -> list[tuple[str, Path]]:
