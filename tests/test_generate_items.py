@@ -98,6 +98,15 @@ def test_template_items_pass_the_graph_checks(tmp_path, paths, snapshot):
     assert set(rejected["reason"]) <= {"anchor_names_bridge", "anchor_names_answer", "no_negatives"}
 
 
+def test_template_items_pass_verification_text_and_graph_checks(tmp_path, paths, snapshot):
+    from kgsynth.verify import verify_items
+
+    items = pl.read_parquet(template(tmp_path, paths, snapshot).out)
+    result = verify_items(items, snapshot, checks=["edges", "answer", "leak", "thinking"])
+    assert result.rejected.height == 0, result.summary["by_reason"]
+    assert result.accepted.height == items.height
+
+
 def test_anchor_that_contains_a_bridge_name_is_skipped_with_a_reason(tmp_path, snapshot):
     ids = dict(zip(snapshot.nodes["name"].to_list(), snapshot.nodes["id"].to_list(), strict=True))
     seizure, focal = ids["Seizure"], ids["Focal-onset seizure"]
@@ -157,7 +166,7 @@ def test_paths_from_another_snapshot_are_refused(tmp_path, paths, snapshot):
 # --- through a model endpoint ---------------------------------------------------------
 
 
-def test_model_items_through_a_local_endpoint_then_all_from_cache(tmp_path, paths, snapshot):
+def test_writer_openai_items_through_a_local_endpoint_then_all_from_cache(tmp_path, paths, snapshot):
     subset = paths.head(12)
     with LLMServer(responder=echo_responder) as server:
         result = generate_items(subset, snapshot, writer=model_writer(server, tmp_path), out=tmp_path / "items.parquet",
