@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -56,19 +57,49 @@ def stage(name: str, config: RunConfig, run: RunDir, force: bool = False) -> pip
     return pipeline.run_stage(name, config, run, force=force)
 
 
-def stage_task(name: str, config: RunConfig, run: RunDir, *, force: bool, backoff: float) -> Task[..., Any]:
-    """The stage task with this run's options: cache location, refresh, retries."""
-    network = pipeline.is_network_stage(name, config)
-    return stage.with_options(
-        name=name,
-        task_run_name=f"{name}",
-        result_storage=run.root.resolve() / ".prefect-results",
-        refresh_cache=force or not pipeline.is_current(name, config, run),
-        retries=RETRIES if network else 0,
-        retry_delay_seconds=exponential_backoff(backoff_factor=backoff) if network else 0,
-        retry_jitter_factor=0.2 if network else None,
-        retry_condition_fn=_transient if network else None,
+@task(cache_key_fn=_cache_key, persist_result=True)
+def finish(name: str, config: RunConfig, run: RunDir, begun: pipeline.Begun) -> pipeline.StageResult:
+    """Combine the parts of a stage and mark it done; cached under the stage's own key."""
+    return pipeline.finish_stage(name, config, run, begun)
+
+
+@task(cache_policy=NO_CACHE)
+def part(name: str, config: RunConfig, run: RunDir, index: int) -> dict[str, Any]:
+    """One part of a stage (a generation batch): resumes by itself, so it needs no cache."""
+    return pipeline.run_part(name, config, run, index)
+
+
+def _retry_options(name: str, config: RunConfig, backoff: float) -> dict[str, Any]:
+    if not pipeline.is_network_stage(name, config):
+        return {"retries": 0}
+    return {
+        "retries": RETRIES,
+        "retry_delay_seconds": exponential_backoff(backoff_factor=backoff),
+        "retry_jitter_factor": 0.2,
+        "retry_condition_fn": _transient,
+    }
+
+
+def _run_stage(name: str, config: RunConfig, run: RunDir, force: bool, backoff: float) -> State:
+    """A stage as one cached task, or, for a stage in parts that must run, its parts side by side."""
+    storage = run.root.resolve() / ".prefect-results"
+    current = not force and pipeline.is_current(name, config, run)
+    if pipeline.get_stage(name).parts is None or current:
+        task_ = stage.with_options(
+            name=name, task_run_name=name, result_storage=storage, refresh_cache=not current,
+            **_retry_options(name, config, backoff),
+        )  # fmt: skip
+        return task_(name, config, run, force=force, return_state=True)
+    begun = pipeline.begin_stage(name, config, run, force=force)
+    assert isinstance(begun, pipeline.Begun)  # not current, so it has to run
+    part_task = part.with_options(
+        name=f"{name}-part", task_run_name=f"{name}[{{index}}]", **_retry_options(name, config, backoff)
     )
+    futures = [part_task.submit(name, config, run, i) for i in range(begun.parts)]
+    for future in futures:
+        future.result()  # raises the first part that failed for good
+    finish_task = finish.with_options(name=name, task_run_name=name, result_storage=storage, refresh_cache=True)
+    return finish_task(name, config, run, begun, return_state=True)
 
 
 def _run_stages(
@@ -76,9 +107,7 @@ def _run_stages(
 ) -> dict[str, dict[str, Any]]:
     report: dict[str, dict[str, Any]] = {}
     for name in names:
-        state = stage_task(name, config, run, force=name in force, backoff=backoff)(
-            name, config, run, force=name in force, return_state=True
-        )
+        state = _run_stage(name, config, run, name in force, backoff)
         result: pipeline.StageResult = state.result()  # raises when the stage failed for good
         report[name] = {"state": state.name, **result.model_dump(mode="json")}
     return report

@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kgsynth.config import RunConfig, stable_hash
-from kgsynth.errors import ConfigError, SnapshotError
+from kgsynth.errors import ConfigError, LLMError, SnapshotError
 from kgsynth.rundir import RunDir
 
 # Bumped when a stage's code changes what it writes, so old stamps stop matching.
@@ -420,6 +420,13 @@ def generate_batch(config: RunConfig, run: RunDir, part: int) -> dict[str, Any]:
         concurrency=g.concurrency,
         n_options=g.options,
     )
+    if result.failed:
+        # the calls are retried by the next attempt (a task retry or a re-run); finished items stay
+        reasons = ", ".join(f"{reason} {count}" for reason, count in result.failed.items())
+        raise LLMError(
+            f"generation batch {part}: {sum(result.failed.values())} model call(s) failed ({reasons}) after the "
+            f"client's retries; the {result.items_total} items made so far are saved. Run again to retry them"
+        )
     return {"items": result.items_total, "new": result.items_new, "cost_usd": result.cost_usd, "stopped": result.stopped}
 
 
