@@ -153,11 +153,10 @@ async def agenerate_items(
             else:
                 tasks.append(_Task(row, kind, iid, facts, infos))
 
-    prefetch = getattr(writer, "prefetch", None)
-    if tasks and prefetch is not None and writer.batch_mode:
-        await prefetch([(t.kind, t.facts) for t in tasks], out.parent / f".{out.name}.batch.json")
-
+    prefetch = getattr(writer, "prefetch", None)  # writers that can use the Batch API have it
     try:
+        if tasks and prefetch is not None and writer.batch_mode:
+            await prefetch([(t.kind, t.facts) for t in tasks], out.parent / f".{out.name}.batch.json")
         await run.execute(tasks, nodes, concurrency or writer.concurrency)
     finally:
         run.flush()
