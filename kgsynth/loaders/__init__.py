@@ -1,7 +1,8 @@
 """Loaders: one module per source format, each a function `sources → Snapshot`.
 
 Every loader is registered by its format name in `LOADERS` and has the signature
-`load(sources: list[Path], **options) -> Snapshot`.
+`load(sources: list[Path], *, name, vocabulary=None, allow_unknown_relations=False,
+**options) -> Snapshot`; it validates its own options and ends with `build_snapshot`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,5 @@ def load(format: str, sources: list[Path], **options) -> Snapshot:
 
 
 def _import_all() -> None:
-    from kgsynth.loaders import hpo  # noqa: F401
-    for optional in ("primekg", "umls", "rdf", "edges"):
-        try:
-            __import__(f"kgsynth.loaders.{optional}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"kgsynth.loaders.{optional}":
-                raise
+    """Register every loader (imported here, not at package import, to keep start-up light)."""
+    from kgsynth.loaders import edges, hpo, primekg, rdf, umls  # noqa: F401
