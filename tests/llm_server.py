@@ -326,6 +326,10 @@ class LLMServer:
         if not body.get("messages"):
             return 400, {"error": {"message": "'messages' is required", "type": "invalid_request_error"}}
         content = self.responder(body)
+        finish = "stop"
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if limit and _text_tokens(content) > limit:  # cut the reply as a real server would
+            content, finish = content[: 4 * limit], "length"
         prompt_text = "".join(str(m.get("content") or "") for m in body["messages"])
         prompt_tokens, completion_tokens = _text_tokens(prompt_text), _text_tokens(content)
         return 200, {
@@ -337,7 +341,7 @@ class LLMServer:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": content, "refusal": None},
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                     "logprobs": None,
                 }
             ],

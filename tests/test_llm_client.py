@@ -194,6 +194,12 @@ def test_junk_replies_are_rejected_with_a_reason_and_not_cached(server, tmp_path
     assert not reply.cached and server.chat_requests == 2
 
 
+def test_a_reply_cut_at_max_tokens_says_so(server, tmp_path):
+    with pytest.raises(CallFailed) as caught:
+        run(one_call(make_config(server, tmp_path, max_tokens=5)))
+    assert caught.value.reason == "max_tokens" and "max_tokens=5" in str(caught.value)
+
+
 def test_tolerant_parsing_cuts_fences_and_prose():
     parsed, reason = parse_reply('Here you go:\n```json\n{"answer": "x", "confidence": 1}\n```\nBye', Answer)
     assert reason is None and parsed == Answer(answer="x", confidence=1)

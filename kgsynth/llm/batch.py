@@ -115,7 +115,7 @@ async def _collect(client: LLMClient, batch, pending: dict, stage: str) -> int:
             continue
         key, schema, _ = entry
         try:
-            text, prompt_tokens, completion_tokens = read_completion(response.get("body") or {})
+            text, prompt_tokens, completion_tokens, _ = read_completion(response.get("body") or {})
         except (BadResponse, LLMError):
             usage.failures += 1
             continue

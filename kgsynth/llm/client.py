@@ -22,7 +22,7 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import openai
 from pydantic import BaseModel
@@ -153,7 +153,7 @@ class LLMClient:
         reserved = self.accountant.reserve(sum(len(str(m.get("content") or "")) for m in messages))
         try:
             async with self._semaphore:
-                text, prompt_tokens, completion_tokens, mode = await self._send(messages, schema, params, stage)
+                (text, prompt_tokens, completion_tokens, cut), mode = await self._send(messages, schema, params, stage)
         except CallFailed:
             usage.failures += 1
             raise
@@ -168,6 +168,8 @@ class LLMClient:
         if parsed is None:
             usage.failures += 1
             code, _, detail = reason.partition(": ")
+            if cut:
+                code, detail = "max_tokens", f"the reply was cut at max_tokens={params.get('max_tokens')}: {detail}"
             raise CallFailed(code, self.scrub(detail), attempts=1)
         if key is not None:
             self.cache.put(key, CachedReply(text, prompt_tokens, completion_tokens, cost, False))
@@ -175,7 +177,7 @@ class LLMClient:
 
     async def _send(
         self, messages: Messages, schema: type[BaseModel], params: dict[str, Any], stage: str
-    ) -> tuple[str, int, int, Mode]:
+    ) -> tuple[Completion, Mode]:
         usage = self.accountant.stage(stage)
         attempt = 0
         while True:
@@ -185,8 +187,7 @@ class LLMClient:
                 response = await self.sdk.post(
                     "/chat/completions", body=self.body(messages, schema, params, mode), cast_to=_HTTPResponse
                 )
-                text, prompt_tokens, completion_tokens = read_completion(response.content)
-                return text, prompt_tokens, completion_tokens, mode
+                return read_completion(response.content), mode
             except (openai.APIError, BadResponse) as exc:
                 if self._downgrade(exc, mode):
                     continue
@@ -259,8 +260,15 @@ def complete_all(
     return asyncio.run(run())
 
 
-def read_completion(raw: bytes | dict[str, Any]) -> tuple[str, int, int]:
-    """(content, prompt tokens, completion tokens) from a chat-completion body."""
+class Completion(NamedTuple):
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cut: bool  # the reply stopped at max_tokens
+
+
+def read_completion(raw: bytes | dict[str, Any]) -> Completion:
+    """The reply text and token counts from a chat-completion body."""
     try:
         data = json.loads(raw) if isinstance(raw, bytes) else raw
         message = data["choices"][0]["message"]
@@ -271,7 +279,12 @@ def read_completion(raw: bytes | dict[str, Any]) -> tuple[str, int, int]:
         refusal = message.get("refusal") or "no content"
         raise CallFailed("refused", f"the model returned no content: {str(refusal)[:200]}")
     usage = data.get("usage") or {}
-    return content, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return Completion(
+        content,
+        int(usage.get("prompt_tokens") or 0),
+        int(usage.get("completion_tokens") or 0),
+        data["choices"][0].get("finish_reason") == "length",
+    )
 
 
 def _reason(exc: BaseException) -> str:
