@@ -130,7 +130,7 @@ class SampleConfig(Section):
 
 class GenerateConfig(Section):
     not_in_key: ClassVar[frozenset[str]] = frozenset(
-        {"concurrency", "api_key_env", "timeout", "max_retries", "batch_api"}
+        {"concurrency", "api_key_env", "timeout", "max_retries", "batch_api", "save_every"}
     )
 
     writer: str = Field(default="template", description="Writer name: template (offline) or openai.")
@@ -139,6 +139,7 @@ class GenerateConfig(Section):
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = Field(default=32, ge=1, description="Model calls in flight at once (per batch).")
     batch_size: int = Field(default=500, ge=1, description="Paths per generation batch (one flow task each).")
+    save_every: int = Field(default=256, ge=1, description="Items per saved part: a crash loses at most these.")
     kinds: list[Literal["mcq", "open"]] = Field(default_factory=lambda: ["mcq", "open"], min_length=1)
     seed: int = 0
     options: int = Field(default=4, ge=2, le=26, description="Options per multiple-choice item.")

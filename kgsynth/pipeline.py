@@ -415,6 +415,7 @@ def generate_batch(config: RunConfig, run: RunDir, part: int) -> dict[str, Any]:
         out=out,
         kinds=g.kinds,
         seed=g.seed,
+        batch_size=g.save_every,
         full_snapshot=read_snapshot(run.snapshot),
         budget_usd=budget,
         concurrency=g.concurrency,
