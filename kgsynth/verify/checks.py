@@ -21,23 +21,35 @@ STAGES = ("graph", "llm", "decontamination", "dedup")
 
 @dataclass
 class Outcome:
-    """One verdict per item: `code[i]` is None when item i passed."""
+    """One verdict per item: `code[i]` is None when item i passed.
+
+    A check that finds problems of different kinds in one item reports the first as
+    the item's verdict and the others in `extra` (row, code, detail), one per code,
+    so the item's reasons list every kind of problem.
+    """
 
     code: list[str | None]
     detail: list[str]
+    extra: list[tuple[int, str, str]] = field(default_factory=list)
 
     @classmethod
     def passing(cls, n: int) -> Outcome:
         return cls(code=[None] * n, detail=[""] * n)
 
     @classmethod
-    def of(cls, n: int, failures: Iterable[tuple[int, str, str]], *, passed_detail: list[str] | None = None) -> Outcome:
-        """From (row, code, detail) failures; the first failure of a row is kept."""
-        outcome = cls(code=[None] * n, detail=list(passed_detail) if passed_detail else [""] * n)
+    def of(cls, n: int, failures: Iterable[tuple[int, str, str]]) -> Outcome:
+        """From (row, code, detail) failures, in any order."""
+        outcome = cls.passing(n)
+        seen: set[tuple[int, str]] = set()
         for row, code, detail in failures:
+            if (row, code) in seen:
+                continue
+            seen.add((row, code))
             if outcome.code[row] is None:
                 outcome.code[row] = code
                 outcome.detail[row] = detail
+            else:
+                outcome.extra.append((row, code, detail))
         return outcome
 
     @property

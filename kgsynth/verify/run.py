@@ -53,46 +53,38 @@ class VerifyResult:
 class _Ledger:
     """Verdicts gathered stage by stage: one long table, grouped per item at the end."""
 
-    n: int
-    rows: list[np.ndarray] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
-    codes: list[list[str | None]] = field(default_factory=list)
-    details: list[list[str]] = field(default_factory=list)
+    codes: list[str | None] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
     stage_of: dict[str, str] = field(default_factory=dict)
+    judged: Counter = field(default_factory=Counter)  # check → items judged
     rejected_at: dict[int, str] = field(default_factory=dict)  # row → first stage that rejected it
 
     def add(self, check: str, stage: str, rows: np.ndarray, outcome: Outcome) -> None:
-        self.rows.append(rows)
-        self.checks.append(check)
-        self.codes.append(outcome.code)
-        self.details.append(outcome.detail)
+        rows_list = rows.tolist()
+        extra_rows = [rows_list[r] for r, _, _ in outcome.extra]
+        self.rows += rows_list + extra_rows
+        self.checks += [check] * (len(rows_list) + len(extra_rows))
+        self.codes += outcome.code + [code for _, code, _ in outcome.extra]
+        self.details += outcome.detail + [detail for _, _, detail in outcome.extra]
         self.stage_of[check] = stage
-        for row, code in zip(rows.tolist(), outcome.code, strict=True):
+        self.judged[check] += len(rows_list)
+        for row, code in zip(rows_list, outcome.code, strict=True):
             if code is not None:
                 self.rejected_at.setdefault(row, stage)
 
-    def alive(self, rows: np.ndarray) -> np.ndarray:
-        return np.array([r for r in rows.tolist() if r not in self.rejected_at], dtype=np.int64)
+    def alive(self, n: int) -> np.ndarray:
+        return np.array([r for r in range(n) if r not in self.rejected_at], dtype=np.int64)
 
     def table(self) -> pl.DataFrame:
-        frames = [
-            pl.DataFrame(
-                {
-                    "_row": rows,
-                    "check": [check] * len(rows),
-                    "passed": [c is None for c in codes],
-                    "code": codes,
-                    "detail": details,
-                },
-                schema={"_row": pl.Int64, "check": pl.String, "passed": pl.Boolean, "code": pl.String, "detail": pl.String},
-            )
-            for rows, check, codes, details in zip(self.rows, self.checks, self.codes, self.details, strict=True)
-        ]
-        if not frames:
-            return pl.DataFrame(schema={"_row": pl.Int64, "verdicts": VERDICTS})
-        long = pl.concat(frames).with_row_index("_order")
+        long = pl.DataFrame(
+            {"_row": self.rows, "check": self.checks, "code": self.codes, "detail": self.details},
+            schema={"_row": pl.Int64, "check": pl.String, "code": pl.String, "detail": pl.String},
+        ).with_columns(pl.col("code").is_null().alias("passed"))
         return (
-            long.sort("_row", "_order")
+            long.with_row_index("_order")
+            .sort("_row", "_order")
             .group_by("_row", maintain_order=True)
             .agg(pl.struct("check", "passed", "code", "detail").alias("verdicts"))
         )
@@ -128,7 +120,7 @@ def verify_items(
     clock = time.perf_counter()
     index = graph_index(full)
     timings["index"] = time.perf_counter() - clock
-    ledger = _Ledger(frame.height)
+    ledger = _Ledger()
     framed = frame.with_row_index("_row")
     good, bad = split_malformed(framed)
     if bad.height:
@@ -158,7 +150,7 @@ def verify_items(
         from kgsynth.verify.llm_check import run_llm_check
 
         clock = time.perf_counter()
-        alive = ledger.alive(np.arange(frame.height))
+        alive = ledger.alive(frame.height)
         ledger.add("llm_consistency", "llm", alive, run_llm_check(_take(frame, alive), llm, index))
         timings["llm"] = time.perf_counter() - clock
     else:
@@ -168,7 +160,7 @@ def verify_items(
         from kgsynth.verify.decontam import run_decontamination
 
         clock = time.perf_counter()
-        alive = ledger.alive(np.arange(frame.height))
+        alive = ledger.alive(frame.height)
         ledger.add("decontamination", "decontamination", alive, run_decontamination(_take(frame, alive), benchmarks, params))
         timings["decontamination"] = time.perf_counter() - clock
     else:
@@ -176,7 +168,7 @@ def verify_items(
 
     if dedup is not None:
         clock = time.perf_counter()
-        alive = ledger.alive(np.arange(frame.height))
+        alive = ledger.alive(frame.height)
         for name, positions, outcome in run_dedup(_take(frame, alive), dedup):
             ledger.add(name, "dedup", alive[positions], outcome)
         timings["dedup"] = time.perf_counter() - clock
@@ -257,14 +249,17 @@ def _summary(
 ) -> dict[str, Any]:
     by_reason = Counter(code for codes in rejected["reasons"].to_list() for code in codes)
     by_stage = Counter(ledger.rejected_at.values())
-    by_check: dict[str, dict[str, Any]] = {}
-    for check, codes in zip(ledger.checks, ledger.codes, strict=True):
-        entry = by_check.setdefault(check, {"stage": ledger.stage_of[check], "judged": 0, "failed": 0, "codes": Counter()})
-        entry["judged"] += len(codes)
-        for code in codes:
-            if code is not None:
-                entry["failed"] += 1
-                entry["codes"][code] += 1
+    by_check: dict[str, dict[str, Any]] = {
+        check: {"stage": ledger.stage_of[check], "judged": judged, "failed": 0, "codes": Counter()}
+        for check, judged in ledger.judged.items()
+    }
+    failed_rows: dict[str, set[int]] = {}
+    for row, check, code in zip(ledger.rows, ledger.checks, ledger.codes, strict=True):
+        if code is not None:
+            failed_rows.setdefault(check, set()).add(row)
+            by_check[check]["codes"][code] += 1
+    for check, rows in failed_rows.items():
+        by_check[check]["failed"] = len(rows)
     graph_seconds = timings.get("graph", 0.0)
     return {
         "snapshot": {"name": full.name, "hash": full.hash},

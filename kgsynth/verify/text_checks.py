@@ -70,14 +70,12 @@ def check_thinking(batch: ItemBatch, ctx: Context) -> Outcome:
     failures = []
     for row, text in enumerate(texts):
         path = batch.nodes[row, : batch.hops[row] + 1].tolist()
-        found = judge_thinking(index, path, linker.link(text or ""))
-        if found:
-            failures.append((row, *found))
+        failures += [(row, code, detail) for code, detail in judge_thinking(index, path, linker.link(text or ""))]
     return Outcome.of(len(batch), failures)
 
 
-def judge_thinking(index: GraphIndex, path: list[int], mentions: list[Mention[int]]) -> tuple[str, str] | None:
-    """(code, evidence) for the first problem of a thinking path, or None when it follows the path."""
+def judge_thinking(index: GraphIndex, path: list[int], mentions: list[Mention[int]]) -> list[tuple[str, str]]:
+    """(code, evidence) of the first problem of each kind; empty when the thinking follows the path."""
     where = {node: k for k, node in enumerate(path) if node >= 0}
     resolved = [_positions(m, where) for m in mentions]
 
@@ -89,6 +87,7 @@ def judge_thinking(index: GraphIndex, path: list[int], mentions: list[Mention[in
     start = matched_at[0] if matched_at else 0
     stop = matched_at[-1] if len(matched_at) == len(path) else len(mentions)
 
+    found: list[tuple[str, str]] = []
     stated = [False] * (len(path) - 1)
     for i in range(1, len(mentions)):
         prev, cur = mentions[i - 1], mentions[i]
@@ -101,31 +100,32 @@ def judge_thinking(index: GraphIndex, path: list[int], mentions: list[Mention[in
                     if abs(a - b) == 1:
                         stated[min(a, b)] = True
             continue
+        if found:
+            continue  # one hallucination is evidence enough; keep scanning for stated hops
         off, other = (cur, prev) if p else (prev, cur)
-        inside = start < (i if not c else i - 1) < stop
-        if inside:
-            return "HALLUCINATED_STEP", (
+        if start < (i if not c else i - 1) < stop:
+            found.append(("HALLUCINATED_STEP", (
                 f"the thinking puts {_name(index, off)}, which is not on the path, "
                 f"between path entities, related to {_name(index, other)}"
-            )
-        if not _any_edge(index, off.nodes, other.nodes):
-            return "HALLUCINATED_STEP", (
+            )))
+        elif not _any_edge(index, off.nodes, other.nodes):
+            found.append(("HALLUCINATED_STEP", (
                 f"the thinking relates {_name(index, prev)} and {_name(index, cur)}, which share no edge in the graph"
-            )
+            )))
 
     if len(matched_at) < len(path):
         k = len(matched_at)
-        node = path[k]
         said = any(k in positions for positions in resolved)
         how = "mentioned out of order" if said else "never mentioned"
-        return "MISSING_STEP", f"path entity {k + 1} {describe(index, node)} is {how} in the thinking"
-    for k, ok in enumerate(stated):
-        if not ok:
-            return "MISSING_STEP", (
+        found.append(("MISSING_STEP", f"path entity {k + 1} {describe(index, path[k])} is {how} in the thinking"))
+    else:
+        k = next((k for k, ok in enumerate(stated) if not ok), None)
+        if k is not None:
+            found.append(("MISSING_STEP", (
                 f"hop {k + 1} ({describe(index, path[k])} → {describe(index, path[k + 1])}) is never stated: "
                 "no sentence names the two together"
-            )
-    return None
+            )))
+    return found
 
 
 def _positions(mention: Mention[int], where: dict[int, int]) -> tuple[int, ...]:
