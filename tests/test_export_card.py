@@ -51,22 +51,30 @@ def test_card_says_how_the_dataset_was_made(card, export_run: Path) -> None:  # 
     text, _ = card
     manifest = read_snapshot(export_run / "snapshot").manifest
     hubs = json.loads((export_run / "pruned" / "hubs.json").read_text())
-    accepted = pl.read_parquet(export_run / "verified" / "accepted.parquet").height
-    rejected = pl.read_parquet(export_run / "verified" / "rejected.parquet").height
+    generate = json.loads((export_run / "generate.json").read_text())
+    summary = json.loads((export_run / "verified" / "summary.json").read_text())
+    accepted = pl.read_parquet(export_run / "verified" / "accepted.parquet")
+    failures = pl.read_parquet(export_run / "failures.parquet")
+    provenance = accepted["provenance"][0]
+    judged = summary["accepted"] + summary["rejected"]
+    top_failure, top_count = failures["reason"].value_counts(sort=True).row(0)
+    top_reason = next(iter(summary["by_reason"]))
     expected = [
         manifest.source_info.name,
         f"version {manifest.source_info.version}",
         manifest.source_info.license,
         manifest.source_info.attribution,
-        manifest.hash,  # source graph snapshot hash
+        manifest.hash,  # the source graph's snapshot hash
         hubs["params_hash"],
-        '{"k": 2, "max_rounds": 3}',
-        "`walk` (seed 7)",  # sampler and seed
-        "| openai | gpt-4o-mini |",  # writer and model
-        "`thinking_path` (hash `9a3f1c0b2d4e5f60`)",  # prompt version
-        f"| verify | items | {accepted + rejected} | {accepted} | {accepted / (accepted + rejected):.1%} |",
-        "| verify: dedup | NEAR_DUPLICATE |",
-        "| generate | LLM_ERROR | 2 |",
+        json.dumps(hubs["params"], sort_keys=True),
+        hubs["removed"][0]["name"],
+        f"`{provenance['strategy']}` (seed {provenance['seed']})",  # sampler and seed
+        f"| {provenance['writer']} | {provenance['model']} |",  # writer and model
+        *(f"`{p['name']}` (hash `{p['hash']}`)" for p in generate["prompts"].values()),  # prompt versions
+        f"| generate | items | {generate['items_total'] + failures.height} | {generate['items_total']} |",
+        f"| verify | items | {judged} | {summary['accepted']} | {summary['accepted'] / judged:.1%} |",
+        f"| verify: graph | {top_reason} |",
+        f"| generate | {top_failure} | {top_count} |",
         "@misc{",
         "huggingface.co/datasets/tester/hpo-demo",
         'load_dataset("tester/hpo-demo", "sft")',
@@ -75,6 +83,7 @@ def test_card_says_how_the_dataset_was_made(card, export_run: Path) -> None:  # 
     for fragment in expected:
         assert fragment in text, fragment
     assert "disk/<config>" not in text  # not exported in this format
+    assert str(export_run) not in text  # local paths of the run records are left out
 
 
 @pytest.mark.parametrize(
@@ -125,7 +134,7 @@ def test_no_secret_reaches_any_written_file(export_run: Path, tmp_path: Path, mo
     run = tmp_path / "run"
     shutil.copytree(export_run, run, symlinks=True)
     generate = json.loads((run / "generate.json").read_text())
-    generate["params"] |= {
+    generate["params"] = {
         "api_key": unlisted,
         "base_url": f"https://writer:{url_password}@llm.example.org/v1",
         "note": f"called with key {secrets['OPENAI_API_KEY']}",

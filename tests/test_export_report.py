@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -50,11 +51,19 @@ def test_report_figures_match_the_run(report: Path, export_run: Path) -> None:  
     relation_hops = accepted["relations"].explode().value_counts()
     for relation, count in relation_hops.iter_rows():
         assert f"| {relation} | {count} |" in text
-    assert "| generate | LLM_ERROR | 2 |" in text and "| verify: dedup | NEAR_DUPLICATE |" in text
-    assert "Autosomal recessive inheritance" in text  # the highest-degree hub
+    summary = json.loads((export_run / "verified" / "summary.json").read_text())
+    for reason, count in summary["by_reason"].items():
+        assert f"| verify: graph | {reason} | {count} |" in text
+    failures = pl.read_parquet(export_run / "failures.parquet")["reason"].value_counts()
+    for reason, count in failures.iter_rows():
+        assert f"| generate | {reason} | {count} |" in text
+    hubs = json.loads((export_run / "pruned" / "hubs.json").read_text())["removed"]
+    assert all(h["name"] in text for h in hubs)
     answers = accepted["answer_id"].n_unique()
     assert f"{answers:,} distinct answer nodes" in text
-    assert "| openai | gpt-4o-mini |" in text
+    usage = accepted["provenance"].struct.field("usage").struct.field("prompt_tokens").sum()
+    usage += rejected["provenance"].struct.field("usage").struct.field("prompt_tokens").sum()
+    assert f"| openai | test-model | {accepted.height + rejected.height} | {usage:,} |" in text
 
 
 def test_cli_report_and_export_summaries(export_run: Path, tmp_path: Path, capsys) -> None:  # noqa: F811

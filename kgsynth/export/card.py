@@ -319,22 +319,20 @@ def _body(
     )
     out += ["", "Prompts: " + "; ".join(f"`{p}` (hash {', '.join(f'`{h}`' for h in hs)})" for p, hs in stats.prompts.items())]
     if inputs.generate is not None:
-        out += ["", "Generation record (`generate.json`):", "", "```json",
-                json.dumps(_public(inputs.generate), indent=2, sort_keys=True), "```"]
+        out += ["", *_details("Generation record (`generate.json`)", inputs.generate)]
     out += ["", "### Verification and acceptance", ""]
     out.append("Checks: " + (", ".join(f"`{c}`" for c in stats.checks) or "none recorded") + ".")
     out += ["", table(["stage", "counted", "in", "kept", "rate"],
                        [[s.name, s.what, s.entered, s.kept, percent(s.rate)] for s in stats.stages]), ""]
     if stats.rejections:
-        out += ["Rejection reasons:", "", table(
-            ["stage", "reason", "items"],
+        out += ["Rejection reasons (an item rejected for several reasons counts under each):", "", table(
+            ["stage", "reason", "count"],
             [[stage, reason, n] for stage, reasons in stats.rejections.items() for reason, n in reasons.items()],
         ), ""]
     else:
         out += ["No rejections were recorded.", ""]
     if inputs.summary is not None:
-        out += ["Verification summary (`summary.json`):", "", "```json",
-                json.dumps(_public(inputs.summary), indent=2, sort_keys=True), "```", ""]
+        out += [*_details("Verification summary (`summary.json`)", inputs.summary), ""]
     if stats.notes:
         out += ["### Not recorded", ""] + [f"- {note}" for note in stats.notes] + [""]
 
@@ -388,6 +386,12 @@ _FIELDS = table(
                          "parameters hash, sampler and seed, writer, model, prompt name and hash, token usage and cost"],
     ],
 )
+
+
+def _details(title: str, record: dict[str, Any]) -> list[str]:
+    """A run record as a folded JSON block (the Hub renders <details>)."""
+    body = json.dumps(_public(record), indent=2, sort_keys=True)
+    return [f"<details><summary>{title}</summary>", "", "```json", body, "```", "", "</details>"]
 
 
 def _public(record: Any) -> Any:

@@ -122,7 +122,7 @@ def rejections_plot(stats: RunStats, path: Path) -> Path:
         ax.invert_yaxis()
         for yi, (_, _, n) in zip(y, rows, strict=True):
             ax.annotate(f"{n:,}", (n, yi), va="center", fontsize=8, xytext=(3, 0), textcoords="offset points")
-        ax.set_xlabel("items")
+        ax.set_xlabel("count (an item rejected for several reasons counts under each)")
         _integer_ticks(ax.xaxis)
         ax.set_title("Rejection reasons by stage")
         ax.margins(x=0.1)
@@ -141,6 +141,7 @@ def hubs_plot(stats: RunStats, path: Path, top: int = 20) -> Path:
         ax.set_yticks(y, [f"{_short(h.get('name') or h.get('id'))} ({h.get('type')})" for h in hubs], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("degree in the full graph")
+        ax.xaxis.set_major_formatter("{x:,.0f}")
         ax.set_title(f"Hubs removed by pruning (top {len(hubs)} of {len(stats.hubs):,} by degree)")
         if rounds:
             from matplotlib.patches import Patch
@@ -164,6 +165,7 @@ def cost_plot(stats: RunStats, path: Path) -> Path:
                         xytext=(0, 3), textcoords="offset points")
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_ylabel("tokens")
+        ax.yaxis.set_major_formatter("{x:,.0f}")
         ax.set_title("Token usage and cost by writer and model")
         ax.legend(fontsize=8)
         ax.margins(y=0.25)

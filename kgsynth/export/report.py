@@ -90,7 +90,8 @@ def _render(run_root: Path, stats: RunStats, folder: Path, *, hubs_params) -> st
     out += ["## Rejections", ""]
     if stats.rejections:
         out += [_image(plots.rejections_plot(stats, folder / "rejections.png"), "rejection reasons"), "",
-                table(["stage", "reason", "items"],
+                "An item rejected for several reasons counts under each.", "",
+                table(["stage", "reason", "count"],
                       [[stage, reason, n] for stage, reasons in stats.rejections.items() for reason, n in reasons.items()]),
                 ""]
     else:

@@ -112,20 +112,31 @@ def _node_roles(paths: list[list[str]]) -> dict[str, dict[str, int]]:
 
 
 def _rejections(inputs: RunInputs, plan: SplitPlan | None) -> dict[str, dict[str, int]]:
-    """Reason codes by stage: generation failures, each verification check, export."""
+    """Reason codes by stage: generation failures, each verification stage, export.
+
+    An item rejected for several reasons counts once under each.
+    """
     by_stage: dict[str, Counter] = {}
-    if inputs.failures is not None and inputs.failures.height:
-        column = next((c for c in ("reason", "code", "error") if c in inputs.failures.columns), None)
-        reasons = inputs.failures[column].cast(pl.String).fill_null("UNSPECIFIED").to_list() if column else []
-        by_stage["generate"] = Counter(reasons or ["UNSPECIFIED"] * inputs.failures.height)
+    failures = inputs.failures
+    if failures is not None and failures.height:
+        reasons = (
+            failures["reason"].cast(pl.String).fill_null("UNSPECIFIED").to_list()
+            if "reason" in failures.columns
+            else ["UNSPECIFIED"] * failures.height
+        )
+        by_stage["generate"] = Counter(reasons)
     if inputs.rejected is not None:
+        # verify's summary.json says which stage (graph, llm, decontamination, dedup) each check belongs to
+        stage_of = {check: info.get("stage", check) for check, info in
+                    ((inputs.summary or {}).get("by_check") or {}).items() if isinstance(info, dict)}
         for verdicts, reasons in zip(
             inputs.rejected["verdicts"].to_list(), inputs.rejected["reasons"].to_list(), strict=True
         ):
             failed = [v for v in verdicts or [] if not v["passed"]]
             if failed:
                 for v in failed:
-                    by_stage.setdefault(f"verify: {v['check']}", Counter())[v["code"] or "UNSPECIFIED"] += 1
+                    stage = f"verify: {stage_of.get(v['check'], v['check'])}"
+                    by_stage.setdefault(stage, Counter())[v["code"] or "UNSPECIFIED"] += 1
             else:
                 for reason in reasons or ["UNSPECIFIED"]:
                     by_stage.setdefault("verify", Counter())[reason] += 1
