@@ -287,6 +287,8 @@ def read_delimited(
             raise InputFormatError(f"cannot be read: {str(exc).splitlines()[0]}", file=path) from None
         raise error from None
     offset = 2 if has_header else 1
+    if not quoting:
+        _check_field_counts(path, separator, len(names), skip=offset - 1)
     for column in non_empty:
         nulls = frame[column].is_null()
         if nulls.any():
@@ -300,6 +302,29 @@ def read_delimited(
     if frame.height == 0:
         raise InputFormatError("no rows after the header line", file=path)
     return frame
+
+
+def _check_field_counts(path: Path, separator: str, fields: int, *, skip: int) -> None:
+    """Every line of an unquoted file has the same number of fields (a projected polars read
+    does not notice extra or missing separators)."""
+    counted = (
+        pl.scan_csv(path, has_header=False, separator="\x00", quote_char=None, schema={"line": pl.String()})
+        .with_row_index("_row")
+        .with_columns(pl.col("line").str.count_matches(separator, literal=True).fill_null(0).alias("_separators"))
+        .filter((pl.col("_separators") != fields - 1) & (pl.col("_row") >= skip))
+        .head(1)
+    )
+    try:
+        bad = counted.collect(engine="streaming")
+    except pl.exceptions.PolarsError:  # a NUL byte in the file; the line-by-line check explains it
+        return
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise InputFormatError(
+            f"{row['_separators'] + 1} fields where the header has {fields}: {_shorten(row['line'] or '')}",
+            file=path,
+            line=row["_row"] + 1,
+        )
 
 
 def row_line(row: int, *, has_header: bool = True) -> int:

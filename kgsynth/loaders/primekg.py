@@ -216,18 +216,19 @@ def _read_split(nodes_path: Path, edges_path: Path) -> tuple[pl.DataFrame, pl.Da
     return edges, nodes
 
 
-def _dangling(edges: pl.DataFrame, positions: dict[str, np.ndarray], path: Path) -> None:
-    for column, found in positions.items():
-        missing = found < 0
-        if missing.any():
-            row = int(np.flatnonzero(missing)[0])
-            raise InputFormatError(
-                f"{column} {edges[column][row]} is not a node (no such node_index in the nodes table); "
-                f"{int(missing.sum())} row(s) point at missing nodes",
-                file=path,
-                line=row_line(row),
-                field=column,
-            )
+def _dangling(edges: pl.DataFrame, ends: dict[str, np.ndarray], path: Path) -> None:
+    missing = {column: found < 0 for column, found in ends.items()}
+    anywhere = missing["x_index"] | missing["y_index"]
+    if anywhere.any():
+        row = int(np.flatnonzero(anywhere)[0])
+        column = "x_index" if missing["x_index"][row] else "y_index"
+        raise InputFormatError(
+            f"{column} {edges[column][row]} is not a node (no such node_index in the nodes table); "
+            f"{int(anywhere.sum())} row(s) point at missing nodes",
+            file=path,
+            line=row_line(row),
+            field=column,
+        )
 
 
 @LOADERS.register("primekg")
