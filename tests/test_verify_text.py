@@ -1,0 +1,43 @@
+"""Entity-mention linking: normalization, longest match, sentences, stop words."""
+
+from __future__ import annotations
+
+from kgsynth.verify.text import EntityLinker, normalize, tokens_with_breaks
+
+
+def linker() -> EntityLinker[str]:
+    return EntityLinker.build(
+        [
+            ("seizure", "Seizure"),
+            ("focal", "Focal-onset seizure"),
+            ("focal", "Focal seizures"),
+            ("ecoli", "Recurrent E. coli infections"),
+            ("was", "WAS"),  # a gene symbol that is an English word
+            ("osteo-p", "Osteosarcoma"),
+            ("osteo-d", "Osteosarcoma"),
+        ]
+    )
+
+
+def test_normalize_is_case_and_punctuation_blind():
+    assert normalize("  Focal-ONSET, seizure_(left)!") == "focal onset seizure left"
+
+
+def test_longest_name_wins_and_each_mention_knows_its_sentence():
+    text = "Focal-onset seizure is a kind of Seizure. Seizures differ; FOCAL SEIZURES too."
+    mentions = linker().link(text)
+    assert [(m.nodes, m.sentence) for m in mentions] == [(("focal",), 0), (("seizure",), 0), (("focal",), 2)]
+
+
+def test_a_sentence_break_inside_a_name_is_not_a_break():
+    mentions = linker().link("Recurrent E. coli infections is a kind of Seizure.")
+    assert [(m.nodes, m.sentence) for m in mentions] == [(("ecoli",), 0), (("seizure",), 0)]
+    tokens, breaks = tokens_with_breaks("One. Two! three")
+    assert tokens == ["one", "two", "three"] and breaks == [False, True, True]
+
+
+def test_common_words_are_not_mentions_and_shared_names_keep_every_node():
+    mentions = linker().link("It was an Osteosarcoma.")
+    assert [m.nodes for m in mentions] == [("osteo-p", "osteo-d")]
+    assert linker().forms["focal"] == ("focal onset seizure", "focal seizures")
+    assert "was" not in linker().forms
