@@ -67,12 +67,10 @@ def _files(sources: list[Path]) -> list[Path]:
     return files
 
 
-def _parse_into(dataset, path: Path) -> None:
-    """Parse one file into its own named graph of `dataset`."""
-
+def _parse(path: Path) -> rdflib.Graph:
     require_file(path)
     fmt = SUFFIXES.get(path.suffix.lower(), "turtle")
-    graph = dataset.graph(URIRef(path.resolve().as_uri()))
+    graph = rdflib.Graph()
     try:
         graph.parse(path, format=fmt)
     except UnicodeDecodeError:
@@ -89,11 +87,12 @@ def _parse_into(dataset, path: Path) -> None:
         ) from None
     if len(graph) == 0:
         raise InputFormatError(f"no triples found; is this {fmt}?", file=path)
+    return graph
 
 
 def _first_line(exc: Exception) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return (lines[1] if len(lines) > 1 and lines[0].startswith("at line") else lines[0]) if lines else type(exc).__name__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith("at line")]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _error_line(exc: Exception) -> int | None:
@@ -124,9 +123,9 @@ class _Labels:
 
     def values(self, subject, predicate) -> list[str]:
         found = [o for o in self.graph.objects(subject, predicate) if isinstance(o, Literal)]
-        fitting = [o for o in found if o.language in (None, self.language) or (o.language or "").startswith(f"{self.language}-")]
-        rank = {None: 1}
-        return [str(o) for o in sorted(fitting, key=lambda o: (rank.get(o.language, 0), str(o)))]
+        fitting = [o for o in found if o.language is None or o.language.split("-")[0] == self.language]
+        # Tagged in the chosen language first, then untagged; alphabetical within each, for stable names.
+        return [str(o) for o in sorted(fitting, key=lambda o: (o.language is None, str(o)))]
 
     def label(self, subject) -> str | None:
         for predicate in (URIRef(SKOS + "prefLabel"), RDFS.label):
@@ -137,18 +136,18 @@ class _Labels:
 
 
 def _relation_name(labels: _Labels, prop) -> str:
-
     if prop == RDFS.subClassOf:
         return "subclass_of"
     label = labels.label(prop)
     return _snake(label) if label else _snake(_local_name(str(prop)))
 
 
-def _triples(dataset, labels: _Labels, file_names: dict) -> tuple[list[tuple[str, str, str, str]], int]:
+def _triples(
+    union: rdflib.Graph, graphs: dict[str, rdflib.Graph], labels: _Labels
+) -> tuple[list[tuple[str, str, str, str]], int]:
     """(src, relation, dst, file name) for every edge-making triple, and how many were skipped."""
-
-    skipped_props = set(dataset.subjects(RDF.type, OWL.AnnotationProperty)) | set(
-        dataset.subjects(RDF.type, OWL.DatatypeProperty)
+    skipped_props = set(union.subjects(RDF.type, OWL.AnnotationProperty)) | set(
+        union.subjects(RDF.type, OWL.DatatypeProperty)
     )
     names: dict = {}
 
@@ -159,37 +158,37 @@ def _triples(dataset, labels: _Labels, file_names: dict) -> tuple[list[tuple[str
 
     edges: list[tuple[str, str, str, str]] = []
     skipped = 0
-    for s, p, o, context in dataset.quads((None, None, None, None)):
-        if not isinstance(s, URIRef) or _reserved(str(s)):
-            continue
-        source = file_names[context]
-        if p == RDFS.subClassOf and isinstance(o, BNode):
-            prop = dataset.value(o, OWL.onProperty)
-            target = dataset.value(o, OWL.someValuesFrom)
-            if isinstance(prop, URIRef) and isinstance(target, URIRef) and not _reserved(str(target)):
-                edges.append((str(s), name(prop), str(target), source))
-            else:
-                skipped += 1
-        elif isinstance(o, URIRef) and (p == RDFS.subClassOf or not (_reserved(str(p)) or p in skipped_props)):
-            if _reserved(str(o)):  # e.g. subClassOf owl:Thing
-                skipped += 1
-            else:
-                edges.append((str(s), name(p), str(o), source))
+    for source, graph in graphs.items():
+        for s, p, o in graph:
+            if not isinstance(s, URIRef) or _reserved(str(s)):
+                continue
+            if p == RDFS.subClassOf and isinstance(o, BNode):
+                prop = union.value(o, OWL.onProperty)
+                target = union.value(o, OWL.someValuesFrom)
+                if isinstance(prop, URIRef) and isinstance(target, URIRef) and not _reserved(str(target)):
+                    edges.append((str(s), name(prop), str(target), source))
+                else:
+                    skipped += 1
+            elif isinstance(o, URIRef) and (p == RDFS.subClassOf or not (_reserved(str(p)) or p in skipped_props)):
+                if _reserved(str(o)):  # e.g. subClassOf owl:Thing
+                    skipped += 1
+                else:
+                    edges.append((str(s), name(p), str(o), source))
     return edges, skipped
 
 
-def _nodes(dataset, labels: _Labels, iris: set[str], file_names: dict) -> list[dict]:
-    classes = {str(c) for c in dataset.subjects(RDF.type, OWL.Class)} | {
-        str(c) for c in dataset.subjects(RDF.type, RDFS.Class)
+def _nodes(union: rdflib.Graph, graphs: dict[str, rdflib.Graph], labels: _Labels, iris: set[str]) -> list[dict]:
+    classes = {str(c) for c in union.subjects(RDF.type, OWL.Class)} | {
+        str(c) for c in union.subjects(RDF.type, RDFS.Class)
     }
-    declared = classes | {str(i) for i in dataset.subjects(RDF.type, OWL.NamedIndividual)}
+    declared = classes | {str(i) for i in union.subjects(RDF.type, OWL.NamedIndividual)}
     rows = []
     for iri in sorted({i for i in iris | declared if not _reserved(i)}):
         ref = URIRef(iri)
         if iri in classes:
             node_type = "class"
         else:
-            kinds = sorted(str(t) for t in dataset.objects(ref, RDF.type) if not _reserved(str(t)))
+            kinds = sorted(str(t) for t in union.objects(ref, RDF.type) if not _reserved(str(t)))
             if kinds:
                 node_type = labels.label(URIRef(kinds[0])) or _local_name(kinds[0])
             else:
@@ -198,24 +197,24 @@ def _nodes(dataset, labels: _Labels, iris: set[str], file_names: dict) -> list[d
         synonyms: set[str] = set()
         for predicate in (RDFS.label, URIRef(SKOS + "prefLabel"), URIRef(SKOS + "altLabel"), *map(URIRef, SYNONYMS)):
             synonyms.update(labels.values(ref, predicate))
-        described_in = sorted({file_names[c] for *_, c in dataset.quads((ref, None, None, None)) if c in file_names})
+        described_in = [source for source, graph in graphs.items() if (ref, None, None) in graph]
         rows.append(
             {
                 "id": iri,
                 "name": name or _local_name(iri),
                 "type": node_type,
                 "source": described_in[0] if described_in else None,
-                "source_id": _curie(dataset, iri),
+                "source_id": _curie(union, iri),
                 "synonyms": sorted(synonyms - {name}),
             }
         )
     return rows
 
 
-def _curie(dataset, iri: str) -> str:
+def _curie(union: rdflib.Graph, iri: str) -> str:
     """`prefix:local` with a prefix the files declare, else the IRI."""
     try:
-        curie = dataset.namespace_manager.curie(iri, generate=False)
+        curie = union.namespace_manager.curie(iri, generate=False)
     except (KeyError, ValueError):
         return iri
     return iri if curie.startswith(":") else curie
@@ -234,16 +233,17 @@ def load_rdf(
     check_options("rdf", options, OPTIONS)
     language = option_str("language", options.get("language", "en"))
     files = _files(sources)
-    dataset = rdflib.Dataset(default_union=True)
-    file_names = {}
-    for path in files:
-        _parse_into(dataset, path)
-        file_names[URIRef(path.resolve().as_uri())] = path.name
-    labels = _Labels(dataset, language)
-    edge_rows, skipped = _triples(dataset, labels, file_names)
+    graphs = {path.name: _parse(path) for path in files}
+    union = rdflib.Graph()
+    for graph in graphs.values():
+        union += graph
+        for prefix, namespace in graph.namespaces():
+            union.bind(prefix, namespace, override=False)
+    labels = _Labels(union, language)
+    edge_rows, skipped = _triples(union, graphs, labels)
     iris = {s for s, *_ in edge_rows} | {d for _, _, d, _ in edge_rows}
     nodes = pl.DataFrame(
-        _nodes(dataset, labels, iris, file_names),
+        _nodes(union, graphs, labels, iris),
         schema={"id": pl.String, "name": pl.String, "type": pl.String, "source": pl.String, "source_id": pl.String,
                 "synonyms": pl.List(pl.String)},
         orient="row",
