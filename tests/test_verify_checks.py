@@ -1,15 +1,13 @@
 """Graph checks on items the real pipeline makes from the real HPO graph.
 
 Clean items come from the template writer (`kgsynth.generate`); the defect
-injection suite corrupts copies of them in the ways generated data goes wrong and
-asserts each copy is rejected with the right reason code. Independent oracles
-(plain Python walks over the engine) confirm the vectorised pattern and shortcut
-checks item by item.
+injection suite (`kgsynth.verify.defects`) corrupts copies of them in the ways
+generated data goes wrong and asserts each copy is rejected with the right reason
+code. Independent oracles (sparse-matrix walks, breadth-first search) confirm the
+vectorised pattern and shortcut checks item by item.
 """
 
 from __future__ import annotations
-
-import random
 
 import numpy as np
 import polars as pl
@@ -19,13 +17,10 @@ from hpo_paths import make_paths
 from kgsynth.errors import ConfigError
 from kgsynth.generate import WRITERS, generate_items
 from kgsynth.graph.snapshot import read_snapshot
-from kgsynth.llm.prompts import load_prompt
 from kgsynth.verify import CHECKS, verify_items
+from kgsynth.verify.defects import DEFECTS, corrupt, pattern_reach
 from kgsynth.verify.index import graph_index
 from kgsynth.verify.shortcut import hub_index, shortcut_bfs
-
-STEP = load_prompt("template.v1")
-
 
 @pytest.fixture(scope="module")
 def full(hpo_snapshot_dir):
@@ -59,178 +54,6 @@ def details(result, item_id: str) -> list[str]:
     return [v["detail"] for v in row["verdicts"] if not v["passed"]]
 
 
-# --- oracles: plain walks over the engine, one item at a time --------------------------
-
-
-_ADJACENCY: dict = {}
-
-
-def adjacency(index, relation: str, forward: bool):
-    """A scipy CSR matrix of one relation walked one way: row u lists the v it reaches."""
-    import scipy.sparse as sp
-
-    key = (index.snapshot.hash, relation, forward)
-    if key not in _ADJACENCY:
-        e = index.engine
-        mask = np.asarray(e.edge_rel) == e.relation_index[relation]
-        src, dst = np.asarray(e.edge_src)[mask], np.asarray(e.edge_dst)[mask]
-        if not forward:
-            src, dst = dst, src
-        _ADJACENCY[key] = sp.csr_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(index.n, index.n))
-    return _ADJACENCY[key]
-
-
-def reachable(index, item: dict) -> set[int]:
-    """Nodes the question's pattern reaches from the anchor (relation, direction, types), by sparse matrices."""
-    e = index.engine
-    frontier = np.array([e.index_of(item["anchor_id"])])
-    for k, (relation, forward) in enumerate(zip(item["relations"], item["forward"], strict=True)):
-        ways = [forward, not forward] if index.snapshot.vocabulary.relation(relation).symmetric else [forward]
-        found = np.concatenate([adjacency(index, relation, way)[frontier].indices for way in ways])
-        want = e.node_type[e.index_of(item["nodes"][k + 1])]
-        frontier = np.array(sorted(set(found[np.asarray(e.node_type)[found] == want].tolist())), dtype=np.int64)
-    return set(frontier.tolist())
-
-
-# --- defect injection ------------------------------------------------------------------
-
-
-def _step(subject: str, phrase: str, obj: str) -> str:
-    return STEP.render("step", subject=subject, phrase=phrase, object=obj)
-
-
-def _thinking(index, names: list[str], relations: list[str], forward: list[bool], item: dict) -> str:
-    vocab = index.snapshot.vocabulary
-    steps = [_step(names[i], vocab.relation(r).phrase(f), names[i + 1]) for i, (r, f) in enumerate(zip(relations, forward, strict=True))]
-    label = vocab.node_types[item["answer_type"]].label
-    return " ".join([*steps, STEP.render("conclusion", answer_type=label, answer=item["answer"])])
-
-
-def _plain_node(index, rng: random.Random, node_type: str, avoid: set[str]) -> int:
-    """A node of that type with a linkable name that is not a path entity."""
-    e = index.engine
-    wanted = e.type_index[node_type]
-    while True:
-        v = rng.randrange(index.n)
-        if e.node_type[v] == wanted and e.node_ids[v] not in avoid and index.linker.forms.get(v):
-            return v
-
-
-def wrong_answer(item, index, rng):
-    option = next(o for o in item["options"] if o["node_id"] != item["answer_id"])
-    return {**item, "answer": option["text"], "answer_id": option["node_id"], "answer_label": option["label"]}
-
-
-def flipped_direction(item, index, rng):
-    k = next(i for i, r in enumerate(item["relations"]) if not index.snapshot.vocabulary.relation(r).symmetric)
-    forward = list(item["forward"])
-    forward[k] = not forward[k]
-    return {**item, "forward": forward, "thinking": _thinking(index, item["node_names"], item["relations"], forward, item)}
-
-
-def hallucinated_step(item, index, rng):
-    """The thinking swaps the bridge for another entity of its type."""
-    w = _plain_node(index, rng, item["node_types"][1], set(item["nodes"]))
-    names = list(item["node_names"])
-    names[1] = index.names[w]
-    return {**item, "thinking": _thinking(index, names, item["relations"], item["forward"], item)}
-
-
-def inserted_step(item, index, rng):
-    """The thinking adds a real neighbour of the anchor as an extra step before the bridge."""
-    e = index.engine
-    a = e.index_of(item["nodes"][0])
-    span = e.neighbors(a)
-    rid = e.relation_index[item["relations"][0]]
-    on_path = {e.index_of(n) for n in item["nodes"]}
-    near = [int(v) for v in np.asarray(e.indices[span])[np.asarray(e.rel[span]) == rid] if int(v) not in on_path and index.linker.forms.get(int(v))]
-    if not near:
-        return None
-    w = rng.choice(near)
-    vocab = index.snapshot.vocabulary
-    phrase = vocab.relation(item["relations"][0]).phrase(item["forward"][0])
-    rest = _thinking(index, item["node_names"], item["relations"], item["forward"], item)
-    first = _step(item["node_names"][0], phrase, item["node_names"][1])
-    extra = _step(item["node_names"][0], phrase, index.names[w]) + " " + _step(index.names[w], "is related to", item["node_names"][1])
-    return {**item, "thinking": rest.replace(first, extra, 1)}
-
-
-def skipped_step(item, index, rng):
-    """Two hops told as one: the bridge never appears."""
-    vocab = index.snapshot.vocabulary
-    names, relations, forward = item["node_names"], item["relations"], item["forward"]
-    merged = _step(names[0], vocab.relation(relations[0]).phrase(forward[0]), names[2])
-    tail = [_step(names[i], vocab.relation(r).phrase(f), names[i + 1]) for i, (r, f) in enumerate(zip(relations, forward, strict=True)) if i >= 2]
-    label = vocab.node_types[item["answer_type"]].label
-    return {**item, "thinking": " ".join([merged, *tail, STEP.render("conclusion", answer_type=label, answer=item["answer"])])}
-
-
-def leaked_bridge(item, index, rng):
-    return {**item, "question": item["question"].replace("?", f" (think of {item['node_names'][1]})?", 1)}
-
-
-def leaked_answer_synonym(item, index, rng):
-    e = index.engine
-    synonyms = index.snapshot.nodes.filter(pl.col("id") == item["answer_id"])["synonyms"][0].to_list()
-    usable = [s for s in synonyms if index.linker.forms.get(e.index_of(item["answer_id"]))]
-    if not usable:
-        return None
-    shouted = rng.choice(usable).upper().replace(" ", "-")  # case and punctuation must not hide it
-    return {**item, "question": item["question"].replace("?", f", e.g. {shouted}?", 1)}
-
-
-def valid_distractor(item, index, rng):
-    others = sorted(reachable(index, item) - {index.engine.index_of(item["answer_id"])})
-    if not others:
-        return None
-    v = rng.choice(others)
-    options = [dict(o) for o in item["options"]]
-    slot = next(o for o in options if o["node_id"] != item["answer_id"])
-    slot["node_id"], slot["text"] = index.engine.node_ids[v], index.names[v]
-    return {**item, "options": options}
-
-
-def shortcut(item, index, rng):
-    """A node adjacent to both the anchor and the answer, which pruning removed."""
-    if item["hops"] < 3:
-        return None
-    e = index.engine
-    a, z = e.index_of(item["anchor_id"]), e.index_of(item["answer_id"])
-    common = set(np.asarray(e.indices[e.neighbors(a)]).tolist()) & set(np.asarray(e.indices[e.neighbors(z)]).tolist())
-    common -= {e.index_of(n) for n in item["nodes"]}
-    if not common:
-        return None
-    return {**item, "_hub": e.node_ids[min(common)]}
-
-
-DEFECTS = {
-    "wrong_answer": (wrong_answer, "ANSWER_NOT_TERMINAL"),
-    "flipped_direction": (flipped_direction, "DIRECTION_FLIPPED"),
-    "hallucinated_step": (hallucinated_step, "HALLUCINATED_STEP"),
-    "inserted_step": (inserted_step, "HALLUCINATED_STEP"),
-    "skipped_step": (skipped_step, "MISSING_STEP"),
-    "leaked_bridge": (leaked_bridge, "BRIDGE_LEAKED"),
-    "leaked_answer_synonym": (leaked_answer_synonym, "ANSWER_LEAKED"),
-    "valid_distractor": (valid_distractor, "DISTRACTOR_VALID"),
-    "shortcut": (shortcut, "SHORTCUT"),
-}
-
-
-def corrupt(items: pl.DataFrame, index, defect: str, seed: int = 0) -> tuple[pl.DataFrame, list[str]]:
-    """Corrupted copies (new ids) of every item the defect applies to, and the hubs to pass."""
-    make, _ = DEFECTS[defect]
-    rng = random.Random(seed)
-    rows, hubs = [], []
-    for item in items.to_dicts():
-        bad = make(item, index, rng)
-        if bad is None:
-            continue
-        if "_hub" in bad:
-            hubs.append(bad.pop("_hub"))
-        rows.append({**bad, "id": f"{defect}:{item['id']}"})
-    return pl.DataFrame(rows, schema=items.schema), hubs
-
-
 # --- the suite ---------------------------------------------------------------------------
 
 
@@ -251,7 +74,7 @@ def test_defect_is_rejected_with_its_reason_code(defect, mcq, full, index):
     bad, hubs = corrupt(mcq, index, defect)
     assert bad.height >= 10, f"{defect}: too few items to corrupt"
     result = verify_items(bad, full, hubs=hubs or None)
-    expected = DEFECTS[defect][1]
+    expected = DEFECTS[defect].code
     reasons = reasons_by_id(result)
     missed = [i for i in bad["id"].to_list() if expected not in reasons.get(i, [])]
     assert not missed, f"{defect}: {len(missed)}/{bad.height} not rejected as {expected}, e.g. {reasons.get(missed[0])}"
@@ -291,7 +114,7 @@ def test_check_pattern_agrees_with_a_plain_walk(clean, full, index):
     result = verify_items(clean, full, checks=["pattern"])
     reasons = reasons_by_id(result)
     for item in clean.to_dicts():
-        reach = reachable(index, item)
+        reach = pattern_reach(index, item)
         answer = index.engine.index_of(item["answer_id"])
         assert answer in reach
         if item["kind"] == "open":
