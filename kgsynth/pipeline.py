@@ -54,6 +54,7 @@ class Stamp(BaseModel):
     finished: str | None = None
     seconds: float | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, list[int] | None] = Field(default_factory=dict)  # file → [bytes, mtime_ns] when done
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,23 @@ def tree_digest(path: Path) -> str:
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
     }
     return stable_hash(entries)
+
+
+def outputs_fingerprint(paths: list[Path]) -> dict[str, list[int] | None]:
+    """Size and modification time of every output file: cheap proof that nothing was removed or touched."""
+    found: dict[str, list[int] | None] = {}
+    for path in paths:
+        if not path.exists():
+            found[path.name] = None
+            continue
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            name = file.relative_to(path.parent)
+            if any(part.startswith(".") for part in name.parts):
+                continue  # caches kept inside outputs (the engine's arrays) come and go
+            stat = file.stat()
+            found[str(name)] = [stat.st_size, stat.st_mtime_ns]
+    return found
 
 
 def snapshot_digest(path: Path) -> str:
@@ -163,7 +181,7 @@ def is_current(name: str, config: RunConfig, run: RunDir) -> bool:
     """True when the stage's outputs exist and were made from exactly these inputs and parameters."""
     stage = get_stage(name)
     stamp = read_stamp(run, name)
-    if stamp is None or not stamp.complete or not all(p.exists() for p in stage.outputs(run)):
+    if stamp is None or not stamp.complete or stamp.outputs != outputs_fingerprint(stage.outputs(run)):
         return False
     try:
         return stamp.key == stage_key(name, config, run)
@@ -180,7 +198,7 @@ def begin_stage(name: str, config: RunConfig, run: RunDir, *, force: bool = Fals
     key = stable_hash({"stage": name, "format": STAGE_FORMAT, "inputs": inputs, "params": params})
     stamp = read_stamp(run, name)
     outputs = stage.outputs(run)
-    if not force and stamp and stamp.complete and stamp.key == key and all(p.exists() for p in outputs):
+    if not force and stamp and stamp.complete and stamp.key == key and stamp.outputs == outputs_fingerprint(outputs):
         return StageResult(
             stage=name, key=key, skipped=True, seconds=time.perf_counter() - started,
             outputs=[str(p) for p in outputs], summary=stamp.summary,
@@ -209,8 +227,11 @@ def finish_stage(name: str, config: RunConfig, run: RunDir, begun: Begun) -> Sta
     summary = stage.run(config, run)
     seconds = time.perf_counter() - begun.started_at
     done = begun.stamp.model_copy(
-        update={"complete": True, "finished": _now(), "seconds": round(seconds, 3), "summary": summary}
-    )
+        update={
+            "complete": True, "finished": _now(), "seconds": round(seconds, 3), "summary": summary,
+            "outputs": outputs_fingerprint(stage.outputs(run)),
+        }
+    )  # fmt: skip
     write_json_atomic(stamp_path(run, name), done.model_dump_json(indent=2) + "\n")
     _remove(stage.scratch(run))
     return StageResult(

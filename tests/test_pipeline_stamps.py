@@ -74,12 +74,12 @@ def test_force_and_missing_output_rerun(tiny: tuple[Path, RunDir]) -> None:
     config = load_config(config_path)
     pipeline.run_stage("load", config, run)
     assert not pipeline.run_stage("load", config, run, force=True).skipped
-    for path in run.snapshot.iterdir():
-        path.unlink()
-    run.snapshot.rmdir()
+    (run.snapshot / "edges.parquet").unlink()  # one file of an output folder
     assert not pipeline.is_current("load", config, run)
     assert not pipeline.run_stage("load", config, run).skipped
-    assert (run.snapshot / "manifest.json").exists()
+    assert (run.snapshot / "edges.parquet").exists()
+    (run.snapshot / ".engine-cache").mkdir()  # hidden caches inside an output do not count
+    assert pipeline.is_current("load", config, run)
 
 
 def test_interrupted_stage_is_redone_from_scratch(tiny: tuple[Path, RunDir]) -> None:
