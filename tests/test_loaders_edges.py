@@ -133,7 +133,7 @@ def test_unknown_relation_lists_the_known_ones(tmp_path):
 
 def test_malformed_text_files(tmp_path):
     path = _csv(tmp_path, name="edges.csv", separator="\t")
-    with pytest.raises(InputFormatError, match="found 1 column: is it tab-separated"):
+    with pytest.raises(InputFormatError, match="one column: is the file tab-separated"):
         load("edges", [path])
 
     text = _csv(tmp_path).read_text(encoding="utf-8")

@@ -123,7 +123,7 @@ def test_missing_column_names_line_one_and_the_field(tmp_path):
 def test_tab_separated_file_gets_a_delimiter_hint(tmp_path):
     path = tmp_path / "kg.csv"
     ROWS.write_csv(path, separator="\t")
-    with pytest.raises(InputFormatError, match="found 1 column: is it tab-separated"):
+    with pytest.raises(InputFormatError, match="one column: is the file tab-separated"):
         load("primekg", [path])
 
 

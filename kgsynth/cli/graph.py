@@ -38,10 +38,23 @@ def load(
         Optional[list[str]], typer.Option("--option", "-O", help="Loader option KEY=VALUE (repeatable).")
     ] = None,
 ) -> None:
-    """Load a source graph into a snapshot directory (written atomically)."""
+    """Load a source graph into a snapshot directory (written atomically).
+
+    Loader options, -O KEY=VALUE (a comma list is a list, true/false a flag):
+
+    umls: languages, sabs, drop_suppressed, relations
+
+    rdf: language
+
+    edges: head_id, head_name, head_type, relation, tail_id, tail_name,
+    tail_type, nodes, node_id, node_name, node_type, node_synonyms,
+    synonym_separator, namespace, default_type, separator
+
+    primekg, hpo: none
+    """
     from kgsynth.graph.snapshot import write_snapshot
     from kgsynth.loaders import load as run_loader
-    from kgsynth.progress import console
+    from kgsynth.progress import console, step
 
     started = time.perf_counter()
     options = _parse_options(option or [])
@@ -49,13 +62,15 @@ def load(
         options["vocabulary"] = vocabulary
     if allow_unknown_relations:
         options["allow_unknown_relations"] = True
-    snapshot = run_loader(format.value, list(sources or []), name=name or format.value, **options)
-    write_snapshot(snapshot, out)
+    with step(f"loading {format.value}"):
+        snapshot = run_loader(format.value, list(sources or []), name=name or format.value, **options)
+    with step(f"writing {out}"):
+        write_snapshot(snapshot, out)
     counts = snapshot.manifest.counts
     console.print(
         f"[bold green]loaded[/] {format.value}: {counts.nodes:,} nodes, {counts.edges:,} edges, "
-        f"{len(counts.relations)} relations → {out} (hash {snapshot.hash[:12]}) "
-        f"in {time.perf_counter() - started:.1f}s"
+        f"{len(counts.node_types)} node types, {len(counts.relations)} relations → {out} "
+        f"(hash {snapshot.hash[:12]}) in {time.perf_counter() - started:.1f}s"
     )
     for reason, count in snapshot.manifest.dropped.items():
         console.print(f"  skipped {count:,}: {reason}")
@@ -104,8 +119,9 @@ def _parse_options(pairs: list[str]) -> dict[str, object]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--option expects KEY=VALUE, got {pair!r}")
-        if "," in value:
-            options[key] = [v for v in value.split(",") if v]
+        items = [v for v in value.split(",") if v]
+        if "," in value and items:  # a lone "," stays a value (a separator)
+            options[key] = items
         elif value.lower() in {"true", "false"}:
             options[key] = value.lower() == "true"
         else:

@@ -156,7 +156,7 @@ def read_header(path: Path, separator: str, required: Iterable[str], *, quoting:
             other = "\t" if separator != "\t" else ","
             if other in raw.decode("utf-8", "replace"):
                 named = "tab-separated" if other == "\t" else "comma-separated"
-                hint = f"; found 1 column: is it {named}? This reader expects {_name(separator)}"
+                hint = f"; that is one column: is the file {named}? This reader expects {_name(separator)}"
         raise InputFormatError(
             f"missing column(s) {', '.join(missing)}; found {found}{hint}", file=path, line=1, field=missing[0]
         )
