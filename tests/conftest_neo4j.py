@@ -23,7 +23,8 @@ from bolt_server import USER, BoltServer
 from kgsynth.graph.snapshot import Snapshot, build_snapshot, read_snapshot, write_snapshot
 from kgsynth.stores.neo4j import Neo4jConfig
 
-EYE = "hpo:HP:0000478"  # Abnormality of the eye: the root of the HPO slice the tests push
+EYE = "hpo:HP:0000478"  # Abnormality of the eye
+EAR = "hpo:HP:0000598"  # Abnormality of the ear
 
 
 @pytest.fixture(scope="session")
@@ -60,17 +61,12 @@ def _empty(config: Neo4jConfig) -> None:
             pass
 
 
-@pytest.fixture(scope="session")
-def hpo_eye_dir(hpo_snapshot_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real slice of the HPO: the eye-abnormality subtree (1,173 terms), the 1,500
-    diseases and 800 genes annotated with most of them, and every edge among these
-    (about 29k of all four relations). Big enough for many batches, small enough to
-    push several times per test session; the full HPO is pushed by the integration
-    test and the benchmark."""
-    full = read_snapshot(hpo_snapshot_dir)
+def hpo_slice(full: Snapshot, root: str, diseases: int, genes: int, name: str) -> Snapshot:
+    """A real slice of the HPO: the phenotype subtree under `root`, the diseases and
+    genes annotated with most of its terms, and every edge among these nodes."""
     edges = full.edges
     is_a = edges.filter(pl.col("relation") == "is_a")
-    keep, frontier = {EYE}, {EYE}
+    keep, frontier = {root}, {root}
     while frontier:
         frontier = set(is_a.filter(pl.col("dst").is_in(list(frontier)))["src"].to_list()) - keep
         keep |= frontier
@@ -80,18 +76,39 @@ def hpo_eye_dir(hpo_snapshot_dir: Path, tmp_path_factory: pytest.TempPathFactory
         ranked = hits.group_by("src").len().sort(["len", "src"], descending=[True, False])
         return ranked.head(count)["src"].to_list()
 
-    ids = keep | set(most_annotated("has_phenotype", 1500)) | set(most_annotated("gene_associated_with_phenotype", 800))
-    snapshot = build_snapshot(
+    ids = keep | set(most_annotated("has_phenotype", diseases)) | set(most_annotated("gene_associated_with_phenotype", genes))
+    return build_snapshot(
         full.nodes.filter(pl.col("id").is_in(list(ids))),
         edges.filter(pl.col("src").is_in(list(ids)) & pl.col("dst").is_in(list(ids))),
         vocabulary=full.vocabulary,
-        name="hpo-eye",
+        name=name,
         loader="hpo",
         source_info=full.manifest.source_info,
     )
+
+
+@pytest.fixture(scope="session")
+def hpo_eye_dir(hpo_snapshot_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eye abnormalities (1,173 terms), 1,500 diseases, 800 genes: about 29k edges of all
+    four relations. Big enough for many batches and pages, small enough to push several
+    times per session; the full HPO goes through the integration test and the benchmark."""
+    snapshot = hpo_slice(read_snapshot(hpo_snapshot_dir), EYE, 1500, 800, "hpo-eye")
     return write_snapshot(snapshot, tmp_path_factory.mktemp("hpo-eye") / "snapshot")
 
 
 @pytest.fixture()
 def hpo_eye(hpo_eye_dir: Path) -> Snapshot:
     return read_snapshot(hpo_eye_dir)
+
+
+@pytest.fixture(scope="session")
+def hpo_ear_dir(hpo_snapshot_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ear abnormalities (307 terms), 300 diseases, 150 genes: a few thousand edges, for
+    tests that push many times (faults, the command line)."""
+    snapshot = hpo_slice(read_snapshot(hpo_snapshot_dir), EAR, 300, 150, "hpo-ear")
+    return write_snapshot(snapshot, tmp_path_factory.mktemp("hpo-ear") / "snapshot")
+
+
+@pytest.fixture()
+def hpo_ear(hpo_ear_dir: Path) -> Snapshot:
+    return read_snapshot(hpo_ear_dir)

@@ -177,27 +177,27 @@ def killable(bolt_server: BoltServer | None) -> BoltServer:
 
 
 def test_a_push_that_gave_up_resumes_after_restart_with_exact_counts(
-    killable: BoltServer, neo4j_config: Neo4jConfig, hpo_eye: Snapshot, tmp_path: Path
+    killable: BoltServer, neo4j_config: Neo4jConfig, hpo_ear: Snapshot, tmp_path: Path
 ) -> None:
     def kill_after_six(done: int, total: int) -> None:
         if done == 6:
             killable.kill()
 
     with pytest.raises(StoreError, match="re-run the same command to resume") as gave_up:
-        push_snapshot(neo4j_config, hpo_eye, batch_size=1000, resume_dir=tmp_path,
+        push_snapshot(neo4j_config, hpo_ear, batch_size=250, resume_dir=tmp_path,
                       policy=RetryPolicy(first_delay=0.2, budget=1.0), on_batch=kill_after_six)
     assert killable.password not in str(gave_up.value)
-    state = json.loads(resume_file(hpo_eye, neo4j_config, tmp_path).read_text())
+    state = json.loads(resume_file(hpo_ear, neo4j_config, tmp_path).read_text())
     assert state["done"] == 6 and killable.password not in json.dumps(state)
 
     killable.start()
-    report = push_snapshot(neo4j_config, hpo_eye, batch_size=1000, resume_dir=tmp_path)
+    report = push_snapshot(neo4j_config, hpo_ear, batch_size=250, resume_dir=tmp_path)
     assert report.resumed_batches == 6
-    assert database_counts(neo4j_config) == expected_counts(hpo_eye)
+    assert database_counts(neo4j_config) == expected_counts(hpo_ear)
 
 
 def test_a_connection_lost_mid_load_is_retried_and_the_push_completes(
-    killable: BoltServer, neo4j_config: Neo4jConfig, hpo_eye: Snapshot, tmp_path: Path
+    killable: BoltServer, neo4j_config: Neo4jConfig, hpo_ear: Snapshot, tmp_path: Path
 ) -> None:
     restarted: list[threading.Thread] = []
 
@@ -207,9 +207,9 @@ def test_a_connection_lost_mid_load_is_retried_and_the_push_completes(
             restarted.append(threading.Thread(target=killable.start))
             restarted[0].start()
 
-    report = push_snapshot(neo4j_config, hpo_eye, batch_size=1000, resume_dir=tmp_path,
+    report = push_snapshot(neo4j_config, hpo_ear, batch_size=250, resume_dir=tmp_path,
                            policy=RetryPolicy(first_delay=0.5, max_delay=4.0, budget=240.0),
                            on_batch=crash_and_recover)
     restarted[0].join()
     assert report.retries >= 1 and report.resumed_batches == 0
-    assert database_counts(neo4j_config) == expected_counts(hpo_eye)
+    assert database_counts(neo4j_config) == expected_counts(hpo_ear)

@@ -1,0 +1,125 @@
+"""`kgsynth neo4j push | pull | export-import-csv`: snapshots into and out of Neo4j.
+
+Connection settings come from NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD and
+NEO4J_DATABASE; --uri, --user and --database override them. There is no password
+option on purpose: a password on the command line ends up in shell history and
+process lists.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+neo4j_app = typer.Typer(
+    name="neo4j",
+    help="Load snapshots into Neo4j, read graphs back, write bulk-import files.",
+    no_args_is_help=True,
+)
+
+Uri = Annotated[Optional[str], typer.Option(help="Bolt URI (default: $NEO4J_URI, else bolt://localhost:7687).")]
+User = Annotated[Optional[str], typer.Option(help="User (default: $NEO4J_USER, else neo4j).")]
+Database = Annotated[Optional[str], typer.Option(help="Database (default: $NEO4J_DATABASE, else the server's).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(neo4j_app)
+
+
+@neo4j_app.command("push")
+def push(
+    snapshot_dir: Annotated[Path, typer.Argument(help="Snapshot directory to load.")],
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 5000,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted push of this snapshot into this database.")] = True,
+    uri: Uri = None,
+    user: User = None,
+    database: Database = None,
+) -> None:
+    """Load a snapshot: constraint, nodes, relationships; idempotent, resumable, counts checked."""
+    from rich.table import Table
+
+    from kgsynth.graph.snapshot import read_snapshot
+    from kgsynth.progress import console
+    from kgsynth.stores.neo4j import Neo4jConfig, relationship_type
+    from kgsynth.stores.neo4j_push import push_snapshot
+
+    snapshot = read_snapshot(snapshot_dir)
+    config = Neo4jConfig.from_env(uri=uri, user=user, database=database)
+    report = push_snapshot(config, snapshot, batch_size=batch_size, resume=resume)
+    table = Table(title=f"in {report.target}")
+    table.add_column("label / type")
+    table.add_column("snapshot", justify="right")
+    table.add_column("database", justify="right")
+    counts = snapshot.manifest.counts
+    for node_type, n in counts.node_types.items():
+        label = snapshot.vocabulary.node_types[node_type].neo4j_label
+        table.add_row(f":{label}", f"{n:,}", f"{report.labels[label]:,}")
+    for relation, n in counts.relations.items():
+        rel_type = relationship_type(relation)
+        table.add_row(f"[:{rel_type}]", f"{n:,}", f"{report.types[rel_type]:,}")
+    console.print(table)
+    resumed = f", {report.resumed_batches} resumed from an earlier run" if report.resumed_batches else ""
+    retried = f", {report.retries} retried" if report.retries else ""
+    console.print(
+        f"[bold green]pushed[/] {snapshot.name} ({snapshot.hash[:12]}): {report.nodes:,} nodes, {report.edges:,} "
+        f"relationships in {report.batches} batches of ≤{report.batch_size:,}{resumed}{retried}; "
+        f"{report.seconds:.1f}s, {report.edges_per_second:,.0f} relationships/s"
+    )
+
+
+@neo4j_app.command("pull")
+def pull(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Snapshot directory to write.")],
+    mapping: Annotated[
+        Optional[Path], typer.Option(help="Mapping file (YAML/JSON) for a graph kgsynth did not push.")
+    ] = None,
+    page_size: Annotated[int, typer.Option(min=1, help="Nodes per page.")] = 5000,
+    uri: Uri = None,
+    user: User = None,
+    database: Database = None,
+) -> None:
+    """Read a graph from Neo4j into a snapshot (written atomically)."""
+    from kgsynth.graph.snapshot import write_snapshot
+    from kgsynth.progress import console
+    from kgsynth.stores.neo4j import Neo4jConfig
+    from kgsynth.stores.neo4j_pull import pull_snapshot, read_mapping
+
+    started = time.perf_counter()
+    config = Neo4jConfig.from_env(uri=uri, user=user, database=database)
+    snapshot = pull_snapshot(config, mapping=read_mapping(mapping) if mapping else None, page_size=page_size)
+    write_snapshot(snapshot, out)
+    counts = snapshot.manifest.counts
+    console.print(
+        f"[bold green]pulled[/] {config.target}: {counts.nodes:,} nodes, {counts.edges:,} edges, "
+        f"{len(counts.relations)} relations → {out} (hash {snapshot.hash[:12]}) in {time.perf_counter() - started:.1f}s"
+    )
+    for reason, count in snapshot.manifest.dropped.items():
+        console.print(f"  skipped {count:,}: {reason}")
+
+
+@neo4j_app.command("export-import-csv")
+def export_import_csv(
+    snapshot_dir: Annotated[Path, typer.Argument(help="Snapshot directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the CSV and header files.")],
+    database: Annotated[str, typer.Option(help="Database the command imports into.")] = "neo4j",
+) -> None:
+    """Write the files `neo4j-admin database import full` reads, and print the command (stdout)."""
+    from kgsynth.graph.snapshot import read_snapshot
+    from kgsynth.progress import console
+    from kgsynth.stores.neo4j_csv import write_import_csv
+
+    started = time.perf_counter()
+    snapshot = read_snapshot(snapshot_dir)
+    files = write_import_csv(snapshot, out, database=database)
+    counts = snapshot.manifest.counts
+    console.print(
+        f"[bold green]wrote[/] {len(files.nodes)} node and {len(files.relationships)} relationship files "
+        f"({counts.nodes:,} nodes, {counts.edges:,} relationships) → {files.out} in "
+        f"{time.perf_counter() - started:.1f}s. With the database stopped, run the command below "
+        f"(also in {files.out / 'import.sh'}), start it, then run {files.out / 'after-import.cypher'} "
+        "with cypher-shell for the constraints."
+    )
+    typer.echo(files.command(database))
