@@ -5,8 +5,15 @@ endpoints so walks can go either way, and keeps per entry the relation id and a
 `forward` flag (True: walking this entry follows the stored src → dst direction),
 so verbalization always knows the true direction.
 
-Arrays are cached beside the snapshot in `.engine-<hash>/` as `.npy` files and
-memory-mapped when reopened, so a second open costs well under a second.
+Within a node's entries, the forward ones come first, then the backward ones, each
+ordered by relation id and then by neighbour. So each (node, hop key) — a relation
+walked one way — is one contiguous run of entries sorted by neighbour;
+`group_key` / `group_start` index those runs, `key_ranges` finds them for many
+nodes at once (typed hops, pattern proofs) and `has_edges` tests many
+(node, key, neighbour) triples by binary search, without expanding hubs.
+
+Arrays are cached beside the snapshot in `.engine-v<version>-<hash>/` as `.npy`
+files and memory-mapped when reopened, so a second open costs well under a second.
 """
 
 from __future__ import annotations
@@ -25,8 +32,20 @@ import polars as pl
 from kgsynth.errors import SnapshotError
 from kgsynth.graph.snapshot import Snapshot
 
-CACHE_VERSION = 1
-_ARRAYS = ("indptr", "indices", "rel", "forward", "node_type", "edge_src", "edge_dst", "edge_rel")
+CACHE_VERSION = 3
+_ARRAYS = (
+    "indptr",
+    "indices",
+    "rel",
+    "forward",
+    "node_type",
+    "edge_src",
+    "edge_dst",
+    "edge_rel",
+    "symmetric",
+    "group_key",
+    "group_start",
+)
 
 
 @dataclass
@@ -43,6 +62,9 @@ class Engine:
     edge_src: np.ndarray  # int32 [m] canonical edges as indices, snapshot order
     edge_dst: np.ndarray  # int32 [m]
     edge_rel: np.ndarray  # int16 [m]
+    symmetric: np.ndarray  # bool [relations] the relation reads the same both ways
+    group_key: np.ndarray  # int64 [g] node * n_keys + hop key of each run of entries, ascending
+    group_start: np.ndarray  # int64 [g + 1] first entry of each run
 
     @property
     def n_nodes(self) -> int:
@@ -52,9 +74,19 @@ class Engine:
     def n_edges(self) -> int:
         return len(self.edge_src)
 
+    @property
+    def n_keys(self) -> int:
+        """Hop keys: relation r walked forward is key r, walked backward r + n_relations."""
+        return 2 * len(self.relation_names)
+
     @cached_property
     def degree(self) -> np.ndarray:
         return np.diff(self.indptr).astype(np.int64)
+
+    @cached_property
+    def id_series(self) -> pl.Series:
+        """Node ids as a polars Series, for gathering id columns without Python loops."""
+        return pl.Series("id", self.node_ids, dtype=pl.String)
 
     @cached_property
     def _index(self) -> dict[str, int]:
@@ -77,6 +109,12 @@ class Engine:
     def has_index(self, node_id: str) -> bool:
         return node_id in self._index
 
+    def indices_of(self, node_ids: list[str] | pl.Series) -> np.ndarray:
+        """Engine indices of many ids at once; -1 for ids not in the graph."""
+        wanted = pl.DataFrame({"id": pl.Series(node_ids, dtype=pl.String)}).with_row_index("_row")
+        found = wanted.join(self.id_series.to_frame().with_row_index("_index"), on="id", how="left")
+        return found.sort("_row")["_index"].fill_null(-1).to_numpy().astype(np.int64)
+
     def neighbors(self, u: int) -> slice:
         return slice(int(self.indptr[u]), int(self.indptr[u + 1]))
 
@@ -89,6 +127,70 @@ class Engine:
         if forward is not None:
             hit &= self.forward[span] == forward
         return bool(hit.any())
+
+    def hop_keys(self, relation: int, forward: bool | None) -> tuple[int, ...]:
+        """The hop keys a hop (relation, direction) may use.
+
+        A symmetric relation reads the same both ways, and `forward=None` means
+        either way; both give the two keys of the relation.
+        """
+        n_rel = len(self.relation_names)
+        if forward is None or self.symmetric[relation]:
+            return (relation, relation + n_rel)
+        return (relation,) if forward else (relation + n_rel,)
+
+    def key_runs(self, nodes: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Index of the run of entries of each (node, key), -1 when the node has none."""
+        wanted = np.asarray(nodes, dtype=np.int64) * self.n_keys + keys
+        if not len(self.group_key):
+            return np.full(len(wanted), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.group_key, wanted), len(self.group_key) - 1)
+        return np.where(self.group_key[at] == wanted, at, -1)
+
+    def key_ranges(self, nodes: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) entry ranges of each (node, key); empty (lo == hi) when there is none."""
+        run = self.key_runs(nodes, keys)
+        found = run >= 0
+        at = np.maximum(run, 0)
+        if not len(self.group_key):
+            return np.zeros(len(run), dtype=np.int64), np.zeros(len(run), dtype=np.int64)
+        return np.where(found, self.group_start[at], 0), np.where(found, self.group_start[at + 1], 0)
+
+    @cached_property
+    def _run_neighbour(self) -> np.ndarray:
+        """run index * n_nodes + neighbour per entry: ascending, as runs are sorted by neighbour."""
+        runs = np.repeat(np.arange(len(self.group_key), dtype=np.int64), np.diff(self.group_start))
+        return runs * self.n_nodes + np.asarray(self.indices)
+
+    def runs_of(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[first, last) run indices of each node: one run per (relation, direction) it has."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        return np.searchsorted(self.group_key, nodes * self.n_keys), np.searchsorted(self.group_key, (nodes + 1) * self.n_keys)
+
+    def run_entries(self, runs: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+        """The entry of each run that leads to the neighbour, -1 where there is none (or run is -1)."""
+        table = self._run_neighbour
+        wanted = np.maximum(runs, 0) * self.n_nodes + neighbours
+        if not len(table):
+            return np.full(len(wanted), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(table, wanted), len(table) - 1)
+        return np.where((runs >= 0) & (table[at] == wanted), at, -1)
+
+    def has_edges(self, nodes: np.ndarray, keys: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+        """For each (node, key, neighbour): is there such an entry? Binary search, no expansion."""
+        return self.run_entries(self.key_runs(nodes, keys), neighbours) >= 0
+
+    def owners(self, entries: np.ndarray) -> np.ndarray:
+        """The node each entry is listed under."""
+        return np.searchsorted(np.asarray(self.indptr), entries, side="right") - 1
+
+    def twins(self, entries: np.ndarray) -> np.ndarray:
+        """The same edges listed under their other endpoint: the entries that walk them back."""
+        entries = np.asarray(entries, dtype=np.int64)
+        n_rel = len(self.relation_names)
+        rel = np.asarray(self.rel)[entries].astype(np.int64)
+        back_key = rel + np.where(np.asarray(self.forward)[entries], n_rel, 0)
+        return self.run_entries(self.key_runs(np.asarray(self.indices)[entries], back_key), self.owners(entries))
 
     def to_networkx(self):
         """A networkx MultiDiGraph of the stored edges (for small graphs and cross-checks)."""
@@ -118,29 +220,69 @@ def build_engine(snapshot: Snapshot) -> Engine:
     edge_src = edges["s"].to_numpy().astype(np.int32)
     edge_dst = edges["d"].to_numpy().astype(np.int32)
     edge_rel = edges["r"].to_numpy().astype(np.int16)
-    n, m = len(node_ids), len(edge_src)
-
-    heads = np.concatenate([edge_src, edge_dst])
-    order = np.argsort(heads, kind="stable")
-    indices = np.concatenate([edge_dst, edge_src])[order]
-    rel = np.concatenate([edge_rel, edge_rel])[order]
-    forward = np.concatenate([np.ones(m, dtype=bool), np.zeros(m, dtype=bool)])[order]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(heads, minlength=n), out=indptr[1:])
+    symmetric = np.array(
+        [snapshot.vocabulary.relations[r].symmetric if r in snapshot.vocabulary.relations else False for r in relation_names],
+        dtype=bool,
+    )
+    csr = _csr(len(node_ids), len(relation_names), edge_src, edge_dst, edge_rel)
     return Engine(
         snapshot_hash=snapshot.hash,
         node_ids=node_ids,
         type_names=type_names,
         relation_names=relation_names,
-        indptr=indptr,
-        indices=indices.astype(np.int32),
-        rel=rel,
-        forward=forward,
         node_type=node_type,
         edge_src=edge_src,
         edge_dst=edge_dst,
         edge_rel=edge_rel,
+        symmetric=symmetric,
+        **csr,
     )
+
+
+def _csr(n: int, n_rel: int, src: np.ndarray, dst: np.ndarray, rel: np.ndarray) -> dict[str, np.ndarray]:
+    """Both directions of every edge, grouped per node as forward-by-relation, then backward-by-relation,
+    each run sorted by neighbour.
+
+    Two sorts of m keys replace one sort of 2m (snapshot edges arrive sorted, which
+    the stable sort notices), and the scatter positions follow from per-node counts.
+    """
+    m = len(src)
+    by_src = np.argsort((src.astype(np.int64) * n_rel + rel) * n + dst, kind="stable")
+    by_dst = np.argsort((dst.astype(np.int64) * n_rel + rel) * n + src, kind="stable")
+    out_count = np.bincount(src, minlength=n)
+    in_count = np.bincount(dst, minlength=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(out_count + in_count, out=indptr[1:])
+    out_first = np.concatenate([[0], np.cumsum(out_count)[:-1]])
+    in_first = np.concatenate([[0], np.cumsum(in_count)[:-1]])
+
+    heads = src[by_src]
+    pos_out = indptr[heads] + (np.arange(m) - out_first[heads])
+    tails = dst[by_dst]
+    pos_in = indptr[tails] + out_count[tails] + (np.arange(m) - in_first[tails])
+
+    indices = np.empty(2 * m, dtype=np.int32)
+    entry_rel = np.empty(2 * m, dtype=np.int16)
+    forward = np.empty(2 * m, dtype=bool)
+    indices[pos_out] = dst[by_src]
+    indices[pos_in] = src[by_dst]
+    entry_rel[pos_out] = rel[by_src]
+    entry_rel[pos_in] = rel[by_dst]
+    forward[pos_out] = True
+    forward[pos_in] = False
+
+    owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    composite = owner * (2 * n_rel) + entry_rel + np.where(forward, 0, n_rel)
+    starts = np.flatnonzero(np.diff(composite)) + 1 if len(composite) else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], starts]) if len(composite) else starts
+    return {
+        "indptr": indptr,
+        "indices": indices,
+        "rel": entry_rel,
+        "forward": forward,
+        "group_key": composite[starts].astype(np.int64),
+        "group_start": np.concatenate([starts, [2 * m]]).astype(np.int64),
+    }
 
 
 def cache_dir(snapshot: Snapshot) -> Path | None:
