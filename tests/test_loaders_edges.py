@@ -47,7 +47,7 @@ def test_csv_with_default_columns(tmp_path):
     assert nodes["edges:G1"]["name"] == "G1" and nodes["edges:G1"]["type"] == "gene"
     assert (nodes["edges:D1"]["source"], nodes["edges:D1"]["source_id"]) == ("edges.csv", "D1")
     assert set(snapshot.edges["source"]) == {"edges.csv"}
-    assert snapshot.manifest.dropped == {"rows repeating a relationship already kept": 1}
+    assert snapshot.manifest.dropped == {"edge rows repeating a relationship already kept": 1}
 
 
 def test_tsv_parquet_and_sniffed_separator_give_the_same_edges(tmp_path):

@@ -153,6 +153,7 @@ def build_snapshot(
     allow_unknown_relations: bool = False,
     parent: dict[str, Any] | None = None,
     where: str = "",
+    repeats: str = "edge rows repeating a relationship already kept",
 ) -> Snapshot:
     """Validate and canonicalize loader output into a snapshot (in memory).
 
@@ -161,9 +162,12 @@ def build_snapshot(
     lookup per edge). A relation named by a vocabulary relation's `inverse_name`
     (`inverse_isa`, `may_be_treated_by`) is stored as that relation, reversed.
 
-    Raises `InputFormatError` for ids with two types and for edges whose endpoints
-    are not nodes, and `UnknownRelationError` for relations the vocabulary lacks
-    (unless `allow_unknown_relations`, which adds generic wording).
+    Each relationship is kept once; the rows repeating one are counted in
+    `manifest.dropped` under `repeats`. Raises `InputFormatError` for ids with two
+    types, for edges whose endpoints are not nodes and for edges whose node types fit
+    their relation's domain and range in neither direction, and
+    `UnknownRelationError` for relations the vocabulary lacks (unless
+    `allow_unknown_relations`, which adds generic wording).
     """
     by_position = "src" in edges.columns and edges.schema["src"].is_integer()
     nodes = _conform(nodes, NODE_SCHEMA, "nodes", where)
@@ -200,6 +204,7 @@ def build_snapshot(
     else:
         src, dst = (_positions_from_ids(edges[c], nodes["id"], edges, where) for c in ("src", "dst"))
 
+    given = edges.height
     edges, relation_counts, vocabulary = _canonical_edges(
         src, dst, edges, nodes, vocabulary, allow_unknown_relations=allow_unknown_relations, where=where
     )
@@ -220,7 +225,7 @@ def build_snapshot(
         source_info=source_info,
         vocabulary=vocabulary.name,
         counts=counts,
-        dropped={k: v for k, v in (dropped or {}).items() if v},
+        dropped={k: v for k, v in {**(dropped or {}), repeats: given - edges.height}.items() if v},
         parent=parent,
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )

@@ -234,7 +234,7 @@ def load_edges(
         pl.col("relation"),
         pl.col("_file").alias("source"),
     )
-    snapshot = build_snapshot(
+    return build_snapshot(
         nodes,
         edges,
         vocabulary=load_vocabulary(vocabulary or "generic"),
@@ -246,7 +246,3 @@ def load_edges(
         allow_unknown_relations=allow_unknown_relations,
         where=str(files[0]) if len(files) == 1 else ", ".join(map(str, files)),
     )
-    repeated = edges.height - snapshot.manifest.counts.edges
-    if repeated:
-        snapshot.manifest.dropped["rows repeating a relationship already kept"] = repeated
-    return snapshot

@@ -286,12 +286,7 @@ def load_primekg(
             source_info=SOURCE_INFO,
             allow_unknown_relations=allow_unknown_relations,
             where=str(edges_file),
+            repeats=f"{edges_file.name}: rows repeating a relationship already kept (PrimeKG lists each in both "
+            "directions; where the repeats differ in display_relation, the first alphabetically is kept)",
         )
-    # PrimeKG lists each relationship in both directions; build_snapshot keeps one.
-    repeated = rows.height - snapshot.manifest.counts.edges
-    if repeated:
-        snapshot.manifest.dropped[
-            f"{edges_file.name}: rows repeating a relationship already kept (PrimeKG lists each in both "
-            "directions; where the repeats differ in display_relation, the first alphabetically is kept)"
-        ] = repeated
     return snapshot

@@ -243,7 +243,7 @@ def load_umls(
         pl.col("CUI").alias("source_id"),
         pl.col("synonyms"),
     )
-    snapshot = build_snapshot(
+    return build_snapshot(
         nodes,
         edges,
         vocabulary=vocab,
@@ -256,11 +256,6 @@ def load_umls(
         dropped=dropped,
         allow_unknown_relations=allow_unknown_relations,
         where=str(files["MRREL.RRF"]),
+        repeats="MRREL.RRF: rows repeating a relationship already kept (UMLS lists most in both directions, "
+        "and once per source vocabulary; the first SAB alphabetically is kept)",
     )
-    repeated = edges.height - snapshot.manifest.counts.edges
-    if repeated:
-        snapshot.manifest.dropped[
-            "MRREL.RRF: rows repeating a relationship already kept (UMLS lists most in both directions, "
-            "and once per source vocabulary; the first SAB alphabetically is kept)"
-        ] = repeated
-    return snapshot
