@@ -124,16 +124,15 @@ def count_lines(path: Path) -> int:
 # --- delimited text ------------------------------------------------------------------
 
 
-def separator_for(path: Path, header: bytes | None = None) -> str:
-    """Tab for .tsv/.tab/.txt, comma for .csv; otherwise whichever the header line has more of."""
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if any(s in {".tsv", ".tab", ".txt"} for s in suffixes):
+def separator_for(path: Path) -> str:
+    """Tab for .tsv/.tab, comma for .csv; otherwise whichever the header line has more of."""
+    suffix = Path(path).suffix.lower()
+    if suffix in {".tsv", ".tab"}:
         return "\t"
-    if ".csv" in suffixes:
+    if suffix == ".csv":
         return ","
-    if header is None:
-        with open(path, "rb") as handle:
-            header = handle.readline()
+    with open(path, "rb") as handle:
+        header = handle.readline()
     return "\t" if header.count(b"\t") > header.count(b",") else ","
 
 
