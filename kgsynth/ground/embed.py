@@ -123,7 +123,7 @@ def _type_part(snapshot: Snapshot, node_type: str, where: Path | None) -> tuple[
             return cached
     rows = _name_rows(snapshot, node_type)
     ids, texts = rows["id"].to_list(), rows["text"].to_list()
-    matrix = _encode_with_progress(texts, f"embedding {node_type} names")
+    matrix = _embed_names(texts, node_type)
     if where is not None:
         try:
             _write_part(where, node_type, rows, matrix)
@@ -140,7 +140,12 @@ def _name_rows(snapshot: Snapshot, node_type: str) -> pl.DataFrame:
     return strings.with_columns(key.alias("_key")).unique(["id", "_key"], keep="first").sort(["id", "_key"]).drop("_key")
 
 
-def _encode_with_progress(texts: list[str], description: str) -> np.ndarray:
+def _embed_names(texts: list[str], node_type: str) -> np.ndarray:
+    return encode_many(texts, f"embedding {node_type} names")
+
+
+def encode_many(texts: list[str], description: str) -> np.ndarray:
+    """`encode` in chunks, with a progress bar when there are many texts."""
     from kgsynth.progress import new_progress
 
     if len(texts) <= _CHUNK:

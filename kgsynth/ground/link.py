@@ -276,11 +276,11 @@ class QALinker:
         return self._names
 
     def vectors(self, texts: list[str]) -> np.ndarray:
-        from kgsynth.ground.embed import encode
+        from kgsynth.ground.embed import encode_many
 
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
-            for text, vector in zip(missing, encode(missing), strict=True):
+            for text, vector in zip(missing, encode_many(missing, "embedding question spans"), strict=True):
                 self._vectors[text] = vector
         return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 

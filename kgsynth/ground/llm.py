@@ -82,20 +82,23 @@ class ModelSteps:
         self.accountant = Accountant.for_config(config)
         self.failures: Counter[str] = Counter()  # "<step>:<reason>" → calls that failed
 
-    def run(self, requests: list[tuple[list[dict[str, Any]], type[BaseModel]]], step: str) -> list[Reply | None]:
+    def run(self, requests: list[tuple[list[dict[str, Any]], type[BaseModel]]], name: str) -> list[Reply | None]:
         """Replies in order; a failed call is None and counted under its reason."""
         if not requests:
             return []
 
         async def go() -> list[Reply | CallFailed]:
             async with LLMClient(self.config, accountant=self.accountant) as client:
-                return await client.complete_many(requests, stage=f"ground_{step}")
+                return await client.complete_many(requests, stage=f"ground_{name}")
 
-        replies = asyncio.run(go())
+        from kgsynth.progress import step
+
+        with step(f"model: {name} ({len(requests):,} calls)"):
+            replies = asyncio.run(go())
         out: list[Reply | None] = []
         for reply in replies:
             if isinstance(reply, CallFailed):
-                self.failures[f"{step}:{reply.reason}"] += 1
+                self.failures[f"{name}:{reply.reason}"] += 1
                 out.append(None)
             else:
                 out.append(reply)

@@ -1,0 +1,153 @@
+"""Grounding end to end on the real HPO graph: paths, reasoning, verification, coverage, outputs, CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from kgsynth.graph.snapshot import build_snapshot, read_snapshot, write_snapshot
+from kgsynth.ground.link import LinkConfig
+from kgsynth.ground.qa import QAOption, QARecord, read_qa
+from kgsynth.ground.run import MEDREASON_COLUMNS, GroundConfig, ground_qa
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+DATA = Path(__file__).parent / "data" / "qa_hpo.jsonl"
+OFFLINE = GroundConfig(link=LinkConfig(methods=["dictionary"]))
+
+
+@pytest.fixture(scope="module")
+def grounded(hpo_snapshot_dir: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ground") / "run"
+    ground_qa(read_qa(DATA), read_snapshot(hpo_snapshot_dir), out, config=OFFLINE)
+    return out
+
+
+def test_coverage_counts_every_question_once_with_its_reason(grounded: Path):
+    report = json.loads((grounded / "coverage.json").read_text())
+    assert report["questions"] == 10
+    funnel = {row["stage"]: row["questions"] for row in report["funnel"]}
+    assert funnel == {"question_entity": 9, "answer": 8, "path": 8, "reasoning": 8, "verified": 8}
+    assert report["losses"] == {"question_entity": {"no_question_entity": 1}, "answer": {"answer_not_linked": 1}}
+    outcomes = pl.read_parquet(grounded / "questions.parquet")
+    lost = {row["id_in_dataset"]: row["reason"] for row in outcomes.filter(pl.col("status") == "lost").iter_rows(named=True)}
+    assert lost == {"q8": "no_question_entity", "q9": "answer_not_linked"}
+    assert outcomes.filter(pl.col("status") == "accepted").height == 8
+    assert "| had a verified reasoning | 8 | 80.0% |" in (grounded / "coverage.md").read_text()
+
+
+def test_grounded_rows_are_medreason_compatible_and_follow_true_directions(grounded: Path, hpo_snapshot_dir: Path):
+    rows = [json.loads(line) for line in (grounded / "grounded.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and all(set(MEDREASON_COLUMNS) <= set(row) for row in rows)
+    by_id = {row["id_in_dataset"]: row for row in rows}
+    q1 = by_id["q1"]
+    assert q1["dataset_name"] == "qa_hpo" and q1["answer"] == "Marfan syndrome"
+    assert q1["options"].startswith("Answer Choices:\nA. Marfan syndrome\nB. Cystic fibrosis")
+    assert q1["reasoning"].endswith("So the disease asked for is Marfan syndrome.")
+    assert "is a clinical feature of Marfan syndrome." in q1["reasoning"]  # relation label, phenotype → disease read backwards
+    assert by_id["q2"]["reasoning"].endswith("So the gene asked for is FBN1.")
+
+    edges = read_snapshot(hpo_snapshot_dir).edges
+    stored = set(zip(edges["src"].to_list(), edges["relation"].to_list(), edges["dst"].to_list(), strict=True))
+    for row in rows:
+        assert 1 <= len(row["paths"]) <= 3
+        for path in row["paths"]:
+            assert len(path["relations"]) <= 3 and path["nodes"][-1] == row["answer_id"]
+            for i, (rel, fwd) in enumerate(zip(path["relations"], path["forward"], strict=True)):
+                a, b = path["nodes"][i], path["nodes"][i + 1]
+                assert ((a, rel, b) if fwd else (b, rel, a)) in stored
+        assert {e["method"] for e in row["entities"]} == {"dictionary"}
+        assert all(v["passed"] for v in row["verdicts"])
+
+
+def test_the_run_directory_is_what_export_reads(grounded: Path):
+    from kgsynth.export.inputs import read_run
+    from kgsynth.generate.item import frame_to_items
+
+    inputs = read_run(grounded)
+    assert inputs.accepted.height == 8 and inputs.generated == 8
+    items = {item.question: item for item in frame_to_items(inputs.accepted)}
+    q2 = next(item for q, item in items.items() if q.startswith("Mutations in which gene"))
+    assert q2.kind == "mcq" and q2.answer_label == "B" and q2.answer_id == "hpo:NCBIGene:2200"
+    assert [o.node_id for o in q2.options][1] == "hpo:NCBIGene:2200"
+    open_item = next(item for q, item in items.items() if "phenylketonuria" in q)
+    assert open_item.kind == "open" and open_item.answer_id == "hpo:HP:0001249"
+    links = pl.read_parquet(grounded / "links.parquet")
+    assert {"dictionary"} == set(links["method"].to_list())
+    assert set(links["role"].to_list()) == {"question", "answer", "option"}
+
+
+def test_paths_within_the_hop_cap_and_on_the_pruned_graph(hpo_snapshot_dir: Path, tmp_path: Path):
+    full = read_snapshot(hpo_snapshot_dir)
+    chorea_cftr = QARecord(dataset_name="t", id_in_dataset="far", question="Which gene is linked to chorea?",
+                           answer="CFTR", options=[], row=1)
+    records = [*read_qa(DATA)[6:7], chorea_cftr]  # q7: phenylketonuria → intellectual disability
+    result = ground_qa(records, full, tmp_path / "one", config=OFFLINE.model_copy(update={"max_hops": 1}))
+    assert result.coverage["losses"] == {"path": {"no_path_within_hops": 1}}
+
+    # what pruning does: a hub removed from the graph paths are searched on (verification keeps the full graph)
+    nodes = full.nodes.filter(pl.col("id") != "hpo:HP:0001249")
+    edges = full.edges.filter((pl.col("src") != "hpo:HP:0001249") & (pl.col("dst") != "hpo:HP:0001249"))
+    pruned = build_snapshot(nodes, edges, vocabulary=full.vocabulary, name="pruned", loader="test",
+                            parent={"hash": full.hash, "params_hash": "test"})
+    write_snapshot(pruned, tmp_path / "pruned")
+    result = ground_qa(records[:1], full, tmp_path / "two", config=OFFLINE, sampled=read_snapshot(tmp_path / "pruned"))
+    assert result.coverage["losses"] == {"path": {"entity_pruned": 1}}
+    outcome = pl.read_parquet(tmp_path / "two" / "questions.parquet").row(0, named=True)
+    assert "hpo:HP:0001249" in outcome["detail"]
+
+
+def _llm_responder(mode: str):
+    """A model that rewrites the draft faithfully, skips its first step, or invents one."""
+
+    def respond(body: dict) -> str:
+        user = body["messages"][-1]["content"]
+        draft = re.search(r"^<<reasoning>> (.*)$", user, re.M).group(1)
+        sentences = re.split(r"(?<=\.) ", draft)
+        if mode == "skip":
+            sentences = sentences[1:]
+        elif mode == "invent":
+            sentences.insert(1, "Arachnodactyly is a clinical feature of Cystic fibrosis.")
+        return json.dumps({"reasoning": " ".join(sentences)})
+
+    return respond
+
+
+@pytest.mark.parametrize(("mode", "code"), [("faithful", None), ("skip", "MISSING_STEP"), ("invent", "HALLUCINATED_STEP")])
+def test_model_reasoning_is_verified_step_by_step(hpo_snapshot_dir: Path, tmp_path: Path, mode: str, code: str | None):
+    from llm_server import LLMServer
+
+    from kgsynth.llm.config import LLMConfig
+
+    record = read_qa(DATA)[0]  # arachnodactyly, ectopia lentis, aortic root aneurysm → Marfan syndrome
+    config = OFFLINE.model_copy(update={"writer": "openai", "paths_per_question": 1})
+    with LLMServer(responder=_llm_responder(mode)) as server:
+        result = ground_qa([record], read_snapshot(hpo_snapshot_dir), tmp_path / mode, config=config,
+                           llm=LLMConfig(model="local", base_url=server.url))
+    outcome = pl.read_parquet(tmp_path / mode / "questions.parquet").row(0, named=True)
+    assert outcome["reason"] == code
+    assert outcome["status"] == ("accepted" if code is None else "rejected")
+    item = pl.read_parquet(tmp_path / mode / "items.parquet").row(0, named=True)
+    assert item["provenance"]["writer"] == "openai" and item["provenance"]["prompt_name"] == "ground_reasoning.v1"
+    assert result.summary["model_usage"]["stages"]["ground_write"]["calls"] == 1
+
+
+def test_cli_grounds_offline_and_rejects_bad_input(hpo_snapshot_dir: Path, tmp_path: Path):
+    from kgsynth.cli import main
+
+    out = tmp_path / "cli"
+    main(["ground", str(DATA), "--snapshot", str(hpo_snapshot_dir), "--out", str(out), "--link", "dictionary", "--limit", "3"])
+    assert json.loads((out / "ground.json").read_text())["accepted"] == 3
+    main(["export", str(out), "--format", "jsonl"])
+    assert list((out / "dataset").rglob("*.jsonl"))
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "Which gene?", "options": {"A": "FBN1"}, "answer": "Z"}\n')
+    with pytest.raises(SystemExit) as exited:
+        main(["ground", str(bad), "--snapshot", str(hpo_snapshot_dir), "--out", str(tmp_path / "bad"), "--link", "dictionary"])
+    assert exited.value.code == 2 and not (tmp_path / "bad").exists()
