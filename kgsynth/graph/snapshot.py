@@ -435,7 +435,7 @@ def _digest(nodes: pl.DataFrame, edges: pl.DataFrame) -> str:
 
     def feed_strings(array: pa.Array) -> None:
         array = array.cast(pa.large_string())
-        filled = array.fill_null("\x00")  # nulls hash differently from empty strings
+        filled = array.fill_null("\x00") if array.null_count else array  # nulls hash unlike empty strings
         _, offsets_buf, data_buf = filled.buffers()
         offsets = np.frombuffer(offsets_buf, dtype=np.int64)[filled.offset : filled.offset + len(filled) + 1]
         start, stop = int(offsets[0]), int(offsets[-1])
