@@ -15,12 +15,12 @@ from kgsynth.graph.vocabulary import Vocabulary
 
 
 def small_hpo(snapshot: Snapshot, diseases: int = 150) -> Snapshot:
-    """A small real graph: some HPO diseases, their phenotypes and genes, and is_a among those phenotypes."""
+    """A small real graph: some HPO diseases, their phenotypes and genes, and the is_a and gene links among those."""
     edges = snapshot.edges
     chosen = edges.filter(pl.col("relation") == "has_phenotype").select("src").unique().sort("src").head(diseases)
     kept = edges.filter(pl.col("src").is_in(chosen["src"].to_list()) | pl.col("dst").is_in(chosen["src"].to_list()))
     ids = pl.concat([kept["src"], kept["dst"]]).unique()
-    inner = edges.filter((pl.col("relation") == "is_a") & pl.col("src").is_in(ids.to_list()) & pl.col("dst").is_in(ids.to_list()))
+    inner = edges.filter(pl.col("relation").is_in(["is_a", "gene_associated_with_phenotype"]) & pl.col("src").is_in(ids.to_list()) & pl.col("dst").is_in(ids.to_list()))
     kept = pl.concat([kept, inner]).unique()
     ids = pl.concat([kept["src"], kept["dst"]]).unique()
     nodes = snapshot.nodes.filter(pl.col("id").is_in(ids.to_list()))

@@ -1,1 +1,138 @@
-"""Path samplers and hard-negative selection."""
+"""Path samplers and hard-negative selection.
+
+`sample_paths(engine, strategy, n, seed, **params)` is the one entry point: the
+strategy (registered by name in `SAMPLERS`) draws paths on `engine` — usually the
+pruned graph — and every path gets hard negatives proven on `full`, the unpruned
+graph. Same engine, strategy, parameters and seed give the identical table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from kgsynth.graph.engine import Engine
+from kgsynth.registry import Registry
+
+Sampler = Callable[..., Any]  # (engine, n, rng, *, advance, **params) -> collect.Collected
+SAMPLERS: Registry[Sampler] = Registry("sampler")
+
+STRATEGY_MODULES = ("walk", "pattern", "between", "rare_chain", "convergent")
+
+
+@dataclass
+class SampleStats:
+    """What a sampling run produced and turned away, for the CLI summary and run reports."""
+
+    strategy: str
+    seed: int
+    requested: int
+    produced: int = 0
+    by_hops: dict[int, int] = field(default_factory=dict)
+    by_pattern: dict[str, int] = field(default_factory=dict)
+    rejections: dict[str, int] = field(default_factory=dict)
+    shortfall: dict[int | str, int] = field(default_factory=dict)  # hop count ("any") → units not found
+    negatives_wanted: int = 0
+    paths_without_negatives: int = 0
+    negatives_total: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific figures
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def import_strategies() -> None:
+    for module in STRATEGY_MODULES:
+        __import__(f"kgsynth.sample.{module}")
+
+
+def sample_paths(
+    engine: Engine,
+    strategy: str = "walk",
+    n: int = 1000,
+    seed: int = 0,
+    *,
+    full: Engine | None = None,
+    negatives: int = 3,
+    **params: Any,
+) -> pl.DataFrame:
+    """The paths table (`kgsynth.sample.paths.PATHS_SCHEMA`) for n paths of `strategy`."""
+    frame, _ = sample_with_stats(engine, strategy, n, seed, full=full, negatives=negatives, **params)
+    return frame
+
+
+def sample_with_stats(
+    engine: Engine,
+    strategy: str = "walk",
+    n: int = 1000,
+    seed: int = 0,
+    *,
+    full: Engine | None = None,
+    negatives: int = 3,
+    advance: Callable[[int], None] | None = None,
+    **params: Any,
+) -> tuple[pl.DataFrame, SampleStats]:
+    """`sample_paths` plus the run's figures: counts by hop and pattern, rejections, timings."""
+    from kgsynth.sample.batch import PathBatch, batch_frame
+    from kgsynth.sample.negatives import hard_negatives, negatives_column
+    from kgsynth.sample.paths import conform_paths
+
+    import_strategies()
+    sampler = SAMPLERS.get(strategy)
+    stats = SampleStats(strategy=strategy, seed=seed, requested=n, negatives_wanted=negatives)
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    collected = sampler(engine, n, rng, advance=advance, **params)
+    stats.seconds["sample"] = time.perf_counter() - started
+    stats.rejections = dict(sorted(Counter(collected.rejections).items()))
+    stats.shortfall = {"any" if hops is None else hops: need for hops, need in collected.shortfall.items()}
+    stats.extra = dict(collected.extra)
+
+    by_hops: dict[int, list[PathBatch]] = {}
+    for batch in collected.batches:
+        by_hops.setdefault(batch.hops, []).append(batch)
+    frames = []
+    row = group = 0
+    started = time.perf_counter()
+    negative_seconds = 0.0
+    for hops in sorted(by_hops):
+        batch = PathBatch.concat(by_hops[hops])
+        frame = batch_frame(engine, batch, strategy=strategy, seed=seed, first_row=row, first_group=group)
+        tick = time.perf_counter()
+        proven = hard_negatives(engine, full or engine, batch, negatives, rng)
+        negative_seconds += time.perf_counter() - tick
+        frame = frame.with_columns(negatives_column(full or engine, proven))
+        stats.paths_without_negatives += int((proven.counts == 0).sum()) if negatives else 0
+        stats.negatives_total += int(proven.counts.sum())
+        frames.append(frame)
+        row += batch.rows
+        group += batch.units
+    stats.seconds["negatives"] = negative_seconds
+    frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    frame = conform_paths(
+        frame.with_columns(pl.lit(strategy).alias("strategy"), pl.lit(seed, dtype=pl.Int64).alias("seed"), pl.lit(engine.snapshot_hash).alias("snapshot"))
+        if frames
+        else _empty_frame()
+    )
+    stats.seconds["table"] = time.perf_counter() - started - negative_seconds
+    stats.produced = frame.height
+    if frame.height:
+        stats.by_hops = {int(k): int(v) for k, v in frame["hops"].value_counts().sort("hops").iter_rows()}
+        counts = frame["pattern"].value_counts(sort=True)
+        stats.by_pattern = dict(zip(counts["pattern"].to_list(), counts["count"].to_list(), strict=True))
+    return frame, stats
+
+
+def _empty_frame() -> pl.DataFrame:
+    from kgsynth.sample.paths import PATHS_SCHEMA
+
+    return pl.DataFrame(schema=PATHS_SCHEMA)

@@ -1,0 +1,148 @@
+"""Sampled paths as arrays (engine indices), and their conversion to the paths table.
+
+Samplers work on `PathBatch`es: all paths in a batch have the same hop count; rows
+come in units of `per_unit` paths (1, or the 2–3 branches of a convergent group),
+so quotas and de-duplication treat a group as one thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from kgsynth.graph.engine import Engine
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass
+class PathBatch:
+    nodes: np.ndarray  # int32 [rows, hops + 1], anchor first
+    entries: np.ndarray  # int64 [rows, hops], CSR entry walked by each hop
+    per_unit: int = 1  # consecutive rows that form one unit (a convergent group)
+
+    @property
+    def hops(self) -> int:
+        return self.entries.shape[1]
+
+    @property
+    def rows(self) -> int:
+        return self.nodes.shape[0]
+
+    @property
+    def units(self) -> int:
+        return self.rows // self.per_unit
+
+    def take_units(self, units: np.ndarray) -> PathBatch:
+        rows = (units[:, None] * self.per_unit + np.arange(self.per_unit)).ravel()
+        return PathBatch(self.nodes[rows], self.entries[rows], self.per_unit)
+
+    @staticmethod
+    def concat(batches: list[PathBatch]) -> PathBatch:
+        return PathBatch(
+            np.concatenate([b.nodes for b in batches]),
+            np.concatenate([b.entries for b in batches]),
+            batches[0].per_unit,
+        )
+
+
+def row_hash(columns: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per row of an integer matrix (splitmix-style mixing, wrapping arithmetic)."""
+    h = np.full(columns.shape[0], 0x243F6A8885A308D3, dtype=np.uint64)
+    for j in range(columns.shape[1]):
+        h ^= columns[:, j].astype(np.int64).view(np.uint64)
+        h *= _MIX
+        h ^= h >> np.uint64(29)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(32)
+    return h
+
+
+def unit_hash(batch: PathBatch) -> np.ndarray:
+    """Identity of each unit: its nodes and the entries it walks."""
+    rows = row_hash(np.concatenate([batch.nodes, batch.entries], axis=1))
+    return row_hash(rows.view(np.int64).reshape(batch.units, batch.per_unit))
+
+
+def hop_keys(engine: Engine, entries: np.ndarray) -> np.ndarray:
+    """Per hop: relation, plus n_relations when walked backwards, plus 2·n_relations when symmetric."""
+    n_rel = len(engine.relation_names)
+    rel = np.asarray(engine.rel)[entries].astype(np.int64)
+    symmetric = np.asarray(engine.symmetric)[rel]
+    backward = ~np.asarray(engine.forward)[entries]
+    return rel + np.where(symmetric, 2 * n_rel, np.where(backward, n_rel, 0))
+
+
+def pattern_codes(engine: Engine, batch: PathBatch) -> np.ndarray:
+    """A code per row for its relation pattern: node types and hop keys."""
+    types = np.asarray(engine.node_type)[batch.nodes].astype(np.int64)
+    return row_hash(np.concatenate([types, hop_keys(engine, batch.entries)], axis=1))
+
+
+def pattern_text(engine: Engine, types: list[int], keys: list[int]) -> str:
+    """'disease -has_phenotype-> phenotype <-is_a- phenotype'; symmetric hops are '-r-'."""
+    n_rel = len(engine.relation_names)
+    parts = [engine.type_names[types[0]]]
+    for key, node_type in zip(keys, types[1:], strict=True):
+        name = engine.relation_names[key % n_rel]
+        arrow = f"-{name}-" if key >= 2 * n_rel else (f"<-{name}-" if key >= n_rel else f"-{name}->")
+        parts += [arrow, engine.type_names[node_type]]
+    return " ".join(parts)
+
+
+def patterns(engine: Engine, batch: PathBatch) -> pl.Series:
+    """The pattern string of every row, formatted once per distinct pattern."""
+    codes = pattern_codes(engine, batch)
+    distinct, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    types = np.asarray(engine.node_type)[batch.nodes[first]]
+    keys = hop_keys(engine, batch.entries[first])
+    texts = [pattern_text(engine, t.tolist(), k.tolist()) for t, k in zip(types, keys, strict=True)]
+    return pl.Series("pattern", texts, dtype=pl.String).gather(inverse.ravel())
+
+
+def list_column(name: str, values: pl.Series, offsets: np.ndarray) -> pl.Series:
+    """A list column from flat values and row offsets (len rows + 1), without Python loops."""
+    import pyarrow as pa
+
+    arrow = pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), values.to_arrow())
+    return pl.Series(name, arrow)
+
+
+def fixed_list(name: str, values: pl.Series, width: int) -> pl.Series:
+    rows = len(values) // width if width else 0
+    return list_column(name, values, np.arange(rows + 1, dtype=np.int64) * width)
+
+
+def batch_frame(
+    engine: Engine,
+    batch: PathBatch,
+    *,
+    strategy: str,
+    seed: int,
+    first_row: int,
+    first_group: int,
+) -> pl.DataFrame:
+    """The paths-table columns of one batch, except negatives."""
+    width = batch.hops + 1
+    ids = engine.id_series.gather(batch.nodes.ravel())
+    relation_names = pl.Series(engine.relation_names, dtype=pl.String)
+    relations = relation_names.gather(np.asarray(engine.rel)[batch.entries.ravel()].astype(np.int64))
+    forward = pl.Series(np.asarray(engine.forward)[batch.entries.ravel()])
+    row = pl.int_range(first_row, first_row + batch.rows, eager=True).cast(pl.String)
+    columns = {
+        "path_id": (f"{strategy}-{seed}-" + row) if batch.rows else row,
+        "nodes": fixed_list("nodes", ids, width),
+        "relations": fixed_list("relations", relations, batch.hops),
+        "forward": fixed_list("forward", forward, batch.hops),
+        "hops": pl.Series(np.full(batch.rows, batch.hops, dtype=np.int32)),
+        "pattern": patterns(engine, batch) if batch.rows else pl.Series([], dtype=pl.String),
+    }
+    frame = pl.DataFrame(columns)
+    if batch.per_unit > 1:
+        group = np.arange(batch.rows) // batch.per_unit + first_group
+        frame = frame.with_columns(
+            (f"{strategy}-{seed}-g" + pl.Series(group).cast(pl.String)).alias("group_id")
+        )
+    return frame

@@ -1,0 +1,310 @@
+"""Hard negatives: nodes that look like the answer but provably are not.
+
+For a path a -r1-> … -rh-> t, a hard negative is a node x of t's type, off the
+path, that comes from one of two places in the sampling graph:
+
+- distance: the end of another h-hop walk from the anchor, kept only when its
+  shortest distance from a is exactly h (so it sits where the answer sits);
+- siblings: a node sharing a parent with the answer (t -r-> p <-r- x, same
+  relation), or reached by the path's last hop from a sibling of the bridge.
+
+and that does not satisfy the path's relation pattern from the anchor in the full
+graph: no walk a -r1-> v1 … -rh-> x exists there at all (walks may even repeat
+nodes, so this is stronger than "no simple path"). The proof is a meet-in-the-
+middle search per path, expanding the cheaper side each step; a path whose search
+exceeds the work budget gets no negatives from it rather than an unproven one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from kgsynth.errors import ConfigError
+from kgsynth.graph.engine import Engine
+from kgsynth.sample.batch import PathBatch
+from kgsynth.sample.frontier import contains, expand, gather, hop_ranges, member, range_work
+from kgsynth.sample.walks import build_view, type_mask, walk
+
+
+@dataclass
+class Negatives:
+    counts: np.ndarray  # int64 negatives per path
+    nodes: np.ndarray  # int64 full-graph indices, paths concatenated
+
+
+def negatives_column(full: Engine, negatives: Negatives) -> pl.Series:
+    from kgsynth.sample.batch import list_column
+
+    offsets = np.concatenate([[0], np.cumsum(negatives.counts)])
+    return list_column("negatives", full.id_series.gather(negatives.nodes), offsets)
+
+
+def hard_negatives(
+    engine: Engine,
+    full: Engine,
+    batch: PathBatch,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    attempts: int = 2,
+    budget: int = 20_000,
+    views: dict | None = None,
+) -> Negatives:
+    """Up to k proven hard negatives per path of the batch (sampled on `engine`, proven on `full`)."""
+    rows = batch.rows
+    if k <= 0 or not rows:
+        return Negatives(np.zeros(rows, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    views = {} if views is None else views
+    row, node, distance_family = _candidates(engine, batch, k + attempts, rng, views)
+    answer_type = np.asarray(engine.node_type)[batch.nodes[:, -1]]
+    ok = (node >= 0) & (np.asarray(engine.node_type)[np.maximum(node, 0)] == answer_type[row])
+    for column in batch.nodes.T:
+        ok &= node != column[row]
+    row, node, distance_family = row[ok], node[ok], distance_family[ok]
+    keep = _first_of_each(row, node, engine.n_nodes)
+    row, node, distance_family = row[keep], node[keep], distance_family[keep]
+
+    if distance_family.any():
+        near = np.zeros(len(row), dtype=bool)
+        near[distance_family] = _within(engine, row[distance_family], batch.nodes[:, 0], node[distance_family], batch.hops - 1, budget)
+        row, node = row[~near], node[~near]
+
+    to_full = _full_index(engine, full)
+    anchors = to_full[batch.nodes[:, 0]]
+    node_full = to_full[node]
+    satisfied = _satisfies(full, anchors, _full_keys(engine, full, batch.entries), row, node_full, budget)
+    row, node_full = row[~satisfied], node_full[~satisfied]
+
+    order = np.lexsort((rng.random(len(row)), row))
+    row, node_full = row[order], node_full[order]
+    first = np.searchsorted(row, row, side="left")
+    chosen = np.arange(len(row)) - first < k
+    counts = np.bincount(row[chosen], minlength=rows).astype(np.int64)
+    return Negatives(counts=counts, nodes=node_full[chosen].astype(np.int64))
+
+
+def _candidates(
+    engine: Engine, batch: PathBatch, attempts: int, rng: np.random.Generator, views: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(path row, candidate node, from the distance family?) for `attempts` tries per family."""
+    rows, hops = batch.rows, batch.hops
+    rep = np.repeat(np.arange(rows), attempts)
+    found_row, found_node = [], []
+
+    # distance: other walks of the same length from the anchor, ending on the answer's type
+    answer_type = np.asarray(engine.node_type)[batch.nodes[:, -1]]
+    anywhere = views.setdefault("any", build_view(engine))
+    for node_type in sorted(set(answer_type.tolist())):
+        these = rep[answer_type[rep] == node_type]
+        last = views.get(("type", node_type))
+        if last is None:
+            mask = type_mask(engine, [engine.type_names[node_type]])
+            last = views[("type", node_type)] = build_view(engine, neighbour_types=mask)
+        walked = walk([anywhere] * (hops - 1) + [last], batch.nodes[these, 0], rng, tries=2)
+        found_row.append(these[walked.rows])
+        found_node.append(walked.nodes[-1].astype(np.int64))
+    distance_count = sum(len(r) for r in found_row)
+
+    # siblings of the answer under a shared parent
+    found_row.append(rep)
+    found_node.append(_sibling(engine, batch.nodes[rep, -1], rng))
+    # the last hop taken from a sibling of the bridge
+    if hops >= 2:
+        bridge_sibling = _sibling(engine, batch.nodes[rep, -2], rng)
+        last_key = _entry_keys(engine, batch.entries[rep, -1])
+        found_row.append(rep)
+        found_node.append(_random_neighbour(engine, bridge_sibling, last_key, rng))
+    row = np.concatenate(found_row)
+    node = np.concatenate(found_node)
+    distance_family = np.zeros(len(row), dtype=bool)
+    distance_family[:distance_count] = True
+    return row, node, distance_family
+
+
+def _entry_keys(engine: Engine, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The hop keys that repeat each entry's hop: its own key, plus the other direction if symmetric."""
+    n_rel = len(engine.relation_names)
+    rel = np.asarray(engine.rel)[entries].astype(np.int64)
+    key = rel + np.where(np.asarray(engine.forward)[entries], 0, n_rel)
+    other = np.where(np.asarray(engine.symmetric)[rel], np.where(key >= n_rel, key - n_rel, key + n_rel), -1)
+    return key, other
+
+
+def _reverse(engine: Engine, keys: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of the same hops walked the other way (a symmetric pair stays as it is)."""
+    n_rel = len(engine.relation_names)
+    key, other = keys
+    flipped = np.where(key >= n_rel, key - n_rel, key + n_rel)
+    return np.where(other >= 0, key, flipped), other
+
+
+def _random_neighbour(
+    engine: Engine, node: np.ndarray, keys: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
+) -> np.ndarray:
+    """A uniform neighbour through the given keys, -1 where there is none (or node is -1)."""
+    present = node >= 0
+    spans = hop_ranges(engine, np.maximum(node, 0), keys)
+    (lo1, hi1), (lo2, hi2) = spans
+    size1 = np.where(present, hi1 - lo1, 0)
+    size2 = np.where(present & (keys[1] >= 0), hi2 - lo2, 0)
+    total = size1 + size2
+    offset = (rng.random(len(node)) * total).astype(np.int64)
+    entry = np.where(offset < size1, lo1 + offset, lo2 + offset - size1)
+    picked = np.asarray(engine.indices)[np.minimum(entry, len(engine.indices) - 1)].astype(np.int64)
+    return np.where(total > 0, picked, -1)
+
+
+def _sibling(engine: Engine, node: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """x with node -r-> p <-r- x for a random entry (node, p): same relation, same direction."""
+    indptr = np.asarray(engine.indptr)
+    degree = indptr[node + 1] - indptr[node]
+    entry = indptr[node] + (rng.random(len(node)) * degree).astype(np.int64)
+    entry = np.minimum(entry, len(engine.indices) - 1)
+    parent = np.where(degree > 0, np.asarray(engine.indices)[entry], -1).astype(np.int64)
+    return _random_neighbour(engine, parent, _reverse(engine, _entry_keys(engine, entry)), rng)
+
+
+def _first_of_each(row: np.ndarray, node: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Positions of the first occurrence of each (row, node), in their original order."""
+    keys = row.astype(np.int64) * n_nodes + node
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    first = order[np.r_[True, ordered[1:] != ordered[:-1]]] if len(keys) else order
+    return np.sort(first)
+
+
+def _full_index(engine: Engine, full: Engine) -> np.ndarray:
+    if full is engine:
+        return np.arange(engine.n_nodes, dtype=np.int64)
+    index = full.indices_of(engine.id_series)
+    if (index < 0).any():
+        missing = engine.node_ids[int(np.flatnonzero(index < 0)[0])]
+        raise ConfigError(
+            f"the full graph lacks node '{missing}' of the sampled graph; pass the unpruned snapshot "
+            "this one was pruned from"
+        )
+    return index
+
+
+def _full_keys(engine: Engine, full: Engine, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each hop's keys in the full engine's numbering (relation ids differ after pruning)."""
+    names = engine.relation_names
+    to_full = np.array([full.relation_index.get(name, -1) for name in names], dtype=np.int64)
+    rel = to_full[np.asarray(engine.rel)[entries].astype(np.int64)]
+    if (rel < 0).any():
+        raise ConfigError("the full graph lacks a relation of the sampled graph; pass the unpruned parent snapshot")
+    n_rel = len(full.relation_names)
+    key = rel + np.where(np.asarray(engine.forward)[entries], 0, n_rel)
+    other = np.where(np.asarray(full.symmetric)[rel], np.where(key >= n_rel, key - n_rel, key + n_rel), -1)
+    return key, other
+
+
+def _satisfies(
+    full: Engine,
+    anchors: np.ndarray,
+    keys: tuple[np.ndarray, np.ndarray],
+    cand_row: np.ndarray,
+    cand_node: np.ndarray,
+    budget: int,
+) -> np.ndarray:
+    """Per candidate: does some walk anchor -hop1-> … -hop_h-> candidate exist (or is it unproven)?
+
+    keys: [rows, hops] arrays of hop keys (and the second key of symmetric hops).
+    The first h//2 hops are expanded as sets from the anchor, the last ones as
+    sets back from the candidate, and the hop in between is tested edge by edge:
+    from each node u of the anchor side, either u's entries are scanned for the
+    candidate side's nodes or, when u has more entries than that side has nodes
+    (a hub), each of those nodes is looked up by binary search. So a hub costs no
+    more than the small side it meets.
+    """
+    rows, hops = keys[0].shape
+    n_cand = len(cand_row)
+    ahead = hops // 2
+    back_keys = _reverse(full, keys)
+    f_group, f_node, f_failed = _expand_sets(full, np.arange(rows), anchors, [(keys[0][:, i], keys[1][:, i]) for i in range(ahead)], budget)
+    back_hops = [(back_keys[0][cand_row, i], back_keys[1][cand_row, i]) for i in range(hops - 1, ahead, -1)]
+    b_group, b_node, b_failed = _expand_sets(full, np.arange(n_cand), cand_node, back_hops, budget)
+
+    # pairs (candidate, u) for every u on the anchor side of the candidate's path
+    f_first = np.searchsorted(f_group, np.arange(rows + 1))
+    lo, hi = f_first[cand_row], f_first[cand_row + 1]
+    pair_cand, at = gather(lo, hi)
+    pair_u = f_node[at]
+    b_first = np.searchsorted(b_group, np.arange(n_cand + 1))
+    b_size = np.diff(b_first)
+    b_members = b_group.astype(np.int64) * full.n_nodes + b_node  # sorted: groups come out sorted
+
+    met = np.zeros(n_cand, dtype=bool)
+    cost = np.zeros(n_cand, dtype=np.int64)
+    mid = (keys[0][cand_row[pair_cand], ahead], keys[1][cand_row[pair_cand], ahead])
+    for key in mid:
+        present = key >= 0
+        run_lo, run_hi = full.key_ranges(pair_u, np.maximum(key, 0))
+        degree = np.where(present, run_hi - run_lo, 0)
+        scan = degree <= b_size[pair_cand]
+        cost += np.bincount(pair_cand, weights=np.where(scan, degree, b_size[pair_cand] * present), minlength=n_cand).astype(np.int64)
+        owner, entry = gather(np.where(scan, run_lo, 0), np.where(scan, run_hi, 0))
+        hit = member(pair_cand[owner].astype(np.int64) * full.n_nodes + np.asarray(full.indices)[entry], b_members)
+        met[pair_cand[owner[hit]]] = True
+        probe = np.flatnonzero(~scan & present)
+        owner, at = gather(b_first[pair_cand[probe]], b_first[pair_cand[probe] + 1])
+        hit = full.has_edges(pair_u[probe[owner]], key[probe[owner]], b_node[at])
+        met[pair_cand[probe[owner[hit]]]] = True
+    return met | (cost > budget) | f_failed[cand_row] | b_failed
+
+
+def _expand_sets(
+    engine: Engine, group: np.ndarray, start: np.ndarray, hops: list[tuple[np.ndarray, np.ndarray] | None], budget: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nodes reached from `start` by exactly these hops (keys per group, or None for any entry).
+
+    Returns the (group, node) pairs sorted by group, and which groups ran over budget.
+    """
+    n_groups = len(group)
+    f_group, f_node = group.astype(np.int64), start.astype(np.int32)
+    spent = np.zeros(n_groups, dtype=np.int64)
+    failed = np.zeros(n_groups, dtype=bool)
+    for keys in hops:
+        spans = hop_ranges(engine, f_node, None if keys is None else (keys[0][f_group], keys[1][f_group]))
+        spent += range_work(spans, f_group, n_groups)
+        failed |= spent > budget
+        f_group, f_node = expand(engine, f_group, spans, ~failed[f_group])
+    return f_group, f_node, failed
+
+
+def _within(engine: Engine, rows: np.ndarray, anchors: np.ndarray, nodes: np.ndarray, radius: int, budget: int) -> np.ndarray:
+    """Per candidate (row, node): is it within `radius` hops of its row's anchor (or unknown)?
+
+    Balls of radius ⌈r/2⌉ around each anchor (once per row) and ⌊r/2⌋ around each
+    candidate must not meet.
+    """
+    if radius <= 0:
+        return anchors[rows] == nodes
+    a_group, a_node, a_failed = _ball(engine, anchors, (radius + 1) // 2, budget)
+    x_group, x_node, x_failed = _ball(engine, nodes, radius // 2, budget)
+    meet = contains(rows[x_group], x_node, a_group, a_node, engine.n_nodes)
+    near = np.zeros(len(nodes), dtype=bool)
+    near[x_group[meet]] = True
+    return near | x_failed | a_failed[rows]
+
+
+def _ball(engine: Engine, start: np.ndarray, radius: int, budget: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (group, node) within `radius` hops of each start node, and the groups over budget."""
+    groups = len(start)
+    ball_group, ball_node = np.arange(groups, dtype=np.int64), start.astype(np.int32)
+    f_group, f_node = ball_group, ball_node
+    spent = np.zeros(groups, dtype=np.int64)
+    failed = np.zeros(groups, dtype=bool)
+    for _ in range(radius):
+        spans = hop_ranges(engine, f_node, None)
+        spent += range_work(spans, f_group, groups)
+        failed |= spent > budget
+        f_group, f_node = expand(engine, f_group, spans, ~failed[f_group])
+        fresh = ~contains(f_group, f_node, ball_group, ball_node, engine.n_nodes)
+        f_group, f_node = f_group[fresh], f_node[fresh]
+        ball_group = np.concatenate([ball_group, f_group])
+        ball_node = np.concatenate([ball_node, f_node])
+    return ball_group, ball_node, failed

@@ -1,0 +1,219 @@
+"""Vectorized walks over the engine's CSR: every walk advances one hop at a time as arrays.
+
+A `View` is the part of the CSR a hop may use: entries filtered by relation, hop
+direction, neighbour type and excluded nodes, re-packed as a CSR of its own so a
+uniform pick is one random offset per row. Picks that revisit a node are redrawn
+a few times; rows that still fail are dropped (or, for chains, simply stop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kgsynth.errors import ConfigError
+from kgsynth.graph.engine import Engine
+
+
+@dataclass
+class View:
+    """A CSR over a subset of the engine's entries."""
+
+    indptr: np.ndarray  # int64 [n + 1]
+    indices: np.ndarray  # int32 neighbour of each view entry
+    entry: np.ndarray | None  # int64 engine entry of each view entry; None: the engine's own CSR
+    cumweight: np.ndarray | None = None  # float64 [entries + 1] for weighted picks; None: uniform
+    degree: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.degree = np.diff(self.indptr)
+
+    def engine_entry(self, position: np.ndarray) -> np.ndarray:
+        return position if self.entry is None else self.entry[position]
+
+
+def entry_owner(engine: Engine) -> np.ndarray:
+    """The node each CSR entry belongs to."""
+    return np.repeat(np.arange(engine.n_nodes, dtype=np.int32), engine.degree)
+
+
+def relation_mask(engine: Engine, names: Collection[str] | None, *, what: str = "relation") -> np.ndarray:
+    """Boolean mask over relation ids for the given names (None: all)."""
+    if names is None:
+        return np.ones(len(engine.relation_names), dtype=bool)
+    mask = np.zeros(len(engine.relation_names), dtype=bool)
+    for name in names:
+        if name not in engine.relation_index:
+            known = ", ".join(engine.relation_names)
+            raise ConfigError(f"unknown {what} '{name}'; this graph has: {known}")
+        mask[engine.relation_index[name]] = True
+    return mask
+
+
+def type_mask(engine: Engine, names: Collection[str] | None, *, what: str = "node type") -> np.ndarray:
+    """Boolean mask over node type ids for the given names (None: all)."""
+    if names is None:
+        return np.ones(len(engine.type_names), dtype=bool)
+    mask = np.zeros(len(engine.type_names), dtype=bool)
+    for name in names:
+        if name not in engine.type_index:
+            known = ", ".join(engine.type_names)
+            raise ConfigError(f"unknown {what} '{name}'; this graph has: {known}")
+        mask[engine.type_index[name]] = True
+    return mask
+
+
+def build_view(
+    engine: Engine,
+    *,
+    keys: np.ndarray | None = None,
+    neighbour_types: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+) -> View:
+    """The entries a hop may take.
+
+    keys: bool mask over hop keys (see `Engine.hop_keys`), None for all;
+    neighbour_types: bool mask over type ids of the node stepped onto;
+    excluded: bool mask over nodes never stepped onto (nor out of);
+    weight: float per node, the chance of stepping onto it (proportional).
+    """
+    keep = None
+    if keys is not None and not keys.all():
+        n_rel = len(engine.relation_names)
+        keep = keys[engine.rel.astype(np.int64) + np.where(engine.forward, 0, n_rel)]
+    if neighbour_types is not None and not neighbour_types.all():
+        ok = neighbour_types[engine.node_type[engine.indices]]
+        keep = ok if keep is None else keep & ok
+    if excluded is not None and excluded.any():
+        ok = ~excluded[engine.indices]
+        ok &= ~np.repeat(excluded, engine.degree)
+        keep = ok if keep is None else keep & ok
+    if keep is None:
+        view = View(indptr=np.asarray(engine.indptr), indices=np.asarray(engine.indices), entry=None)
+    else:
+        entry = np.flatnonzero(keep)
+        indptr = np.zeros(engine.n_nodes + 1, dtype=np.int64)
+        np.cumsum(np.bincount(entry_owner(engine)[entry], minlength=engine.n_nodes), out=indptr[1:])
+        view = View(indptr=indptr, indices=np.asarray(engine.indices)[entry], entry=entry)
+    if weight is not None:
+        view.cumweight = np.concatenate([[0.0], np.cumsum(weight[view.indices], dtype=np.float64)])
+    return view
+
+
+@dataclass
+class Walked:
+    """Walk results: node columns (anchor first) and the view positions taken per hop."""
+
+    nodes: list[np.ndarray]  # hops + 1 arrays of int32, one per position
+    positions: list[np.ndarray]  # hops arrays of int64 view positions
+    length: np.ndarray  # int32 hops actually taken per row
+    rows: np.ndarray  # int64 index into `starts` of each returned row
+    dead_end: int = 0  # rows that reached a node with no usable entry
+    revisit: int = 0  # rows whose every redraw stepped onto a node already on the path
+
+
+def walk(
+    views: Sequence[View],
+    starts: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    tries: int = 6,
+    keep_partial: bool = False,
+) -> Walked:
+    """Simple walks of len(views) hops from `starts`, hop i taking `views[i]`.
+
+    Rows that cannot continue are dropped, or with `keep_partial` kept with the
+    hops they managed (their later columns hold -1).
+    """
+    nodes = [np.asarray(starts, dtype=np.int32)]
+    positions: list[np.ndarray] = []
+    rows = len(starts)
+    active = np.arange(rows)  # with keep_partial: the rows still walking; else: the rows kept
+    dead_end = revisit = 0
+    for view in views:
+        if keep_partial:
+            node, position, dead, clash = _step(view, [column[active] for column in nodes], rng, tries)
+        else:
+            node, position, dead, clash = _step(view, nodes, rng, tries)
+        dead_end += int(dead.sum())
+        revisit += int(clash.sum())
+        ok = ~(dead | clash)
+        if keep_partial:
+            active = active[ok]
+            nodes.append(np.full(rows, -1, dtype=np.int32))
+            positions.append(np.full(rows, -1, dtype=np.int64))
+            nodes[-1][active] = node[ok]
+            positions[-1][active] = position[ok]
+        else:
+            if not ok.all():
+                nodes = [column[ok] for column in nodes]
+                positions = [column[ok] for column in positions]
+                node, position, active = node[ok], position[ok], active[ok]
+            nodes.append(node)
+            positions.append(position)
+    if keep_partial:
+        length = np.sum([column >= 0 for column in nodes[1:]], axis=0, dtype=np.int32) if views else np.zeros(rows, np.int32)
+        kept = np.arange(rows)
+    else:
+        length = np.full(len(nodes[0]), len(views), dtype=np.int32)
+        kept = active
+    return Walked(nodes=nodes, positions=positions, length=length, rows=kept, dead_end=dead_end, revisit=revisit)
+
+
+def _step(
+    view: View, path: list[np.ndarray], rng: np.random.Generator, tries: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One hop from the last node of every row: (node, view position, dead-end mask, revisit mask)."""
+    current = path[-1]
+    lo = view.indptr[current]
+    count = view.degree[current]
+    if view.cumweight is not None:  # entries of zero weight cannot be taken
+        count = np.where(view.cumweight[lo + count] > view.cumweight[lo], count, 0)
+    dead = count == 0
+    # The first draw covers every row without gathering: most rows succeed at once.
+    position = _pick(view, lo, np.maximum(count, 1), rng)
+    node = view.indices[np.minimum(position, len(view.indices) - 1)] if len(view.indices) else position.astype(np.int32)
+    clash = dead.copy()
+    for column in path:
+        clash |= node == column
+    pending = np.flatnonzero(clash & ~dead)
+    for _ in range(tries - 1):
+        if not len(pending):
+            break
+        picked = _pick(view, lo[pending], count[pending], rng)
+        candidate = view.indices[picked]
+        again = np.zeros(len(pending), dtype=bool)
+        for column in path:
+            again |= candidate == column[pending]
+        settled = pending[~again]
+        node[settled] = candidate[~again]
+        position[settled] = picked[~again]
+        pending = pending[again]
+    revisit = np.zeros(len(current), dtype=bool)
+    revisit[pending] = True
+    return node, position, dead, revisit
+
+
+def _pick(view: View, lo: np.ndarray, count: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random entry in [lo, lo + count) per row: uniform, or by the view's weights."""
+    draw = rng.random(len(lo))
+    if view.cumweight is None:
+        return lo + (draw * count).astype(np.int64)
+    base = view.cumweight[lo]
+    target = base + draw * (view.cumweight[lo + count] - base)
+    position = np.searchsorted(view.cumweight, target, side="right") - 1
+    return np.clip(position, lo, lo + count - 1)
+
+
+def pick_starts(
+    eligible: np.ndarray, uses: np.ndarray, size: int, rng: np.random.Generator, prior: np.ndarray | None = None
+) -> np.ndarray:
+    """`size` start nodes from `eligible`, each weighted by prior / (1 + times already used)."""
+    weight = 1.0 / (1.0 + uses[eligible])
+    if prior is not None:
+        weight = weight * prior[eligible]
+    counts = rng.multinomial(size, weight / weight.sum())
+    return rng.permutation(np.repeat(eligible, counts))
