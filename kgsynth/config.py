@@ -394,6 +394,12 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     vocabulary = config.source.vocabulary
     if vocabulary and vocabulary.endswith(".ttl") and not Path(vocabulary).is_absolute():
         vocabulary = str(base / vocabulary)
-    source = config.source.model_copy(update={"paths": resolve(config.source.paths), "vocabulary": vocabulary})
+    options = {  # loader options that name files beside the config (a node table)
+        key: str(base / value) if isinstance(value, str) and (base / value).is_file() else value
+        for key, value in config.source.options.items()
+    }
+    source = config.source.model_copy(
+        update={"paths": resolve(config.source.paths), "vocabulary": vocabulary, "options": options}
+    )
     verify = config.verify.model_copy(update={"benchmarks": resolve(config.verify.benchmarks)})
     return config.model_copy(update={"source": source, "verify": verify})

@@ -326,7 +326,43 @@ def _load_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
         if not path.is_file():
             raise SourceNotFoundError(f"{path}: no such source file (config source.paths)")
         inputs[f"{i}:{path.name}"] = file_digest(path)  # names, not paths: moving the files costs no re-run
+    for key, value in config.source.options.items():  # a loader option naming a file (a node table)
+        if isinstance(value, str) and Path(value).is_file():
+            inputs[f"option:{key}"] = file_digest(Path(value))
     return inputs
+
+
+# --- neo4j -----------------------------------------------------------------------------
+
+
+def neo4j_config(config: RunConfig) -> Any:
+    """The store's connection settings; user and password from the environment variables the config names."""
+    import os
+
+    from pydantic import SecretStr
+
+    from kgsynth.stores.neo4j import Neo4jConfig
+
+    n = config.neo4j
+    assert n is not None
+    password = os.environ.get(n.password_env)
+    return Neo4jConfig(
+        uri=n.uri, user=os.environ.get(n.user_env) or "neo4j", database=n.database,
+        password=SecretStr(password) if password else None,
+    )  # fmt: skip
+
+
+def push_neo4j(config: RunConfig, run: RunDir) -> dict[str, Any]:
+    """Load the full snapshot into Neo4j; an interrupted push resumes after its last committed batch."""
+    from kgsynth.graph.snapshot import read_snapshot
+    from kgsynth.stores.neo4j_push import push_snapshot
+
+    assert config.neo4j is not None
+    report = push_snapshot(
+        neo4j_config(config), read_snapshot(run.snapshot), resume_dir=run.root / ".neo4j-push", **config.neo4j.options
+    )
+    return {"nodes": report.nodes, "edges": report.edges, "batches": report.batches,
+            "resumed_batches": report.resumed_batches, "target": report.target}  # fmt: skip
 
 
 # --- sample ----------------------------------------------------------------------------
@@ -340,12 +376,17 @@ def sample(config: RunConfig, run: RunDir) -> dict[str, Any]:
     from kgsynth.sample.paths import write_paths
 
     s = config.sample
+    hops = list(range(s.hops[0], s.hops[1] + 1))
+    if s.source == "neo4j":
+        from kgsynth.stores.neo4j_sample import sample_paths_cypher
+
+        hubs = run.pruned / "hubs.json" if config.shatter.enabled else None
+        frame = sample_paths_cypher(neo4j_config(config), s.strategy, n=s.n, seed=s.seed, hops=hops, hubs=hubs, **s.params)
+        write_paths(frame, run.paths)
+        return {"paths": frame.height, "requested": s.n, "source": "neo4j"}
     engine = open_engine(read_snapshot(sampled_snapshot_dir(config, run)))
     full = open_engine(read_snapshot(run.snapshot)) if config.shatter.enabled else engine
-    low, high = s.hops
-    frame, stats = sample_with_stats(
-        engine, s.strategy, s.n, s.seed, full=full, negatives=s.negatives, hops=list(range(low, high + 1)), **s.params
-    )
+    frame, stats = sample_with_stats(engine, s.strategy, s.n, s.seed, full=full, negatives=s.negatives, hops=hops, **s.params)
     write_paths(frame, run.paths)
     return {"paths": frame.height, "requested": s.n, "by_hops": {str(k): v for k, v in stats.by_hops.items()},
             "rejections": stats.rejections, "without_negatives": stats.paths_without_negatives}  # fmt: skip
@@ -355,6 +396,9 @@ def _sample_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
     inputs = {"full": snapshot_digest(run.snapshot)}
     if config.shatter.enabled:
         inputs["sampled"] = snapshot_digest(run.pruned)
+    if config.sample.source == "neo4j":
+        assert config.neo4j is not None
+        inputs["neo4j"] = stable_hash([config.neo4j.uri, config.neo4j.database])  # the graph pushed there
     return inputs
 
 
@@ -362,8 +406,9 @@ def _sample_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
 
 
 def sampled_snapshot_dir(config: RunConfig, run: RunDir) -> Path:
-    """The graph paths are drawn from: the pruned snapshot when pruning is on."""
-    return run.pruned if config.shatter.enabled else run.snapshot
+    """The graph paths are drawn from: the pruned snapshot when pruning is on (Neo4j walks the
+    full graph and steps around the flagged hubs instead)."""
+    return run.pruned if config.shatter.enabled and config.sample.source == "snapshot" else run.snapshot
 
 
 def llm_config(section: Any, run: RunDir, **overrides: Any) -> Any:
@@ -613,12 +658,23 @@ STAGES: list[Stage] = [
         outputs=lambda run: [run.snapshot],
     ),
     Stage(
+        name="neo4j",
+        description="push the snapshot to Neo4j",
+        run=push_neo4j,
+        inputs=lambda config, run: {"snapshot": snapshot_digest(run.snapshot)},
+        params=lambda config: config.neo4j.key_fields() if config.neo4j else None,
+        outputs=lambda run: [],
+        enabled=lambda config: config.neo4j is not None and config.neo4j.push,
+        network=lambda config: True,
+    ),
+    Stage(
         name="sample",
         description="sample multi-hop paths",
         run=sample,
         inputs=_sample_inputs,
         params=lambda config: config.sample.key_fields(),
         outputs=lambda run: [run.paths],
+        network=lambda config: config.sample.source == "neo4j",
     ),
     Stage(
         name="generate",
