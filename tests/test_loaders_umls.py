@@ -109,6 +109,9 @@ def test_relation_option_checks_names_and_all_needs_known_relations():
     assert ("C0007222", "mapped_to", "C0011849") in _triples(everything)
     with pytest.raises(ConfigError, match="unknown option\\(s\\) language for loader 'umls'; known: drop_suppressed"):
         load("umls", [UMLS], language="ENG")
+    with pytest.raises(ConfigError, match="'languages' needs at least one"):
+        load("umls", [UMLS], languages="")
+    assert load("umls", [UMLS], languages="ENG,ENG").hash == load("umls", [UMLS]).hash
 
 
 def test_missing_files_and_wrong_names(tmp_path):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from kgsynth.errors import InputFormatError, SourceNotFoundError, UnknownRelationError
+from kgsynth.errors import ConfigError, InputFormatError, SourceNotFoundError, UnknownRelationError
 from kgsynth.graph.snapshot import Snapshot, SourceInfo, build_snapshot
 from kgsynth.graph.vocabulary import load_vocabulary
 from kgsynth.loaders import LOADERS
@@ -216,7 +216,9 @@ def load_umls(
 ) -> Snapshot:
     """Load MRCONSO.RRF, MRREL.RRF and MRSTY.RRF (files or their directory) into a snapshot."""
     check_options("umls", options, OPTIONS)
-    languages = option_list("languages", options.get("languages", "ENG"))
+    languages = list(dict.fromkeys(option_list("languages", options.get("languages", "ENG"))))
+    if not languages:
+        raise ConfigError("option 'languages' needs at least one language code, e.g. ENG")
     sabs = option_list("sabs", options["sabs"]) if "sabs" in options else None
     drop_suppressed = option_bool("drop_suppressed", options.get("drop_suppressed", True))
     vocab = load_vocabulary(vocabulary or "umls")
