@@ -162,9 +162,9 @@ def test_parquet_problems_name_the_row(tmp_path):
     EDGES.drop("relation").write_parquet(tmp_path / "no_relation.parquet")
     with pytest.raises(InputFormatError, match="missing column\\(s\\) relation"):
         load("edges", [tmp_path / "no_relation.parquet"])
-    EDGES.with_columns(pl.when(pl.int_range(pl.len()) == 2).then(None).otherwise(pl.col("tail_id")).alias("tail_id")).write_parquet(
-        tmp_path / "gap.parquet"
-    )
+    EDGES.with_columns(
+        pl.when(pl.int_range(pl.len()) == 2).then(None).otherwise(pl.col("tail_id")).alias("tail_id")
+    ).write_parquet(tmp_path / "gap.parquet")
     with pytest.raises(InputFormatError, match="row 3.*empty value") as error:
         load("edges", [tmp_path / "gap.parquet"])
     assert error.value.field == "tail_id"

@@ -213,7 +213,10 @@ def test_relation_between_the_wrong_types_is_refused(tmp_path):
 
 def test_unknown_relation_lists_the_known_ones_unless_a_fallback_is_allowed(tmp_path):
     frame = ROWS.with_columns(
-        pl.when(pl.col("relation") == "indication").then(pl.lit("treats")).otherwise(pl.col("relation")).alias("relation")
+        pl.when(pl.col("relation") == "indication")
+        .then(pl.lit("treats"))
+        .otherwise(pl.col("relation"))
+        .alias("relation")
     )
     frame.write_csv(tmp_path / "kg.csv")
     with pytest.raises(UnknownRelationError, match="'treats'.*known: anatomy_anatomy"):

@@ -22,8 +22,15 @@ from kgsynth.graph.vocabulary import Relation, Vocabulary
 VOCABULARY = Vocabulary(
     name="test",
     relations={
-        "treats": Relation("treats", "treats", "treats", "is treated by", domain=("drug",), range=("disease",),
-                           inverse_name="treated_by"),
+        "treats": Relation(
+            "treats",
+            "treats",
+            "treats",
+            "is treated by",
+            domain=("drug",),
+            range=("disease",),
+            inverse_name="treated_by",
+        ),
         "interacts": Relation("interacts", "interacts", "interacts with", "interacts with", symmetric=True),
         "is_a": Relation("is_a", "is a", "is a kind of", "has as a subtype"),
     },

@@ -182,9 +182,7 @@ def build_snapshot(
     if edges["src"].null_count() or edges["dst"].null_count() or edges["relation"].null_count():
         raise InputFormatError("edges must all have src, dst and relation", file=where or None)
 
-    conflicting = (
-        nodes.group_by("id").agg(pl.col("type").unique().sort()).filter(pl.col("type").list.len() > 1)
-    )
+    conflicting = nodes.group_by("id").agg(pl.col("type").unique().sort()).filter(pl.col("type").list.len() > 1)
     if conflicting.height:
         row = conflicting.sort("id").row(0, named=True)
         raise InputFormatError(
@@ -329,7 +327,9 @@ def _canonical_edges(
     swap = _swap(src, dst, code, relations, node_type, type_names, vocabulary, nodes, where)
     src, dst = np.where(swap, dst, src), np.where(swap, src, dst)
 
-    order = _unique_triples(src, code, dst, _codes(edges["source"])[0], n_nodes=nodes.height, n_relations=len(relations))
+    order = _unique_triples(
+        src, code, dst, _codes(edges["source"])[0], n_nodes=nodes.height, n_relations=len(relations)
+    )
     ids = nodes["id"]
     kept_code = code[order]
     relation_counts = np.bincount(kept_code, minlength=len(relations))

@@ -222,9 +222,7 @@ def diagnose(
             for name, i in integer_at:
                 value = row[i].strip()
                 if not value.lstrip("-").isdigit():
-                    return InputFormatError(
-                        f"expected an integer, got {value!r}", file=path, line=line_no, field=name
-                    )
+                    return InputFormatError(f"expected an integer, got {value!r}", file=path, line=line_no, field=name)
     return None
 
 

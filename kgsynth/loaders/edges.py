@@ -60,8 +60,9 @@ def _read(path: Path, mapping: dict[str, str], required: tuple[str, ...], separa
                 f"missing column(s) {', '.join(missing)}; found {', '.join(frame.columns)}", file=path, field=missing[0]
             )
         frame = frame.select(
-            pl.col(column).cast(pl.List(pl.String) if name == "synonyms" and frame.schema[column] != pl.String
-                                else pl.String).alias(name)
+            pl.col(column)
+            .cast(pl.List(pl.String) if name == "synonyms" and frame.schema[column] != pl.String else pl.String)
+            .alias(name)
             for name, column in wanted.items()
             if column in frame.columns
         )
@@ -69,7 +70,9 @@ def _read(path: Path, mapping: dict[str, str], required: tuple[str, ...], separa
             nulls = frame[name].is_null()
             if nulls.any():
                 raise InputFormatError(
-                    "empty value; every row needs one", **_location(path, int(nulls.arg_max()), True), field=wanted[name]
+                    "empty value; every row needs one",
+                    **_location(path, int(nulls.arg_max()), True),
+                    field=wanted[name],
                 )
         if frame.height == 0:
             raise InputFormatError("no rows", file=path)
@@ -87,9 +90,7 @@ def _read(path: Path, mapping: dict[str, str], required: tuple[str, ...], separa
 
 def _conflicting_types(ends: pl.DataFrame) -> pl.DataFrame:
     """Rows whose type differs from the first type given for the same id."""
-    return ends.filter(pl.col("type").is_not_null()).filter(
-        pl.col("type") != pl.col("type").first().over("id")
-    )
+    return ends.filter(pl.col("type").is_not_null()).filter(pl.col("type") != pl.col("type").first().over("id"))
 
 
 def _node_table(path: Path, options: dict, namespace: str, separator: str | None, default_type: str) -> pl.DataFrame:
@@ -107,8 +108,11 @@ def _node_table(path: Path, options: dict, namespace: str, separator: str | None
     sep = option_str("synonym_separator", options.get("synonym_separator", "|"))
     synonyms = pl.col("synonyms") if "synonyms" in table.columns else pl.lit(None, dtype=pl.List(pl.String))
     if "synonyms" in table.columns and table.schema["synonyms"] == pl.String:
-        synonyms = pl.col("synonyms").str.split(sep).list.eval(pl.element().str.strip_chars()).list.eval(
-            pl.element().filter(pl.element() != "")
+        synonyms = (
+            pl.col("synonyms")
+            .str.split(sep)
+            .list.eval(pl.element().str.strip_chars())
+            .list.eval(pl.element().filter(pl.element() != ""))
         )
     nodes = table.select(
         _namespaced(pl.col("id"), namespace).alias("id"),
@@ -155,7 +159,9 @@ def load_edges(
         frame = _read(path, mapping, _REQUIRED, separator)
         frames.append(
             frame.with_columns(
-                pl.lit(path.name).alias("_file"), pl.lit(number).alias("_file_no"), pl.lit(_is_parquet(path)).alias("_parquet")
+                pl.lit(path.name).alias("_file"),
+                pl.lit(number).alias("_file_no"),
+                pl.lit(_is_parquet(path)).alias("_parquet"),
             )
         )
     rows = pl.concat(frames, how="diagonal_relaxed")
@@ -219,13 +225,17 @@ def load_edges(
                 f"of {first['_file']}; each id must have one type",
                 mapping[f"{row['_side']}_type"],
             )
-        nodes = ends.group_by("id", maintain_order=True).agg(
-            pl.col("name").drop_nulls().first(),
-            pl.col("type").drop_nulls().first().fill_null(default_type),
-            pl.col("_file").first().alias("source"),
-            pl.col("source_id").first(),
-            pl.col("name").drop_nulls().unique(maintain_order=True).alias("synonyms"),
-        ).with_columns(pl.col("synonyms").list.set_difference(pl.concat_list(pl.col("name").fill_null(""))))
+        nodes = (
+            ends.group_by("id", maintain_order=True)
+            .agg(
+                pl.col("name").drop_nulls().first(),
+                pl.col("type").drop_nulls().first().fill_null(default_type),
+                pl.col("_file").first().alias("source"),
+                pl.col("source_id").first(),
+                pl.col("name").drop_nulls().unique(maintain_order=True).alias("synonyms"),
+            )
+            .with_columns(pl.col("synonyms").list.set_difference(pl.concat_list(pl.col("name").fill_null(""))))
+        )
         sources_used = files
 
     edges = rows.select(

@@ -134,9 +134,10 @@ def _node_table(frame: pl.DataFrame, side: str, path: Path) -> pl.DataFrame:
         row = int(np.flatnonzero(clash)[0])
         here = frame.row(row, named=True)
         earlier = nodes.row(int(row_node[row]), named=True)
+        earlier_line = row_line(int(first_row[row_node[row]]))
         raise InputFormatError(
             f"{cols[0]} {here[cols[0]]} is {here[cols[2]]} {here[cols[1]]!r} from {here[cols[4]]} here but "
-            f"{earlier['type']} {earlier['id']!r} from {earlier['source']} on line {row_line(int(first_row[row_node[row]]))}; "
+            f"{earlier['type']} {earlier['id']!r} from {earlier['source']} on line {earlier_line}; "
             "each index must name one node",
             file=path,
             line=row_line(row),
@@ -191,8 +192,13 @@ def _read_split(nodes_path: Path, edges_path: Path) -> tuple[pl.DataFrame, pl.Da
     nodes = read_delimited(
         nodes_path,
         separator=separator_for(nodes_path),
-        columns={"node_index": pl.Int64(), "node_id": pl.String(), "node_type": _CAT, "node_name": pl.String(),
-                 "node_source": _CAT},
+        columns={
+            "node_index": pl.Int64(),
+            "node_id": pl.String(),
+            "node_type": _CAT,
+            "node_name": pl.String(),
+            "node_source": _CAT,
+        },
         expected=NODE_COLUMNS,
         non_empty=("node_index", "node_id", "node_type"),
     ).rename(dict(zip(NODE_COLUMNS, _NODE_FIELDS, strict=True)))

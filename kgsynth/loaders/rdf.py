@@ -47,7 +47,9 @@ RESERVED = (
     "http://purl.org/dc/elements/1.1/",
     "http://purl.org/dc/terms/",
 )
-SYNONYMS = tuple(OBO_IN_OWL + s for s in ("hasExactSynonym", "hasRelatedSynonym", "hasBroadSynonym", "hasNarrowSynonym"))
+SYNONYMS = tuple(
+    OBO_IN_OWL + s for s in ("hasExactSynonym", "hasRelatedSynonym", "hasBroadSynonym", "hasNarrowSynonym")
+)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NOT_WORD = re.compile(r"[^0-9a-zA-Z]+")
 
@@ -82,9 +84,7 @@ def _parse(path: Path) -> rdflib.Graph:
             line=line,
         ) from None
     except Exception as exc:  # rdflib raises many unrelated types on bad syntax
-        raise InputFormatError(
-            f"cannot parse as {fmt}: {_first_line(exc)}", file=path, line=_error_line(exc)
-        ) from None
+        raise InputFormatError(f"cannot parse as {fmt}: {_first_line(exc)}", file=path, line=_error_line(exc)) from None
     if len(graph) == 0:
         raise InputFormatError(f"no triples found; is this {fmt}?", file=path)
     return graph
@@ -244,8 +244,14 @@ def load_rdf(
     iris = {s for s, *_ in edge_rows} | {d for _, _, d, _ in edge_rows}
     nodes = pl.DataFrame(
         _nodes(union, graphs, labels, iris),
-        schema={"id": pl.String, "name": pl.String, "type": pl.String, "source": pl.String, "source_id": pl.String,
-                "synonyms": pl.List(pl.String)},
+        schema={
+            "id": pl.String,
+            "name": pl.String,
+            "type": pl.String,
+            "source": pl.String,
+            "source_id": pl.String,
+            "synonyms": pl.List(pl.String),
+        },
         orient="row",
     )
     edges = pl.DataFrame(edge_rows, schema=["src", "relation", "dst", "source"], orient="row")

@@ -186,9 +186,7 @@ def _relationships(
     )
 
 
-def _relations_to_keep(
-    option: object, names: dict[str, tuple[str, bool]], allow_unknown: bool
-) -> set[str] | None:
+def _relations_to_keep(option: object, names: dict[str, tuple[str, bool]], allow_unknown: bool) -> set[str] | None:
     """The REL/RELA values to keep: a relation's inverse name comes with it. None keeps all."""
     if option is None:
         return set(names)
@@ -251,8 +249,12 @@ def load_umls(
         vocabulary=vocab,
         name=name,
         loader="umls",
-        options={"languages": languages, "sabs": sabs or "all", "drop_suppressed": drop_suppressed,
-                 "relations": sorted(keep) if keep is not None else "all"},
+        options={
+            "languages": languages,
+            "sabs": sabs or "all",
+            "drop_suppressed": drop_suppressed,
+            "relations": sorted(keep) if keep is not None else "all",
+        },
         sources=[files[n] for n in FILE_NAMES],
         source_info=SOURCE_INFO,
         dropped=dropped,
