@@ -85,12 +85,14 @@ class Neo4jConfig(Section):
 
 class ShatterConfig(Section):
     enabled: bool = True
-    k: int = Field(default=32, ge=1, description="Hub threshold (k-Shattering).")
-    pairs: int = Field(default=2000, ge=1, description="Node pairs sampled to measure what a hub breaks.")
+    rule: str = Field(default="shortcut", description="shortcut (k-Shattering) or degree.")
+    k: float = Field(default=50, gt=0, description="Hub threshold of the rule.")
+    pairs: int = Field(default=2000, ge=1, description="Node pairs whose shortest paths measure a hub's load.")
     seed: int = 0
-    budget: float | None = Field(default=None, gt=0, description="Most nodes (count, or fraction if < 1) to remove.")
-    protect: list[str] = Field(default_factory=list, description="Node ids or types never removed.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Further keyword arguments for shatter().")
+    budget: int = Field(default=200, ge=0, description="Most nodes to remove.")
+    protect_types: list[str] = Field(default_factory=list, description="Node types never removed.")
+    protect_ids: list[str] = Field(default_factory=list, description="Node ids never removed.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Further options of the rule.")
 
 
 def parse_hops(value: Any) -> tuple[int, int]:
@@ -114,7 +116,9 @@ def parse_hops(value: Any) -> tuple[int, int]:
 class SampleConfig(Section):
     strategy: str = Field(default="walk", description="Sampler name (walk, pattern, between, rare, convergent).")
     n: int = Field(default=1000, ge=1, description="Paths to sample.")
-    hops: tuple[int, int] = Field(default=(2, 4), description="'MIN-MAX' hops per path, e.g. 2-4.")
+    hops: tuple[int, int] | None = Field(
+        default=None, description="'MIN-MAX' hops per path, e.g. 2-4 (default: the strategy's own)."
+    )
     seed: int = 0
     negatives: int = Field(default=3, ge=0, description="Hard negatives per path (distractors for MCQ).")
     source: Literal["snapshot", "neo4j"] = Field(
@@ -124,8 +128,8 @@ class SampleConfig(Section):
 
     @field_validator("hops", mode="before")
     @classmethod
-    def _hops(cls, value: Any) -> tuple[int, int]:
-        return parse_hops(value)
+    def _hops(cls, value: Any) -> tuple[int, int] | None:
+        return None if value is None else parse_hops(value)
 
 
 class GenerateConfig(Section):

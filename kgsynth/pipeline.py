@@ -15,6 +15,7 @@ otherwise the half-written outputs are removed before the stage starts again.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -365,6 +366,25 @@ def push_neo4j(config: RunConfig, run: RunDir) -> dict[str, Any]:
             "resumed_batches": report.resumed_batches, "target": report.target}  # fmt: skip
 
 
+# --- shatter ---------------------------------------------------------------------------
+
+
+def shatter(config: RunConfig, run: RunDir) -> dict[str, Any]:
+    """Prune hub nodes: the pruned snapshot with hubs.json and report.md in `pruned/`."""
+    from kgsynth.graph.snapshot import read_snapshot
+    from kgsynth.prune import shatter as prune, write_shatter
+
+    h = config.shatter
+    result = prune(
+        read_snapshot(run.snapshot), k=h.k, pairs=h.pairs, seed=h.seed, budget=h.budget, rule=h.rule,
+        protect_types=h.protect_types, protect_ids=h.protect_ids, **h.params,
+    )  # fmt: skip
+    write_shatter(result, run.pruned)
+    counts = result.snapshot.manifest.counts
+    return {"removed": len(result.hubs), "nodes": counts.nodes, "edges": counts.edges,
+            "hubs": [hub["id"] for hub in result.hubs[:10]]}  # fmt: skip
+
+
 # --- sample ----------------------------------------------------------------------------
 
 
@@ -376,20 +396,38 @@ def sample(config: RunConfig, run: RunDir) -> dict[str, Any]:
     from kgsynth.sample.paths import write_paths
 
     s = config.sample
-    hops = list(range(s.hops[0], s.hops[1] + 1))
     if s.source == "neo4j":
         from kgsynth.stores.neo4j_sample import sample_paths_cypher
 
         hubs = run.pruned / "hubs.json" if config.shatter.enabled else None
-        frame = sample_paths_cypher(neo4j_config(config), s.strategy, n=s.n, seed=s.seed, hops=hops, hubs=hubs, **s.params)
+        params = {**hop_params(sample_paths_cypher, s.hops, s.strategy), **s.params}
+        frame = sample_paths_cypher(neo4j_config(config), s.strategy, n=s.n, seed=s.seed, hubs=hubs, **params)
         write_paths(frame, run.paths)
         return {"paths": frame.height, "requested": s.n, "source": "neo4j"}
+    from kgsynth.sample import SAMPLERS, import_strategies
+
+    import_strategies()
+    params = {**hop_params(SAMPLERS.get(s.strategy), s.hops, s.strategy), **s.params}
     engine = open_engine(read_snapshot(sampled_snapshot_dir(config, run)))
     full = open_engine(read_snapshot(run.snapshot)) if config.shatter.enabled else engine
-    frame, stats = sample_with_stats(engine, s.strategy, s.n, s.seed, full=full, negatives=s.negatives, hops=hops, **s.params)
+    frame, stats = sample_with_stats(engine, s.strategy, s.n, s.seed, full=full, negatives=s.negatives, **params)
     write_paths(frame, run.paths)
     return {"paths": frame.height, "requested": s.n, "by_hops": {str(k): v for k, v in stats.by_hops.items()},
             "rejections": stats.rejections, "without_negatives": stats.paths_without_negatives}  # fmt: skip
+
+
+def hop_params(sampler: Callable[..., Any], hops: tuple[int, int] | None, strategy: str) -> dict[str, Any]:
+    """`sample.hops` in the words the sampler uses: `hops`, or `min_hops`/`max_hops`."""
+    if hops is None:
+        return {}
+    accepted = inspect.signature(sampler).parameters
+    if "hops" in accepted:
+        return {"hops": list(range(hops[0], hops[1] + 1))}
+    if "max_hops" in accepted:
+        return {"max_hops": hops[1], **({"min_hops": hops[0]} if "min_hops" in accepted else {})}
+    raise ConfigError(
+        f"sample.hops: the {strategy!r} strategy does not take a hop range (a pattern fixes its own); remove hops"
+    )
 
 
 def _sample_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
@@ -666,6 +704,15 @@ STAGES: list[Stage] = [
         outputs=lambda run: [],
         enabled=lambda config: config.neo4j is not None and config.neo4j.push,
         network=lambda config: True,
+    ),
+    Stage(
+        name="shatter",
+        description="prune hub nodes (k-Shattering)",
+        run=shatter,
+        inputs=lambda config, run: {"full": snapshot_digest(run.snapshot)},
+        params=lambda config: config.shatter.key_fields(),
+        outputs=lambda run: [run.pruned],
+        enabled=lambda config: config.shatter.enabled,
     ),
     Stage(
         name="sample",

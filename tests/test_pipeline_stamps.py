@@ -119,3 +119,17 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "bad.yaml, line 3: sample.hops: expected 'MIN-MAX' like 2-4, got 'x'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_hops_reach_each_sampler_in_its_own_words() -> None:
+    from kgsynth.sample import SAMPLERS, import_strategies
+    from kgsynth.stores.neo4j_sample import sample_paths_cypher
+
+    import_strategies()
+    assert pipeline.hop_params(SAMPLERS.get("walk"), (2, 4), "walk") == {"hops": [2, 3, 4]}
+    assert pipeline.hop_params(SAMPLERS.get("rare-chain"), (3, 5), "rare-chain") == {"min_hops": 3, "max_hops": 5}
+    assert pipeline.hop_params(SAMPLERS.get("between"), (1, 3), "between") == {"max_hops": 3}
+    assert pipeline.hop_params(sample_paths_cypher, (2, 3), "walk") == {"hops": [2, 3]}
+    assert pipeline.hop_params(SAMPLERS.get("pattern"), None, "pattern") == {}
+    with pytest.raises(ConfigError, match="sample.hops: the 'pattern' strategy does not take a hop range"):
+        pipeline.hop_params(SAMPLERS.get("pattern"), (2, 3), "pattern")
