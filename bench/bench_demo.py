@@ -45,7 +45,9 @@ def main() -> None:
     first = run(args.config, out)
     load_after = os.getloadavg()
     second = run(args.config, out)
-    print(f"config {args.config}  cores {os.cpu_count()}  load average before {load_before[0]:.1f}, after {load_after[0]:.1f}")
+    print(
+        f"config {args.config}  cores {os.cpu_count()}  load average before {load_before[0]:.1f}, after {load_after[0]:.1f}"
+    )
     print(f"clean run:          {first:7.1f} s")
     for stamp in sorted(out.glob("*.stamp.json"), key=lambda p: p.stat().st_mtime):
         record = json.loads(stamp.read_text())

@@ -46,7 +46,7 @@ def _transient(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
         return True
     except KgsynthError:
         return False
-    except Exception:
+    except Exception:  # noqa: BLE001 - an unforeseen error (a dropped connection) deserves another try
         return True
     return False
 
@@ -113,7 +113,7 @@ def _run_stages(
     return report
 
 
-@flow(name="synthesize", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
+@flow(name="synthesize", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def synthesize(
     config_path: str,
     run_dir: str | None = None,
@@ -128,7 +128,7 @@ def synthesize(
     return _run_stages(pipeline.planned_stages(config), config, run, forced, backoff_seconds)
 
 
-@flow(name="refresh_graph", log_prints=True)
+@flow(name="refresh_graph")
 def refresh_graph(
     config_path: str, run_dir: str | None = None, backoff_seconds: float = BACKOFF_SECONDS
 ) -> dict[str, dict[str, Any]]:

@@ -96,10 +96,8 @@ class ShatterConfig(Section):
 
 
 def parse_hops(value: Any) -> tuple[int, int]:
-    """`3`, `"2-4"` or `[2, 4]` → (min, max) hops."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected 'MIN-MAX' like 2-4, got {value!r}")
-    if isinstance(value, int):
+    """`3`, `"2-4"` or `[2, 4]` → (min, max) hops. Raises ValueError, which pydantic reports with the field."""
+    if isinstance(value, int) and not isinstance(value, bool):
         low = high = value
     elif isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", value)):
         low = int(match[1])
@@ -197,7 +195,9 @@ class ExportConfig(Section):
         default=None, description="Splits by hop count instead of ratios, e.g. {train: [2, 3], test: [4]}."
     )
     formats: list[Literal["arrow", "disk", "parquet", "jsonl"]] = Field(
-        default_factory=lambda: ["parquet"], min_length=1, description="parquet (Hub layout), arrow (save_to_disk), jsonl."
+        default_factory=lambda: ["parquet"],
+        min_length=1,
+        description="parquet (Hub layout), arrow (save_to_disk), jsonl.",
     )
 
     @field_validator("ratios", mode="before")
@@ -205,9 +205,11 @@ class ExportConfig(Section):
     def _ratios(cls, value: Any) -> Any:
         if isinstance(value, dict):
             value = [value.get("train", 0), value.get("validation", 0), value.get("test", 0)]
-        if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value):
-            if any(v < 0 for v in value) or abs(sum(value) - 1) > 1e-6:
-                raise ValueError(f"expected three shares >= 0 summing to 1 (train, validation, test), got {list(value)}")
+        shares = (
+            isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)
+        )
+        if shares and (any(v < 0 for v in value) or abs(sum(value) - 1) > 1e-6):
+            raise ValueError(f"expected three shares >= 0 summing to 1 (train, validation, test), got {list(value)}")
         return value
 
 
@@ -392,6 +394,7 @@ def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
 
 def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     """Input paths are relative to the config file, so a config works from any directory."""
+
     def resolve(paths: list[Path]) -> list[Path]:
         return [p if p.is_absolute() else (base / p) for p in paths]
 

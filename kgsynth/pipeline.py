@@ -282,7 +282,9 @@ def check_force(force: set[str] | frozenset[str]) -> None:
         raise ConfigError(f"--force {unknown[0]!r}: no such stage; stages: {', '.join(s.name for s in STAGES)}")
 
 
-def run_pipeline(config: RunConfig, run: RunDir, *, force: set[str] | frozenset[str] = frozenset()) -> list[StageResult]:
+def run_pipeline(
+    config: RunConfig, run: RunDir, *, force: set[str] | frozenset[str] = frozenset()
+) -> list[StageResult]:
     """Run every enabled stage in order; `force` names stages to re-run even when up to date."""
     check_force(force)
     return [run_stage(name, config, run, force=name in force) for name in planned_stages(config)]
@@ -372,7 +374,8 @@ def push_neo4j(config: RunConfig, run: RunDir) -> dict[str, Any]:
 def shatter(config: RunConfig, run: RunDir) -> dict[str, Any]:
     """Prune hub nodes: the pruned snapshot with hubs.json and report.md in `pruned/`."""
     from kgsynth.graph.snapshot import read_snapshot
-    from kgsynth.prune import shatter as prune, write_shatter
+    from kgsynth.prune import shatter as prune
+    from kgsynth.prune import write_shatter
 
     h = config.shatter
     result = prune(
@@ -532,7 +535,12 @@ def generate_batch(config: RunConfig, run: RunDir, part: int) -> dict[str, Any]:
             f"generation batch {part}: {sum(result.failed.values())} model call(s) failed ({reasons}) after the "
             f"client's retries; the {result.items_total} items made so far are saved. Run again to retry them"
         )
-    return {"items": result.items_total, "new": result.items_new, "cost_usd": result.cost_usd, "stopped": result.stopped}
+    return {
+        "items": result.items_total,
+        "new": result.items_new,
+        "cost_usd": result.cost_usd,
+        "stopped": result.stopped,
+    }
 
 
 def combine_generated(config: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -575,7 +583,11 @@ def merge_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
                 merged[key] = merge_stats([value]) if isinstance(value, dict) else value
             elif isinstance(value, dict) and isinstance(merged[key], dict):
                 merged[key] = merge_stats([merged[key], value])
-            elif isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(merged[key], (int, float)):
+            elif (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and isinstance(merged[key], (int, float))
+            ):
                 merged[key] = merged[key] + value
     return merged
 
@@ -750,7 +762,10 @@ STAGES: list[Stage] = [
         description="write the dataset and its report",
         run=export,
         inputs=_export_inputs,
-        params=lambda config: {**config.export.key_fields(), "repo_id": config.publish.repo_id if config.publish else None},
+        params=lambda config: {
+            **config.export.key_fields(),
+            "repo_id": config.publish.repo_id if config.publish else None,
+        },
         outputs=lambda run: [run.dataset, run.report],
     ),
     Stage(

@@ -45,7 +45,9 @@ def test_bad_hops(value: object) -> None:
 
 def test_unknown_field_lists_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, "name: demo\nsource: {format: hpo}\ngenerate:\n  concurency: 3\n")
-    with pytest.raises(ConfigError, match=r"line 4: generate.concurency: unknown field; known fields here: .*concurrency"):
+    with pytest.raises(
+        ConfigError, match=r"line 4: generate.concurency: unknown field; known fields here: .*concurrency"
+    ):
         load_config(path)
 
 
@@ -61,7 +63,9 @@ def test_missing_source_is_reported(tmp_path: Path) -> None:
 
 
 def test_secrets_are_refused_and_never_echoed(tmp_path: Path) -> None:
-    path = write(tmp_path, "name: demo\nsource: {format: hpo}\nneo4j:\n  uri: bolt://localhost:7687\n  password: hunter2\n")
+    path = write(
+        tmp_path, "name: demo\nsource: {format: hpo}\nneo4j:\n  uri: bolt://localhost:7687\n  password: hunter2\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert "line 5: neo4j.password" in str(caught.value) and "NEO4J_PASSWORD" in str(caught.value)
@@ -88,7 +92,9 @@ def test_neo4j_sampling_needs_a_neo4j_section(tmp_path: Path) -> None:
 def test_ratios_must_sum_to_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"export.ratios: expected three shares"):
         load_config(write(tmp_path, "name: demo\nsource: {format: hpo}\nexport: {ratios: [0.8, 0.3, 0.1]}\n"))
-    config = load_config(write(tmp_path, "name: demo\nsource: {format: hpo}\nexport: {ratios: {train: 0.5, test: 0.5}}\n"))
+    config = load_config(
+        write(tmp_path, "name: demo\nsource: {format: hpo}\nexport: {ratios: {train: 0.5, test: 0.5}}\n")
+    )
     assert config.export.ratios == (0.5, 0.0, 0.5)
 
 

@@ -123,8 +123,10 @@ def test_failed_model_calls_are_retried_by_the_task(synth, workdir: Path) -> Non
     items = pl.read_parquet(run / "items.parquet")
     assert stats["failed"] == {} and items["id"].n_unique() == items.height
     assert pl.read_parquet(run / "failures.parquet").filter(pl.col("retryable")).height == 0
-    calls = items.height + sum(stats["rejected"].values()) - sum(
-        v for k, v in stats["rejected"].items() if k.startswith("anchor_") or k == "no_negatives"
+    calls = (
+        items.height
+        + sum(stats["rejected"].values())
+        - sum(v for k, v in stats["rejected"].items() if k.startswith("anchor_") or k == "no_negatives")
     )
     assert requests == calls + 1  # every item paid once, plus the one call that failed
 
@@ -133,7 +135,7 @@ def test_deployments_have_a_weekly_schedule(synth) -> None:
     from prefect.cli.deploy._models import PrefectYamlModel
     from prefect.flows import load_flow_from_entrypoint
 
-    import flows.serve as serve
+    from flows import serve
 
     spec = PrefectYamlModel.model_validate(yaml.safe_load((REPO / "prefect.yaml").read_text()))
     by_name = {d.name: d for d in spec.deployments}

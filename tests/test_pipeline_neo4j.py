@@ -8,8 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from bolt_server import USER, BoltServer
+
 from kgsynth import pipeline
 from kgsynth.config import load_config
 from kgsynth.graph.snapshot import read_snapshot
@@ -22,9 +22,9 @@ pytest_plugins = ["conftest_neo4j"]
 def ear_source(hpo_ear_dir: Path, tmp_path: Path) -> Path:
     """The HPO ear slice as a plain edge list and node table, the way a user's own graph arrives."""
     snapshot = read_snapshot(hpo_ear_dir)
-    snapshot.edges.select(
-        pl.col("src").alias("head_id"), "relation", pl.col("dst").alias("tail_id")
-    ).write_csv(tmp_path / "edges.csv")
+    snapshot.edges.select(pl.col("src").alias("head_id"), "relation", pl.col("dst").alias("tail_id")).write_csv(
+        tmp_path / "edges.csv"
+    )
     snapshot.nodes.select("id", "name", "type").write_csv(tmp_path / "nodes.csv")
     return tmp_path
 
@@ -72,7 +72,9 @@ sample: {{source: neo4j, strategy: walk, n: 40, hops: 2-3, seed: 1}}
     stored = set(snapshot.edges.select("src", "relation", "dst").iter_rows())
     for row in paths.iter_rows(named=True):
         assert 2 <= row["hops"] <= 3 and row["snapshot"] == snapshot.hash
-        for a, relation, b, forward in zip(row["nodes"], row["relations"], row["nodes"][1:], row["forward"], strict=False):
+        for a, relation, b, forward in zip(
+            row["nodes"], row["relations"], row["nodes"][1:], row["forward"], strict=False
+        ):
             assert ((a, relation, b) if forward else (b, relation, a)) in stored
 
     # the rest of the pipeline takes the Cypher-sampled paths like any others

@@ -57,7 +57,11 @@ def test_run_killed_during_generation_resumes_without_duplicates(tmp_path: Path)
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         batches = run / "generate.batches"
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and not list(batches.glob("*/.items.parquet.parts/part-*")):
+        while (
+            time.monotonic() < deadline
+            and proc.poll() is None
+            and not list(batches.glob("*/.items.parquet.parts/part-*"))
+        ):
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -83,8 +87,10 @@ def test_run_killed_during_generation_resumes_without_duplicates(tmp_path: Path)
         assert server.chat_requests == paid
 
     stats = json.loads((run / "generate.json").read_text())
-    calls = items.height + sum(stats["rejected"].values()) - sum(
-        v for k, v in stats["rejected"].items() if k.startswith("anchor_") or k == "no_negatives"
+    calls = (
+        items.height
+        + sum(stats["rejected"].values())
+        - sum(v for k, v in stats["rejected"].items() if k.startswith("anchor_") or k == "no_negatives")
     )
     # each answer before the kill was reused; at most the calls in flight at the kill were paid twice
     assert paid_before_resume <= paid <= calls + 2

@@ -114,7 +114,10 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: demo\nsource: {format: hpo}\nsample: {hops: x}\n")
     done = subprocess.run(
-        [sys.executable, "-c", "from kgsynth.cli import main; main()", "run", str(bad)], capture_output=True, text=True, check=False
+        [sys.executable, "-c", "from kgsynth.cli import main; main()", "run", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 2, done.stderr
     assert "bad.yaml, line 3: sample.hops: expected 'MIN-MAX' like 2-4, got 'x'" in done.stderr

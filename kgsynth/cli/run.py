@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,10 +16,10 @@ def register(app: typer.Typer) -> None:
 def run(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Run configuration (.yaml or .toml).")],
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Run directory (default: the config's run_dir or runs/<name>).")
+        Path | None, typer.Option("--out", "-o", help="Run directory (default: the config's run_dir or runs/<name>).")
     ] = None,
     force: Annotated[
-        Optional[list[str]], typer.Option("--force", help="Re-run this stage even if up to date (repeatable).")
+        list[str] | None, typer.Option("--force", help="Re-run this stage even if up to date (repeatable).")
     ] = None,
 ) -> None:
     """Load, prune, sample, generate, verify, export (and push/publish when configured)."""
