@@ -25,6 +25,18 @@ def test_demo_config_is_valid_and_uses_the_template_writer() -> None:
     assert config.neo4j is None and config.publish is None
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path: Path) -> None:
+    config = load_config(path)
+    assert config.name and config.source.format
+
+
+def test_readme_quick_start_is_one_line_running_the_demo() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Quick start", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    assert block.strip().splitlines() == ["pip install -e . && kgsynth run configs/demo.yaml"]
+
+
 def test_bad_hops_names_file_line_and_field(tmp_path: Path) -> None:
     path = write(tmp_path, "name: demo\nsource:\n  format: hpo\nsample:\n  n: 10\n  hops: x\n", "demo.yaml")
     with pytest.raises(ConfigError) as caught:
