@@ -2,14 +2,16 @@
 
 Each stage is a function `(config, run) -> summary` over a run directory. `run_stage`
 wraps it with a stamp (`<run_dir>/<stage>.stamp.json`) holding the content hash of
-the stage's inputs and parameters: a stage whose stamp matches and whose outputs
-exist is skipped. Changing a parameter re-runs that stage, and later stages re-run
-only when the content of their own inputs changed.
+the stage's inputs and parameters and the size and time of each file it wrote: a
+stage whose stamp matches and whose files are untouched is skipped. Changing a
+parameter re-runs that stage, and later stages re-run only when the content of
+their own inputs changed.
 
 A stamp is written with `complete: false` before the work starts. A run killed in
 the middle therefore leaves a stamp with the key of the interrupted work: when the
 key still matches, a resumable stage (generation) continues from what it saved;
-otherwise the half-written outputs are removed before the stage starts again.
+otherwise its half-written outputs are removed before it starts again. The other
+stages write atomically, so their previous output stays in place until replaced.
 """
 
 from __future__ import annotations
@@ -186,7 +188,7 @@ def is_current(name: str, config: RunConfig, run: RunDir) -> bool:
         return False
     try:
         return stamp.key == stage_key(name, config, run)
-    except SnapshotError:
+    except (SnapshotError, OSError):  # an input is missing: not current
         return False
 
 
@@ -204,9 +206,8 @@ def begin_stage(name: str, config: RunConfig, run: RunDir, *, force: bool = Fals
             stage=name, key=key, skipped=True, seconds=time.perf_counter() - started,
             outputs=[str(p) for p in outputs], summary=stamp.summary,
         )  # fmt: skip
-    resume = stage.resumable and not force and stamp is not None and stamp.key == key
-    if not resume:
-        _remove(outputs + stage.scratch(run))
+    if stage.resumable and (force or stamp is None or stamp.key != key):
+        _remove(outputs + stage.scratch(run))  # partial output of other inputs must not be resumed
     run.root.mkdir(parents=True, exist_ok=True)
     begun = Stamp(stage=name, key=key, complete=False, inputs=inputs, params=params, started=_now())
     write_json_atomic(stamp_path(run, name), begun.model_dump_json(indent=2) + "\n")
@@ -340,8 +341,6 @@ def _load_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
 
 def neo4j_config(config: RunConfig) -> Any:
     """The store's connection settings; user and password from the environment variables the config names."""
-    import os
-
     from pydantic import SecretStr
 
     from kgsynth.stores.neo4j import Neo4jConfig
@@ -510,6 +509,9 @@ def generate_batch(config: RunConfig, run: RunDir, part: int) -> dict[str, Any]:
     budget = None
     if g.budget_usd is not None:
         # each batch gets the budget's share of its paths, less what its saved items cost
+        from kgsynth.generate.store import ItemStore
+
+        ItemStore(out).consolidate()  # parts a killed run left count as spent too
         spent = 0.0
         if out.exists():
             usage = pl.read_parquet(out, columns=["provenance"])["provenance"].struct.field("usage")
@@ -548,15 +550,17 @@ def combine_generated(config: RunConfig, run: RunDir) -> dict[str, Any]:
     import polars as pl
 
     from kgsynth.generate import FAILURES_SCHEMA
-    from kgsynth.generate.store import ItemStore, write_atomic
+    from kgsynth.generate.item import ITEMS_SCHEMA
+    from kgsynth.generate.store import write_atomic
 
     batches = [batch_items(run, part) for part in range(generate_batches(config, run))]
-    missing = [b for b in batches if not b.exists()]
+    missing = [b for b in batches if not (b.parent / "generate.json").exists()]  # written when a batch ends
     if missing:
-        raise SnapshotError(f"{missing[0]}: a generation batch has not run; run the generate stage again")
-    items = pl.concat([pl.read_parquet(b) for b in batches]).unique("id", keep="first")
-    write_atomic(items.sort(["path_id", "kind", "id"]), run.items)
-    total = ItemStore(run.items).consolidate()
+        raise SnapshotError(f"{missing[0].parent}: a generation batch has not run; run the generate stage again")
+    frames = [pl.read_parquet(b) for b in batches if b.exists()] or [pl.DataFrame(schema=ITEMS_SCHEMA)]
+    items = pl.concat(frames).unique("id", keep="first").sort(["path_id", "kind", "id"])
+    write_atomic(items, run.items)
+    total = items.height
     failures = [b.parent / "failures.parquet" for b in batches if (b.parent / "failures.parquet").exists()]
     frames = [pl.read_parquet(f) for f in failures] or [pl.DataFrame(schema=FAILURES_SCHEMA)]
     write_atomic(pl.concat(frames, how="diagonal_relaxed").cast(FAILURES_SCHEMA), run.failures)
@@ -574,12 +578,18 @@ def combine_generated(config: RunConfig, run: RunDir) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# Figures of generate.json that are settings, the same in every batch: never added up.
+SETTINGS = frozenset({"seed", "price_per_1m"})
+
+
 def merge_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add numbers up key by key (nested dicts too); other values keep the first batch's."""
+    """Add the batches' counts up key by key (nested dicts too); other values keep the first batch's."""
     merged: dict[str, Any] = {}
     for record in records:
         for key, value in record.items():
-            if key not in merged:
+            if key in SETTINGS:
+                merged.setdefault(key, value)
+            elif key not in merged:
                 merged[key] = merge_stats([value]) if isinstance(value, dict) else value
             elif isinstance(value, dict) and isinstance(merged[key], dict):
                 merged[key] = merge_stats([merged[key], value])
@@ -688,8 +698,6 @@ def _export_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
 
 def publish(config: RunConfig, run: RunDir) -> dict[str, Any]:
     """Push the exported dataset to the Hub; the token comes from the environment only."""
-    import os
-
     from kgsynth.export import push_dataset
 
     assert config.publish is not None

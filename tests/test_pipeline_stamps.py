@@ -136,3 +136,27 @@ def test_hops_reach_each_sampler_in_its_own_words() -> None:
     assert pipeline.hop_params(SAMPLERS.get("pattern"), None, "pattern") == {}
     with pytest.raises(ConfigError, match="sample.hops: the 'pattern' strategy does not take a hop range"):
         pipeline.hop_params(SAMPLERS.get("pattern"), (2, 3), "pattern")
+
+
+def test_batch_records_add_up_counts_but_not_settings() -> None:
+    first = {
+        "seed": 5,
+        "items_new": 3,
+        "failed": {"rate_limited": 1},
+        "writer": "openai",
+        "usage": {"price_per_1m": {"input": 0.15, "output": 0.6}, "total": {"calls": 2, "cost_usd": 0.5}},
+    }
+    second = {
+        "seed": 5,
+        "items_new": 4,
+        "failed": {"timeout": 2},
+        "writer": "openai",
+        "usage": {"price_per_1m": {"input": 0.15, "output": 0.6}, "total": {"calls": 3, "cost_usd": 0.25}},
+    }
+    assert pipeline.merge_stats([first, second]) == {
+        "seed": 5,
+        "items_new": 7,
+        "failed": {"rate_limited": 1, "timeout": 2},
+        "writer": "openai",
+        "usage": {"price_per_1m": {"input": 0.15, "output": 0.6}, "total": {"calls": 5, "cost_usd": 0.75}},
+    }
