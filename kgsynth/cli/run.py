@@ -46,7 +46,7 @@ def run(
             console.print(f"  [green]✓[/] {name} {result.seconds:.1f}s  {_brief(result.summary)}")
     ran = sum(not r.skipped for r in results)
     console.print(
-        f"[bold green]done[/] in {time.perf_counter() - started:.1f}s: {ran} stage(s) ran, "
+        f"[bold green]done[/] in {time.perf_counter() - started:.1f}s: {ran} of {len(results)} stages ran, "
         f"{len(results) - ran} up to date"
     )
     for label, path in _final_outputs(run_dir, results):
