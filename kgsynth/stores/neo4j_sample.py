@@ -16,7 +16,6 @@ The result is a paths table (`kgsynth.sample.paths.PATHS_SCHEMA`), the same
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,55 +26,63 @@ import polars as pl
 
 from kgsynth.errors import ConfigError
 from kgsynth.sample.params import HopSpec, hub_ids, parse_hops
+from kgsynth.sample.pattern import parse_template
 from kgsynth.sample.paths import PATHS_SCHEMA, conform_paths
 from kgsynth.stores.neo4j import HUB_PROPERTY, Neo4jConfig, Neo4jStore, connect, quote
 from kgsynth.stores.neo4j_pull import GraphView, PullMapping, mapped_view, read_view
 
 STRATEGIES = ("walk", "pattern")
-_HOP = re.compile(r"^(<-|-)([^<>\s-][^<>\s]*?)(->|-)$")
 NOT_HUB = f"coalesce(b.{quote(HUB_PROPERTY)}, false) = false"
 ROW_COLUMNS = ("path_id", "nodes", "relations", "forward", "hops", "pattern", "strategy", "seed", "snapshot")
 
 
 @dataclass(frozen=True)
 class Step:
-    """One hop: the relations it may follow, in which direction, to which node type."""
+    """One hop: the relationship types it may follow and the labels it may reach."""
 
-    relations: tuple[str, ...]
+    rel_types: tuple[str, ...]
     direction: str  # "out" (stored direction), "in" (against it) or "any"
-    node_type: str | None  # None: any type
+    symmetric: tuple[str, ...]  # types that match either way round whatever the direction
+    labels: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class Pattern:
-    anchors: tuple[str, ...]  # node types a path may start at; empty: any
+class Plan:
+    """What a walker does: start on one of `anchors` (labels), then take `steps`."""
+
+    anchors: tuple[str, ...]
     steps: tuple[Step, ...]
 
 
-def parse_pattern(text: str, view: GraphView) -> Pattern:
-    """Parse `disease -has_phenotype-> phenotype <-is_a- phenotype` (`*` for any type;
-    `-rel-` for either direction) and check every name against the graph's vocabulary."""
-    tokens = text.split()
-    if len(tokens) < 3 or len(tokens) % 2 == 0:
-        raise ConfigError(
-            f"pattern {text!r}: expected 'TYPE -relation-> TYPE <-relation- TYPE …' (types and hops alternating)"
-        )
-    types = [None if t == "*" else t for t in tokens[0::2]]
-    for node_type in types:
-        if node_type is not None:
-            view.schema.label(node_type)  # UnknownRelationError listing the known types
-    steps = []
-    for hop, node_type in zip(tokens[1::2], types[1:], strict=True):
-        match = _HOP.match(hop)
-        if match is None or (match.group(1) == "<-" and match.group(3) == "->"):
-            raise ConfigError(f"pattern {text!r}: {hop!r} is not a hop; write -relation->, <-relation- or -relation-")
-        relation = match.group(2)
-        view.schema.rel_type(relation)  # UnknownRelationError listing the known relations
-        direction = "in" if match.group(1) == "<-" else "out" if match.group(3) == "->" else "any"
-        if view.schema.vocabulary.relations[relation].symmetric:
-            direction = "any"  # stored once per pair, either way round
-        steps.append(Step(relations=(relation,), direction=direction, node_type=node_type))
-    return Pattern(anchors=(types[0],) if types[0] else (), steps=tuple(steps))
+def _labels(view: GraphView, node_types: Iterable[str] | None) -> tuple[str, ...]:
+    if node_types is None:
+        return tuple(sorted(view.schema.type_of_label))
+    return tuple(sorted({view.schema.label(t) for t in node_types}))  # UnknownRelationError if not in the vocabulary
+
+
+def _step(view: GraphView, relations: Iterable[str] | None, forward: bool | None, node_types) -> Step:
+    names = sorted(view.schema.types) if relations is None else sorted(set(relations))
+    rel_types = tuple(view.schema.rel_type(r) for r in names)  # UnknownRelationError if not in the vocabulary
+    symmetric = tuple(view.schema.types[r] for r in names if view.schema.vocabulary.relations[r].symmetric)
+    direction = "any" if forward is None else "out" if forward else "in"
+    return Step(rel_types=rel_types, direction=direction, symmetric=symmetric, labels=_labels(view, node_types))
+
+
+def pattern_plan(text: str, view: GraphView) -> Plan:
+    """A template in the in-memory `pattern` sampler's syntax (`kgsynth.sample.pattern`),
+    e.g. `disease -has_phenotype-> phenotype <-is_a- phenotype`, checked against the vocabulary."""
+    template = parse_template(text)
+    steps = tuple(
+        _step(view, hop.relations, hop.forward, template.types[i + 1]) for i, hop in enumerate(template.hops)
+    )
+    return Plan(anchors=_labels(view, template.types[0]), steps=steps)
+
+
+def walk_plan(view: GraphView, hops: int, relations: Iterable[str] | None, start_types: Iterable[str] | None) -> Plan:
+    step = _step(view, relations, None, None)
+    if not step.rel_types:
+        raise ConfigError("a walk needs at least one relation to follow")
+    return Plan(anchors=_labels(view, start_types), steps=(step,) * hops)
 
 
 @dataclass
@@ -104,8 +111,10 @@ def _mark_hubs(store: Neo4jStore, view: GraphView, hub_ids: list[str]) -> int:
     marked = 0
     for label in sorted(view.schema.type_of_label):
         node = f"(n:{quote(label)})"
-        store.write(lambda tx, n=node: tx.run(f"MATCH {n} WHERE n.{flag} IS NOT NULL REMOVE n.{flag}").consume(),
-                    what="clearing hub flags")
+        store.write(  # SET … = null, not REMOVE: the stand-in ignores REMOVE inside a transaction
+            lambda tx, n=node: tx.run(f"MATCH {n} WHERE n.{flag} IS NOT NULL SET n.{flag} = null").consume(),
+            what="clearing hub flags",
+        )
         for start in range(0, len(raw), 10_000):
             marked += store.write(
                 lambda tx, n=node, ids=raw[start : start + 10_000]: tx.run(
@@ -123,7 +132,7 @@ def sample_paths_cypher(
     n: int,
     seed: int,
     hops: HopSpec = "2-4",
-    pattern: str | None = None,
+    patterns: str | Iterable[str] | None = None,
     hubs: str | Path | Iterable[str] | None = None,
     relations: Iterable[str] | None = None,
     start_types: Iterable[str] | None = None,
@@ -131,53 +140,43 @@ def sample_paths_cypher(
     max_attempts: int | None = None,
     batch: int = 256,
 ) -> pl.DataFrame:
-    """Sample up to `n` distinct paths in Neo4j (fewer when `max_attempts` walkers,
-    default 20·n, do not find them).
+    """Sample up to `n` distinct paths in Neo4j (fewer when `max_attempts` walkers
+    per part, default 20 per path wanted, do not find them).
 
     `walk`: random simple walks of `hops` hops (a count or a range like "2-4"; n is
     split evenly over the counts) from nodes of `start_types`, along `relations`
-    (default: all). `pattern`: paths matching `pattern`, e.g.
-    "disease -has_phenotype-> phenotype <-is_a- phenotype". `hubs`: a hubs.json from
-    `kgsynth shatter` or node ids to flag as hubs first (None keeps the flags in the
-    database). Names are checked against the graph's vocabulary before any is used.
+    (default: all). `pattern`: walks following `patterns`, templates in the syntax
+    of the in-memory `pattern` sampler (n split evenly over them). `hubs`: a
+    hubs.json from `kgsynth shatter` or node ids to flag as hubs first (None keeps
+    the flags in the database). Every name is checked against the graph's
+    vocabulary before it reaches Cypher text.
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown Neo4j sampling strategy '{strategy}'; known: {', '.join(STRATEGIES)}")
     if n < 0 or batch < 1:
         raise ConfigError(f"need n ≥ 0 and batch ≥ 1; got n={n}, batch={batch}")
-    if strategy == "pattern" and not pattern:
-        raise ConfigError("the pattern strategy needs a pattern, e.g. 'disease -has_phenotype-> phenotype'")
+    templates = [patterns] if isinstance(patterns, str) else list(patterns or [])
+    if strategy == "pattern" and not templates:
+        raise ConfigError("the pattern strategy needs a template, e.g. 'disease -has_phenotype-> phenotype'")
     hop_list = parse_hops(hops)
     hub_list = hub_ids(hubs) if isinstance(hubs, str | Path) else None if hubs is None else list(hubs)
     store = target if isinstance(target, Neo4jStore) else connect(target)
     try:
         view = mapped_view(mapping) if mapping is not None else read_view(store)
         if strategy == "pattern":
-            plans = [(parse_pattern(pattern or "", view), n)]
+            plans = [pattern_plan(t, view) for t in templates]
         else:
-            walked = tuple(sorted(set(relations))) if relations is not None else tuple(sorted(view.schema.types))
-            if not walked:
-                raise ConfigError("a walk needs at least one relation to follow")
-            for relation in walked:
-                view.schema.rel_type(relation)  # UnknownRelationError listing the known relations
-            anchors = tuple(sorted(set(start_types))) if start_types is not None else ()
-            for node_type in anchors:
-                view.schema.label(node_type)
-            quotas = [n // len(hop_list) + (i < n % len(hop_list)) for i in range(len(hop_list))]
-            plans = [
-                (Pattern(anchors=anchors, steps=(Step(walked, "any", None),) * h), quota)
-                for h, quota in zip(hop_list, quotas, strict=True)
-            ]
+            plans = [walk_plan(view, h, relations, start_types) for h in hop_list]
         if hub_list is not None:
             _mark_hubs(store, view, hub_list)
         rng = np.random.default_rng(seed)
         rows: list[dict[str, Any]] = []
-        for plan, quota in plans:
+        for i, plan in enumerate(plans):
+            quota = n // len(plans) + (i < n % len(plans))
             rows += _sample(store, view, strategy, plan, quota, rng, max_attempts or 20 * max(quota, 1), batch)
         for i, row in enumerate(rows):
             row.update(path_id=f"{strategy}-{seed}-{i}", seed=seed)
-        frame = pl.DataFrame(rows, schema={c: PATHS_SCHEMA[c] for c in ROW_COLUMNS})
-        return conform_paths(frame)
+        return conform_paths(pl.DataFrame(rows, schema={c: PATHS_SCHEMA[c] for c in ROW_COLUMNS}))
     finally:
         if store is not target:
             store.close()
@@ -187,7 +186,7 @@ def _sample(
     store: Neo4jStore,
     view: GraphView,
     strategy: str,
-    plan: Pattern,
+    plan: Plan,
     n: int,
     rng: np.random.Generator,
     max_attempts: int,
@@ -202,7 +201,9 @@ def _sample(
     with new_progress() as progress:
         task = progress.add_task(f"sample {strategy} ({len(plan.steps)} hops) in Neo4j", total=n)
         while anchors and len(rows) < n and attempts < max_attempts:
-            size = min(batch, max_attempts - attempts)
+            # Walk about as many as the yield so far says are needed, not always `batch`.
+            rate = len(rows) / attempts if attempts else 0.5
+            size = min(batch, max_attempts - attempts, max(16, int(1.2 * (n - len(rows)) / max(rate, 0.05)) + 1))
             attempts += size
             picks = rng.integers(len(anchors), size=size)
             walkers = [Walker(eids=[anchors[i][0]], ids=[anchors[i][1]], types=[anchors[i][2]]) for i in picks]
@@ -220,10 +221,9 @@ def _sample(
     return rows
 
 
-def _anchors(store: Neo4jStore, view: GraphView, node_types: tuple[str, ...]) -> list[tuple[str, str, str]]:
+def _anchors(store: Neo4jStore, view: GraphView, labels: tuple[str, ...]) -> list[tuple[str, str, str]]:
     """(element id, node id, type) of every non-hub node that may start a path, sorted by id."""
     id_property = quote(view.properties["id"])
-    labels = sorted(view.schema.label(t) for t in node_types) if node_types else sorted(view.schema.type_of_label)
     found: list[tuple[str, str, str]] = []
     for label in labels:
         after: Any = None
@@ -252,7 +252,8 @@ def _advance(store: Neo4jStore, view: GraphView, walkers: list[Walker], step: St
     rows = store.read(
         step_query(view, step),
         walkers=[{"i": i, "f": w.eids[-1], "visited": w.eids, "u": float(draws[i])} for i, w in enumerate(walkers)],
-        labels=sorted(view.schema.type_of_label),
+        labels=list(step.labels),
+        symmetric=list(step.symmetric),
     )
     picks = {row["i"]: row["pick"] for row in rows}
     type_of_label, relation_of_type = view.schema.type_of_label, view.schema.relation_of_type
@@ -263,7 +264,7 @@ def _advance(store: Neo4jStore, view: GraphView, walkers: list[Walker], step: St
         eid, key, labels, rel_type, forward = picks[i]
         walker.eids.append(eid)
         walker.ids.append(f"{view.id_prefix}{key}")
-        walker.types.append(min(type_of_label[label] for label in labels if label in type_of_label))
+        walker.types.append(min(type_of_label[label] for label in labels if label in step.labels))
         walker.relations.append(relation_of_type[rel_type])
         walker.forward.append(bool(forward))
         alive.append(walker)
@@ -271,16 +272,21 @@ def _advance(store: Neo4jStore, view: GraphView, walkers: list[Walker], step: St
 
 
 def step_query(view: GraphView, step: Step) -> str:
-    """Per walker: the allowed neighbours, ordered by (type, direction, id), and the pick at ⌊u·count⌋."""
-    schema = view.schema
-    rel_types = "|".join(quote(schema.rel_type(r)) for r in step.relations)
-    left, right = {"out": ("-", "->"), "in": ("<-", "-"), "any": ("-", "-")}[step.direction]
-    target = f"(b:{quote(schema.label(step.node_type))})" if step.node_type else "(b)"
+    """Per walker: the allowed neighbours, ordered by (type, direction, id), and the pick at ⌊u·count⌋.
+
+    The relationship is matched either way round and its direction filtered, so
+    symmetric relations (stored once per pair) match in both directions."""
+    rel_types = "|".join(quote(t) for t in step.rel_types)
+    direction = {
+        "out": "AND (startNode(r) = a OR type(r) IN $symmetric) ",
+        "in": "AND (endNode(r) = a OR type(r) IN $symmetric) ",
+        "any": "",
+    }[step.direction]
     id_property = quote(view.properties["id"])
     return (
         "UNWIND $walkers AS w MATCH (a) WHERE elementId(a) = w.f "
-        f"MATCH (a){left}[r:{rel_types}]{right}{target} "
-        f"WHERE {NOT_HUB} AND b.{id_property} IS NOT NULL AND NOT elementId(b) IN w.visited "
+        f"MATCH (a)-[r:{rel_types}]-(b) "
+        f"WHERE {NOT_HUB} AND b.{id_property} IS NOT NULL AND NOT elementId(b) IN w.visited {direction}"
         "AND any(label IN labels(b) WHERE label IN $labels) "
         "WITH w, b, type(r) AS type, startNode(r) = a AS forward "
         f"ORDER BY w.i, type, forward, b.{id_property} "
