@@ -34,7 +34,7 @@ class ItemBatch:
     def __len__(self) -> int:
         return self.frame.height
 
-    @property
+    @cached_property
     def rows(self) -> np.ndarray:
         return np.arange(len(self), dtype=np.int64)
 
@@ -42,7 +42,7 @@ class ItemBatch:
     def anchor(self) -> np.ndarray:
         return self.nodes[:, 0]
 
-    @property
+    @cached_property
     def terminal(self) -> np.ndarray:
         return self.nodes[self.rows, self.hops]
 

@@ -154,53 +154,35 @@ def check_pattern(batch: ItemBatch, ctx: Context) -> Outcome:
     is_open = np.array([k == "open" for k in batch.column("kind")], dtype=bool)
     end_type = batch.types[batch.rows, batch.hops]
 
-    # candidates: the terminal node and every other option, per item
-    cand_row = [batch.rows]
-    cand_node = [batch.terminal]
+    # the path itself shows the pattern reaches the answer when all its hops are in the graph
+    # (nodes along it have the types the pattern asks for, being the graph's own)
+    answer_reached = usable & _path_holds(index, batch)
+    # distractors need a search: every option other than the answer
     opt_rows, opt_cols = np.nonzero(batch.options >= 0)
-    opt_nodes = batch.options[opt_rows, opt_cols]
-    others = opt_nodes != batch.terminal[opt_rows]
-    cand_row.append(opt_rows[others])
-    cand_node.append(opt_nodes[others])
-    cand_row = np.concatenate(cand_row)
-    cand_node = np.concatenate(cand_node)
-    keep = usable[cand_row]
-    cand_row, cand_node = cand_row[keep], cand_node[keep]
+    cand_node = batch.options[opt_rows, opt_cols]
+    keep = (cand_node != batch.terminal[opt_rows]) & answer_reached[opt_rows]
+    cand_row, cand_node = opt_rows[keep], cand_node[keep]
     reached = np.zeros(len(cand_row), dtype=bool)
     open_counts = np.zeros(n, dtype=np.int64)
     open_examples: dict[int, list[int]] = {}
 
-    for h in np.unique(batch.hops[usable]).tolist():
-        rows = np.nonzero(usable & (batch.hops == h))[0]
-        # meet in the middle, always growing the smaller side (as bidirectional search does)
-        f_rows, f_nodes, ahead = rows, batch.anchor[rows], 0
-        mine = np.nonzero(batch.hops[cand_row] == h)[0]
-        typed = index.engine.node_type[cand_node[mine]] == end_type[cand_row[mine]]
-        b_owner, b_nodes, behind = mine[typed], cand_node[mine[typed]], h
-        while ahead < behind:
-            if len(f_rows) <= len(b_owner):
-                f_rows, f_nodes = _walk(index, batch, f_rows, f_nodes, ahead, backwards=False)
-                ahead += 1
-            else:
-                behind -= 1
-                b_owner, b_nodes = _walk(index, batch, b_owner, b_nodes, behind, backwards=True, owner_rows=cand_row)
-        hit = member(cand_row[b_owner] * index.n + b_nodes, f_rows * index.n + f_nodes)
-        reached[b_owner[hit]] = True
+    searched = np.zeros(n, dtype=bool)
+    searched[cand_row] = True
+    f_rows, f_nodes, b_owner, b_nodes = _meet(index, batch, searched, cand_row, cand_node, end_type)
+    hit = member(cand_row[b_owner] * index.n + b_nodes, unique_ints(f_rows * index.n + f_nodes))
+    reached[b_owner[hit]] = True
 
-        open_rows = rows[is_open[rows]]
-        counted, examples = _count_ends(index, batch, open_rows, batch.anchor[open_rows], 0, h, cap=OPEN_CAP)
-        for row, ends in counted.items():
-            open_counts[row] = ends
+    open_rows = np.nonzero(answer_reached & is_open)[0]
+    for h in np.unique(batch.hops[open_rows]).tolist():
+        rows = open_rows[batch.hops[open_rows] == h]
+        counted, examples = _count_ends(index, batch, rows, batch.anchor[rows], 0, h, cap=OPEN_CAP)
+        open_counts[rows] = counted[rows]
         open_examples.update(examples)
 
     failures = []
-    answer_reached = np.zeros(n, dtype=bool)
-    first = np.arange(len(cand_row)) < usable.sum()  # the terminal candidates come first
-    answer_reached[cand_row[first & reached]] = True
     for row in np.nonzero(usable & ~answer_reached)[0].tolist():
         failures.append((row, "ANSWER_NOT_REACHED", f"the pattern from {describe(index, int(batch.anchor[row]))} does not reach the answer {describe(index, int(batch.terminal[row]))}"))
-    valid = np.nonzero(~first & reached)[0]
-    for at in valid.tolist():
+    for at in np.nonzero(reached)[0].tolist():
         row = int(cand_row[at])
         failures.append((row, "DISTRACTOR_VALID", f"distractor {describe(index, int(cand_node[at]))} also satisfies the question's pattern from {describe(index, int(batch.anchor[row]))}"))
     for row in np.nonzero(usable & is_open & (open_counts > 1))[0].tolist():
@@ -212,10 +194,76 @@ def check_pattern(batch: ItemBatch, ctx: Context) -> Outcome:
 OPEN_CAP = 8  # frontier nodes per item kept while looking for a second answer
 
 
+def _meet(
+    index: GraphIndex,
+    batch: ItemBatch,
+    usable: np.ndarray,
+    cand_row: np.ndarray,
+    cand_node: np.ndarray,
+    end_type: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bidirectional search per item: forward from the anchor, backward from every candidate.
+
+    Each step, each item grows the side that costs fewer neighbour entries to expand
+    (the sum of the frontier's degrees under that hop's relation), until the two
+    sides meet at the same position. Returns the forward pairs (row, node) and the
+    backward pairs (candidate, node) at the meeting position.
+    """
+    n = len(batch)
+    ahead = np.zeros(n, dtype=np.int64)  # forward pairs sit at position ahead[row]
+    behind = batch.hops.copy()  # backward pairs sit at position behind[row]
+    rows = np.nonzero(usable)[0]
+    f_rows, f_nodes = rows, batch.anchor[rows]
+    typed = index.engine.node_type[cand_node] == end_type[cand_row]
+    b_owner, b_nodes = np.nonzero(typed)[0], cand_node[typed]
+    pending = usable & (ahead < behind)
+    while pending.any():
+        f_live = pending[f_rows]
+        b_live = pending[cand_row[b_owner]]
+        f_work = _work(index, batch, f_rows[f_live], f_nodes[f_live], ahead[f_rows[f_live]], backwards=False)
+        b_rows = cand_row[b_owner[b_live]]
+        b_work = _work(index, batch, b_rows, b_nodes[b_live], behind[b_rows] - 1, backwards=True)
+        forward = pending & (np.bincount(f_rows[f_live], weights=f_work, minlength=n) <= np.bincount(b_rows, weights=b_work, minlength=n))
+        backward = pending & ~forward
+
+        grow = forward[f_rows]
+        new_rows, new_nodes = _walk(index, batch, f_rows[grow], f_nodes[grow], ahead[f_rows[grow]], backwards=False)
+        f_rows, f_nodes = np.concatenate([f_rows[~grow], new_rows]), np.concatenate([f_nodes[~grow], new_nodes])
+        ahead[forward] += 1
+
+        grow = backward[cand_row[b_owner]]
+        hop = behind[cand_row[b_owner[grow]]] - 1
+        new_owner, new_nodes = _walk(index, batch, b_owner[grow], b_nodes[grow], hop, backwards=True, owner_rows=cand_row)
+        b_owner, b_nodes = np.concatenate([b_owner[~grow], new_owner]), np.concatenate([b_nodes[~grow], new_nodes])
+        behind[backward] -= 1
+        pending &= ahead < behind
+    return f_rows, f_nodes, b_owner, b_nodes
+
+
+def _path_holds(index: GraphIndex, batch: ItemBatch) -> np.ndarray:
+    """Per item: every hop is an entry of the graph (symmetric relations either way)."""
+    u, v, rel = np.maximum(batch.nodes[:, :-1], 0), np.maximum(batch.nodes[:, 1:], 0), np.maximum(batch.rels, 0)
+    ok = index.has_entries(u, rel, batch.fwd, v)
+    if len(index.symmetric):
+        ok |= index.symmetric[rel] & index.has_entries(u, rel, ~batch.fwd, v)
+    return (ok | ~batch.hop_mask).all(axis=1)
+
+
+def _work(index: GraphIndex, batch: ItemBatch, rows: np.ndarray, nodes: np.ndarray, hop: np.ndarray, *, backwards: bool) -> np.ndarray:
+    """Neighbour entries each (row, node) would expand into at that hop."""
+    rel = batch.rels[rows, hop]
+    fwd = batch.fwd[rows, hop] ^ backwards
+    work = index.degree_of(nodes, rel, fwd)
+    sym = index.symmetric[rel] if len(index.symmetric) else np.zeros(len(rel), dtype=bool)
+    work[sym] += index.degree_of(nodes[sym], rel[sym], ~fwd[sym])
+    return work
+
+
 def _count_ends(
     index: GraphIndex, batch: ItemBatch, rows: np.ndarray, nodes: np.ndarray, start: int, h: int, *, cap: int | None
-) -> tuple[dict[int, int], dict[int, list[int]]]:
-    """Distinct end nodes per item of walking hops start..h-1 (exact, or at least 2).
+) -> tuple[np.ndarray, dict[int, list[int]]]:
+    """Distinct end nodes per item (exact, or at least 2) of walking hops start..h-1,
+    and up to 4 of them for items with more than one.
 
     Two ends are enough to call an open answer not unique, so frontiers are first
     cut to `cap` nodes per item; items that then reach fewer than two ends but were
@@ -226,25 +274,30 @@ def _count_ends(
     for k in range(start, h):
         rows, nodes = _walk(index, batch, rows, nodes, k, backwards=False, limit=cap, cut=cut)
         if cap is not None:
-            first = np.searchsorted(rows, rows, side="left")
-            keep = np.arange(len(rows)) - first < cap
+            keep = _rank_in_run(rows) < cap
             cut[rows[~keep]] = True
             rows, nodes = rows[keep], nodes[keep]
-    counts: dict[int, int] = {}
+    counts = np.bincount(rows, minlength=len(batch))
+    shown = (_rank_in_run(rows) < 4) & (counts[rows] > 1)
     examples: dict[int, list[int]] = {}
-    if len(rows):
-        bounds = np.flatnonzero(np.diff(rows)) + 1
-        for chunk_rows, chunk_nodes in zip(np.split(rows, bounds), np.split(nodes, bounds), strict=True):
-            counts[int(chunk_rows[0])] = len(chunk_nodes)
-            examples[int(chunk_rows[0])] = chunk_nodes[:4].tolist()
-    again = cut.copy()
-    again[[r for r, c in counts.items() if c >= 2]] = False
+    for row, node in zip(rows[shown].tolist(), nodes[shown].tolist(), strict=True):
+        examples.setdefault(row, []).append(node)
+    again = cut & (counts < 2)
     if again.any():
         pick = again[start_rows]
         exact, exact_examples = _count_ends(index, batch, start_rows[pick], start_nodes[pick], start, h, cap=None)
-        counts.update(exact)
+        counts[again] = exact[again]
         examples.update(exact_examples)
     return counts, examples
+
+
+def _rank_in_run(rows: np.ndarray) -> np.ndarray:
+    """0, 1, 2, … within each run of equal values of a sorted array."""
+    if not len(rows):
+        return rows
+    at = np.arange(len(rows))
+    starts = np.where(np.r_[True, rows[1:] != rows[:-1]], at, 0)
+    return at - np.maximum.accumulate(starts)
 
 
 def _walk(
@@ -252,7 +305,7 @@ def _walk(
     batch: ItemBatch,
     owner: np.ndarray,
     nodes: np.ndarray,
-    hop: int,
+    hop: int | np.ndarray,
     *,
     backwards: bool,
     owner_rows: np.ndarray | None = None,
@@ -263,22 +316,22 @@ def _walk(
 
     `owner` is an item row, or (with `owner_rows`) an index into `owner_rows`.
     Symmetric relations are walked both ways; the node reached must have the type
-    the path has at that position. With `limit`, each node contributes at most
-    that many neighbours and `cut[owner]` marks owners that lost some.
+    the path has at that position. `hop` is one hop for all pairs or one per pair.
+    With `limit`, each node contributes at most that many neighbours and
+    `cut[owner]` marks owners that lost some.
     """
     rows = owner if owner_rows is None else owner_rows[owner]
+    hop = np.broadcast_to(np.asarray(hop, dtype=np.int64), owner.shape)
     rel = batch.rels[rows, hop]
     fwd = batch.fwd[rows, hop] ^ backwards
     sym = index.symmetric[rel] if len(index.symmetric) else np.zeros(len(rel), dtype=bool)
-    ask_owner = np.concatenate([owner, owner[sym]])
-    ask_nodes = np.concatenate([nodes, nodes[sym]])
-    ask_rel = np.concatenate([rel, rel[sym]])
-    ask_fwd = np.concatenate([fwd, ~fwd[sym]])
-    got_owner, got = index.neighbours(ask_owner, ask_nodes, ask_rel, ask_fwd, limit=limit)
+    ask = np.concatenate([np.arange(len(owner)), np.flatnonzero(sym)])
+    ask_rel, ask_fwd = rel[ask], np.concatenate([fwd, ~fwd[sym]])
+    got_at, got = index.neighbours(ask, nodes[ask], ask_rel, ask_fwd, limit=limit)
     if limit is not None and cut is not None:
-        cut[ask_owner[index.degree_of(ask_nodes, ask_rel, ask_fwd) > limit]] = True
-    got_rows = got_owner if owner_rows is None else owner_rows[got_owner]
-    want_type = batch.types[got_rows, hop if backwards else hop + 1]
+        cut[owner[ask[index.degree_of(nodes[ask], ask_rel, ask_fwd) > limit]]] = True
+    got_owner = owner[got_at]
+    want_type = batch.types[rows[got_at], hop[got_at] + (0 if backwards else 1)]
     ok = index.engine.node_type[got] == want_type
     keys = unique_ints(got_owner[ok] * index.n + got[ok])
     return keys // index.n, keys % index.n

@@ -53,37 +53,46 @@ class VerifyResult:
 class _Ledger:
     """Verdicts gathered stage by stage: one long table, grouped per item at the end."""
 
-    rows: list[int] = field(default_factory=list)
-    checks: list[str] = field(default_factory=list)
-    codes: list[str | None] = field(default_factory=list)
-    details: list[str] = field(default_factory=list)
+    n: int
+    parts: list[pl.DataFrame] = field(default_factory=list)
     stage_of: dict[str, str] = field(default_factory=dict)
     judged: Counter = field(default_factory=Counter)  # check → items judged
-    rejected_at: dict[int, str] = field(default_factory=dict)  # row → first stage that rejected it
+    rejected_at: np.ndarray = field(init=False)  # row → index of the first stage that rejected it, or -1
+
+    def __post_init__(self) -> None:
+        self.rejected_at = np.full(self.n, -1, dtype=np.int64)
 
     def add(self, check: str, stage: str, rows: np.ndarray, outcome: Outcome) -> None:
-        rows_list = rows.tolist()
-        extra_rows = [rows_list[r] for r, _, _ in outcome.extra]
-        self.rows += rows_list + extra_rows
-        self.checks += [check] * (len(rows_list) + len(extra_rows))
-        self.codes += outcome.code + [code for _, code, _ in outcome.extra]
-        self.details += outcome.detail + [detail for _, _, detail in outcome.extra]
+        extra_rows = rows[[r for r, _, _ in outcome.extra]] if outcome.extra else np.zeros(0, dtype=np.int64)
+        self.parts.append(
+            pl.DataFrame(
+                {
+                    "_row": np.concatenate([rows, extra_rows]),
+                    "check": [check] * (len(rows) + len(extra_rows)),
+                    "code": outcome.code + [code for _, code, _ in outcome.extra],
+                    "detail": outcome.detail + [detail for _, _, detail in outcome.extra],
+                },
+                schema={"_row": pl.Int64, "check": pl.String, "code": pl.String, "detail": pl.String},
+            )
+        )
         self.stage_of[check] = stage
-        self.judged[check] += len(rows_list)
-        for row, code in zip(rows_list, outcome.code, strict=True):
-            if code is not None:
-                self.rejected_at.setdefault(row, stage)
+        self.judged[check] += len(rows)
+        failed = rows[~outcome.passed]
+        fresh = failed[self.rejected_at[failed] < 0]
+        self.rejected_at[fresh] = STAGES.index(stage)
 
-    def alive(self, n: int) -> np.ndarray:
-        return np.array([r for r in range(n) if r not in self.rejected_at], dtype=np.int64)
+    def alive(self) -> np.ndarray:
+        return np.flatnonzero(self.rejected_at < 0)
+
+    def long(self) -> pl.DataFrame:
+        schema = {"_row": pl.Int64, "check": pl.String, "code": pl.String, "detail": pl.String}
+        return pl.concat(self.parts) if self.parts else pl.DataFrame(schema=schema)
 
     def table(self) -> pl.DataFrame:
-        long = pl.DataFrame(
-            {"_row": self.rows, "check": self.checks, "code": self.codes, "detail": self.details},
-            schema={"_row": pl.Int64, "check": pl.String, "code": pl.String, "detail": pl.String},
-        ).with_columns(pl.col("code").is_null().alias("passed"))
         return (
-            long.with_row_index("_order")
+            self.long()
+            .with_columns(pl.col("code").is_null().alias("passed"))
+            .with_row_index("_order")
             .sort("_row", "_order")
             .group_by("_row", maintain_order=True)
             .agg(pl.struct("check", "passed", "code", "detail").alias("verdicts"))
@@ -106,7 +115,7 @@ def verify_items(
     `hubs`: ids pruning removed, or a hubs.json (`removed[].id`); without it the
     shortcut check cannot run and is listed under `skipped` in the summary.
     `checks`: graph checks to run by name (default: all). `llm`: an
-    `AnswerJudge` (kgsynth.verify.llm_check) for the answer-consistency check.
+    `LLMConfig` (kgsynth.llm.config) for the answer-consistency check.
     """
     started = time.perf_counter()
     _require_full(full)
@@ -120,7 +129,7 @@ def verify_items(
     clock = time.perf_counter()
     index = graph_index(full)
     timings["index"] = time.perf_counter() - clock
-    ledger = _Ledger()
+    ledger = _Ledger(frame.height)
     framed = frame.with_row_index("_row")
     good, bad = split_malformed(framed)
     if bad.height:
@@ -150,7 +159,7 @@ def verify_items(
         from kgsynth.verify.llm_check import run_llm_check
 
         clock = time.perf_counter()
-        alive = ledger.alive(frame.height)
+        alive = ledger.alive()
         ledger.add("llm_consistency", "llm", alive, run_llm_check(_take(frame, alive), llm, index))
         timings["llm"] = time.perf_counter() - clock
     else:
@@ -160,7 +169,7 @@ def verify_items(
         from kgsynth.verify.decontam import run_decontamination
 
         clock = time.perf_counter()
-        alive = ledger.alive(frame.height)
+        alive = ledger.alive()
         ledger.add("decontamination", "decontamination", alive, run_decontamination(_take(frame, alive), benchmarks, params))
         timings["decontamination"] = time.perf_counter() - clock
     else:
@@ -168,7 +177,7 @@ def verify_items(
 
     if dedup is not None:
         clock = time.perf_counter()
-        alive = ledger.alive(frame.height)
+        alive = ledger.alive()
         for name, positions, outcome in run_dedup(_take(frame, alive), dedup):
             ledger.add(name, "dedup", alive[positions], outcome)
         timings["dedup"] = time.perf_counter() - clock
@@ -248,18 +257,19 @@ def _summary(
     timings: dict[str, float],
 ) -> dict[str, Any]:
     by_reason = Counter(code for codes in rejected["reasons"].to_list() for code in codes)
-    by_stage = Counter(ledger.rejected_at.values())
+    stages = ledger.rejected_at[ledger.rejected_at >= 0]
+    long = ledger.long()
+    failed = long.filter(pl.col("code").is_not_null())
+    codes = failed.group_by("check", "code").len()
+    items_failed = failed.group_by("check").agg(pl.col("_row").n_unique().alias("n"))
     by_check: dict[str, dict[str, Any]] = {
-        check: {"stage": ledger.stage_of[check], "judged": judged, "failed": 0, "codes": Counter()}
+        check: {"stage": ledger.stage_of[check], "judged": judged, "failed": 0, "codes": {}}
         for check, judged in ledger.judged.items()
     }
-    failed_rows: dict[str, set[int]] = {}
-    for row, check, code in zip(ledger.rows, ledger.checks, ledger.codes, strict=True):
-        if code is not None:
-            failed_rows.setdefault(check, set()).add(row)
-            by_check[check]["codes"][code] += 1
-    for check, rows in failed_rows.items():
-        by_check[check]["failed"] = len(rows)
+    for check, count in items_failed.iter_rows():
+        by_check[check]["failed"] = count
+    for check, code, count in codes.sort("len", descending=True).iter_rows():
+        by_check[check]["codes"][code] = count
     graph_seconds = timings.get("graph", 0.0)
     return {
         "snapshot": {"name": full.name, "hash": full.hash},
@@ -267,8 +277,8 @@ def _summary(
         "accepted": accepted.height,
         "rejected": rejected.height,
         "by_reason": dict(by_reason.most_common()),
-        "by_stage": {stage: by_stage.get(stage, 0) for stage in STAGES},
-        "by_check": {k: {**v, "codes": dict(v["codes"])} for k, v in by_check.items()},
+        "by_stage": {stage: int((stages == i).sum()) for i, stage in enumerate(STAGES)},
+        "by_check": by_check,
         "checks": graph_checks + [c for c in by_check if c not in graph_checks],
         "skipped": skipped,
         "hubs": None if hub_index is None else {"removed": len(hub_index.hubs) + len(hub_index.missing), "not_in_snapshot": len(hub_index.missing)},

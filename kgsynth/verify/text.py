@@ -148,8 +148,8 @@ class EntityLinker(Generic[K]):
         padded = f" {normalize(text)} "
         for node in mask:
             for form in sorted(self.forms.get(node, ()), key=len, reverse=True):
-                if f" {form} " in padded:  # lookarounds so back-to-back repeats are all blanked
-                    padded = re.sub(f"(?<= ){re.escape(form)}(?= )", "|", padded)
+                while f" {form} " in padded:  # again: back-to-back repeats share a space
+                    padded = padded.replace(f" {form} ", " | ")
         return [(node, form) for node in nodes for form in self.forms.get(node, ()) if f" {form} " in padded]
 
 

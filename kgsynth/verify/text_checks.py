@@ -26,13 +26,11 @@ def check_leak(batch: ItemBatch, ctx: Context) -> Outcome:
     index: GraphIndex = ctx.index
     linker = index.linker
     questions = batch.column("question")
-    bridges = batch.column("bridges")
-    lookup = index.node_table
-    bridge_idx = _ids_to_index(lookup, bridges)
+    bridge_idx = _ids_to_index(index.node_table, batch.frame["bridges"])
+    answers, anchors = batch.terminal.tolist(), batch.anchor.tolist()
     failures = []
     for row, question in enumerate(questions):
-        answer = int(batch.terminal[row])
-        anchor = int(batch.anchor[row])
+        answer, anchor = answers[row], anchors[row]
         hidden = [answer] + [b for b in bridge_idx[row] if b != anchor]
         named = linker.mentions_any(question or "", hidden, mask=(anchor,))
         for node, form in named:
@@ -42,15 +40,13 @@ def check_leak(batch: ItemBatch, ctx: Context) -> Outcome:
     return Outcome.of(len(batch), failures)
 
 
-def _ids_to_index(table, lists: list[list[str]]) -> list[list[int]]:
-    import polars as pl
-
-    long = pl.DataFrame({"ids": lists}, schema={"ids": pl.List(pl.String)}).with_row_index("row").explode("ids")
-    long = long.join(table.rename({"id": "ids"}), on="ids", how="left", maintain_order="left")
-    out: list[list[int]] = [[] for _ in lists]
+def _ids_to_index(table, lists) -> list[list[int]]:
+    """A list-of-ids column as engine indices (ids the snapshot lacks are left out)."""
+    long = lists.alias("ids").to_frame().with_row_index("row").explode("ids")
+    long = long.join(table.rename({"id": "ids"}), on="ids", how="inner", maintain_order="left")
+    out: list[list[int]] = [[] for _ in range(len(lists))]
     for row, idx in zip(long["row"].to_list(), long["idx"].to_list(), strict=True):
-        if idx is not None:
-            out[row].append(idx)
+        out[row].append(idx)
     return out
 
 
