@@ -9,6 +9,7 @@ import pytest
 from bolt_server import free_port
 from kgsynth.cli import main
 from kgsynth.graph.snapshot import Snapshot, read_snapshot
+from kgsynth.sample.paths import read_paths
 from kgsynth.stores.neo4j import Neo4jConfig
 
 pytest_plugins = ["conftest_neo4j"]
@@ -50,9 +51,21 @@ def test_push_then_pull_on_the_command_line_and_the_password_appears_nowhere(
     assert read_snapshot(tmp_path / "pulled").hash == hpo_ear.hash
     assert f"hash {hpo_ear.hash[:12]}" in " ".join(err2.split())
 
+    template = "gene -gene_associated_with_phenotype-> phenotype <-has_phenotype- disease"
+    code, out3, err3 = run(["sample", "--store", "neo4j", "--strategy", "pattern", "--pattern", template, "-n", "12",
+                            "--seed", "5", "--out", str(tmp_path / "paths.parquet")], capsys)
+    assert code == 0, err3
+    paths = read_paths(tmp_path / "paths.parquet")
+    assert paths.height == 12 and set(paths["pattern"]) == {template} and set(paths["snapshot"]) == {hpo_ear.hash}
+    code, out4, err4 = run(["neo4j", "sample", "--strategy", "pattern", "--pattern", template, "-n", "12",
+                            "--seed", "5", "--out", str(tmp_path / "again.parquet")], capsys)
+    assert code == 0, err4
+    assert read_paths(tmp_path / "again.parquet").equals(paths)
+
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert written  # the pulled snapshot at least
-    for text in (out, err, out2, err2, *(p.read_bytes().decode("utf-8", "replace") for p in written)):
+    assert len(written) > 5  # the pulled snapshot, the paths, the cache directory
+    outputs = (out, err, out2, err2, out3, err3, out4, err4)
+    for text in (*outputs, *(p.read_bytes().decode("utf-8", "replace") for p in written)):
         assert password not in text
 
 

@@ -1,4 +1,4 @@
-"""`kgsynth neo4j push | pull | export-import-csv`: snapshots into and out of Neo4j.
+"""`kgsynth neo4j push | pull | export-import-csv | sample`: snapshots into and out of Neo4j.
 
 Connection settings come from NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD and
 NEO4J_DATABASE; --uri, --user and --database override them. There is no password
@@ -16,7 +16,7 @@ import typer
 
 neo4j_app = typer.Typer(
     name="neo4j",
-    help="Load snapshots into Neo4j, read graphs back, write bulk-import files.",
+    help="Load snapshots into Neo4j, read graphs back, write bulk-import files, sample with Cypher.",
     no_args_is_help=True,
 )
 
@@ -123,3 +123,68 @@ def export_import_csv(
         "with cypher-shell for the constraints."
     )
     typer.echo(files.command(database))
+
+
+@neo4j_app.command("sample")
+def sample(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Paths table to write (parquet).")] = Path("paths.parquet"),
+    strategy: Annotated[str, typer.Option(help="walk or pattern.")] = "walk",
+    n: Annotated[int, typer.Option("-n", "--n", min=0, help="Paths to sample.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed and graph give the same file.")] = 0,
+    hops: Annotated[Optional[str], typer.Option(help="walk: hop counts, e.g. 3 or 2-4.")] = None,
+    start_type: Annotated[Optional[list[str]], typer.Option(help="walk: node type to start from (repeatable).")] = None,
+    relation: Annotated[Optional[list[str]], typer.Option(help="walk: only these relations (repeatable).")] = None,
+    exclude: Annotated[
+        Optional[Path], typer.Option(help="hubs.json from `kgsynth shatter`: flag these nodes as hubs first.")
+    ] = None,
+    pattern: Annotated[
+        Optional[list[str]], typer.Option(help="pattern: template like 'disease -has_phenotype-> phenotype' (repeatable).")
+    ] = None,
+    mapping: Annotated[Optional[Path], typer.Option(help="Mapping file for a graph kgsynth did not push.")] = None,
+    uri: Uri = None,
+    user: User = None,
+    database: Database = None,
+) -> None:
+    """Sample paths inside Neo4j with Cypher (same paths.parquet as `kgsynth sample`)."""
+    sample_in_neo4j(out=out, strategy=strategy, n=n, seed=seed, hops=hops, start_type=start_type, relation=relation,
+                    exclude=exclude, pattern=pattern, mapping=mapping, uri=uri, user=user, database=database)
+
+
+def sample_in_neo4j(
+    *,
+    out: Path,
+    strategy: str,
+    n: int,
+    seed: int,
+    hops: str | None = None,
+    start_type: list[str] | None = None,
+    relation: list[str] | None = None,
+    exclude: Path | None = None,
+    pattern: list[str] | None = None,
+    mapping: Path | None = None,
+    uri: str | None = None,
+    user: str | None = None,
+    database: str | None = None,
+) -> None:
+    """`kgsynth neo4j sample` and `kgsynth sample --store neo4j`: sample, write, summarise."""
+    from kgsynth.progress import console
+    from kgsynth.sample.paths import write_paths
+    from kgsynth.stores.neo4j import Neo4jConfig
+    from kgsynth.stores.neo4j_pull import read_mapping
+    from kgsynth.stores.neo4j_sample import sample_paths_cypher
+
+    started = time.perf_counter()
+    config = Neo4jConfig.from_env(uri=uri, user=user, database=database)
+    frame = sample_paths_cypher(
+        config, strategy, n=n, seed=seed, hops=hops or "2-4", patterns=pattern, hubs=exclude,
+        relations=relation, start_types=start_type, mapping=read_mapping(mapping) if mapping else None,
+    )
+    write_paths(frame, out)
+    console.print(
+        f"[bold green]sampled[/] {frame.height:,} {strategy} paths (of {n:,} asked) in {config.target} → {out} "
+        f"in {time.perf_counter() - started:.1f}s (seed {seed}; no hard negatives: they need the graph in memory)"
+    )
+    counts = frame["hops"].value_counts().sort("hops")
+    console.print("  by hops: " + ", ".join(f"{h}: {c:,}" for h, c in counts.iter_rows()))
+    for text, count in frame["pattern"].value_counts(sort=True).head(8).iter_rows():
+        console.print(f"  {count:>9,}  {text}")
