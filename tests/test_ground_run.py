@@ -12,7 +12,7 @@ import pytest
 
 from kgsynth.graph.snapshot import build_snapshot, read_snapshot, write_snapshot
 from kgsynth.ground.link import LinkConfig
-from kgsynth.ground.qa import QAOption, QARecord, read_qa
+from kgsynth.ground.qa import QARecord, read_qa
 from kgsynth.ground.run import MEDREASON_COLUMNS, GroundConfig, ground_qa
 
 sys.path.insert(0, str(Path(__file__).parent))

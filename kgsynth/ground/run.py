@@ -113,6 +113,11 @@ def ground_qa(
     started = time.perf_counter()
     config = config or GroundConfig()
     run = RunDir(Path(out))
+    if full.manifest.parent:  # verification refuses a derived graph; say so before the work, not after
+        raise ConfigError(
+            f"snapshot '{full.name}' ({full.hash[:12]}) is a pruned graph; give the full snapshot as --snapshot "
+            "and the pruned one as --pruned"
+        )
     needs = config.model_steps()
     if needs and llm is None:
         raise ConfigError(f"grounding steps {', '.join(needs)} need a model: give --model and --base-url (or $OPENAI_BASE_URL)")
