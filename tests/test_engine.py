@@ -72,7 +72,7 @@ def test_has_edges_and_twins_agree_with_a_scan(hpo_engine: Engine) -> None:
     keys = e.rel[entries].astype(np.int64) + np.where(e.forward[entries], 0, n_rel)
     assert e.has_edges(owners, keys, e.indices[entries]).all()
     other = rng.integers(0, e.n_nodes, 500)
-    expected = [e.has_edge(int(u), int(v), int(r), bool(f)) for u, v, r, f in zip(owners, other, e.rel[entries], e.forward[entries])]
+    expected = [e.has_edge(int(u), int(v), int(r), bool(f)) for u, v, r, f in zip(owners, other, e.rel[entries], e.forward[entries], strict=False)]
     assert e.has_edges(owners, keys, other).tolist() == expected
     twins = e.twins(entries)
     assert np.array_equal(e.owners(twins), e.indices[entries])
@@ -90,7 +90,7 @@ def test_neighbours_match_networkx_on_a_small_real_graph(small_dir: Path) -> Non
         node = engine.node_ids[u]
         mine = sorted(
             (engine.node_ids[v], engine.relation_names[r], bool(f))
-            for v, r, f in zip(engine.indices[engine.neighbors(u)], engine.rel[engine.neighbors(u)], engine.forward[engine.neighbors(u)])
+            for v, r, f in zip(engine.indices[engine.neighbors(u)], engine.rel[engine.neighbors(u)], engine.forward[engine.neighbors(u)], strict=False)
         )
         theirs = sorted(
             [(v, d["relation"], True) for _, v, d in graph.out_edges(node, data=True)]

@@ -25,6 +25,7 @@ app = typer.Typer(
 # Each module defines `register(app)`; one line per room keeps this file stable.
 COMMAND_MODULES = [
     "kgsynth.cli.graph",  # load, info
+    "kgsynth.cli.sample",  # shatter, sample
     "kgsynth.cli.run",  # run (the whole pipeline from a config file)
     "kgsynth.cli.generate",  # generate (paths → items)
     "kgsynth.cli.export",  # export, report

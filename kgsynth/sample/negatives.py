@@ -25,7 +25,7 @@ import polars as pl
 from kgsynth.errors import ConfigError
 from kgsynth.graph.engine import Engine
 from kgsynth.sample.batch import PathBatch
-from kgsynth.sample.frontier import contains, expand, gather, hop_ranges, member, range_work
+from kgsynth.sample.frontier import contains, expand, gather, hop_ranges, member, range_work, ranges
 from kgsynth.sample.walks import build_view, type_mask, walk
 
 
@@ -50,15 +50,54 @@ def hard_negatives(
     rng: np.random.Generator,
     *,
     attempts: int = 2,
-    budget: int = 20_000,
+    budget: int = 5_000,
     views: dict | None = None,
+    chunk: int = 4096,
 ) -> Negatives:
-    """Up to k proven hard negatives per path of the batch (sampled on `engine`, proven on `full`)."""
+    """Up to k proven hard negatives per path of the batch (sampled on `engine`, proven on `full`).
+
+    Each family draws k + attempts candidates per path; paths still short of k
+    get one more round with twice as many.
+    """
     rows = batch.rows
     if k <= 0 or not rows:
         return Negatives(np.zeros(rows, dtype=np.int64), np.zeros(0, dtype=np.int64))
     views = {} if views is None else views
-    row, node, distance_family = _candidates(engine, batch, k + attempts, rng, views)
+    to_full = _full_index(engine, full)
+    found_row, found_node = [], []
+    todo, tries = np.arange(rows), k + attempts
+    for _ in range(2):
+        for start in range(0, len(todo), chunk):
+            these = todo[start : start + chunk]
+            part = PathBatch(batch.nodes[these], batch.entries[these])
+            row, node = _proven(engine, full, to_full, part, tries, rng, budget, views)
+            found_row.append(these[row])
+            found_node.append(node)
+        have = np.bincount(np.concatenate(found_row), minlength=rows)
+        todo, tries = np.flatnonzero(have < k), 2 * tries
+        if not len(todo):
+            break
+    row, node = np.concatenate(found_row), np.concatenate(found_node)
+    keep = _first_of_each(row, node, full.n_nodes)
+    row, node = row[keep], node[keep]
+    order = np.lexsort((rng.random(len(row)), row))
+    row, node = row[order], node[order]
+    chosen = np.arange(len(row)) - np.searchsorted(row, row, side="left") < k
+    return Negatives(counts=np.bincount(row[chosen], minlength=rows).astype(np.int64), nodes=node[chosen].astype(np.int64))
+
+
+def _proven(
+    engine: Engine,
+    full: Engine,
+    to_full: np.ndarray,
+    batch: PathBatch,
+    tries: int,
+    rng: np.random.Generator,
+    budget: int,
+    views: dict,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Proven negatives (path row, full-graph node) for one slice of paths, so memory stays bounded."""
+    row, node, distance_family = _candidates(engine, batch, tries, rng, views)
     answer_type = np.asarray(engine.node_type)[batch.nodes[:, -1]]
     ok = (node >= 0) & (np.asarray(engine.node_type)[np.maximum(node, 0)] == answer_type[row])
     for column in batch.nodes.T:
@@ -72,18 +111,9 @@ def hard_negatives(
         near[distance_family] = _within(engine, row[distance_family], batch.nodes[:, 0], node[distance_family], batch.hops - 1, budget)
         row, node = row[~near], node[~near]
 
-    to_full = _full_index(engine, full)
-    anchors = to_full[batch.nodes[:, 0]]
     node_full = to_full[node]
-    satisfied = _satisfies(full, anchors, _full_keys(engine, full, batch.entries), row, node_full, budget)
-    row, node_full = row[~satisfied], node_full[~satisfied]
-
-    order = np.lexsort((rng.random(len(row)), row))
-    row, node_full = row[order], node_full[order]
-    first = np.searchsorted(row, row, side="left")
-    chosen = np.arange(len(row)) - first < k
-    counts = np.bincount(row[chosen], minlength=rows).astype(np.int64)
-    return Negatives(counts=counts, nodes=node_full[chosen].astype(np.int64))
+    satisfied = _satisfies(full, to_full[batch.nodes[:, 0]], _full_keys(engine, full, batch.entries), row, node_full, budget)
+    return row[~satisfied], node_full[~satisfied]
 
 
 def _candidates(
@@ -214,11 +244,9 @@ def _satisfies(
 
     keys: [rows, hops] arrays of hop keys (and the second key of symmetric hops).
     The first h//2 hops are expanded as sets from the anchor, the last ones as
-    sets back from the candidate, and the hop in between is tested edge by edge:
-    from each node u of the anchor side, either u's entries are scanned for the
-    candidate side's nodes or, when u has more entries than that side has nodes
-    (a hub), each of those nodes is looked up by binary search. So a hub costs no
-    more than the small side it meets.
+    sets back from the candidate, and the hop in between is tested whichever way
+    is cheapest for each candidate, so a hub on one side costs no more than the
+    small side it meets. Work beyond the budget leaves the candidate unproven.
     """
     rows, hops = keys[0].shape
     n_cand = len(cand_row)
@@ -228,32 +256,55 @@ def _satisfies(
     back_hops = [(back_keys[0][cand_row, i], back_keys[1][cand_row, i]) for i in range(hops - 1, ahead, -1)]
     b_group, b_node, b_failed = _expand_sets(full, np.arange(n_cand), cand_node, back_hops, budget)
 
-    # pairs (candidate, u) for every u on the anchor side of the candidate's path
     f_first = np.searchsorted(f_group, np.arange(rows + 1))
-    lo, hi = f_first[cand_row], f_first[cand_row + 1]
-    pair_cand, at = gather(lo, hi)
-    pair_u = f_node[at]
+    f_size = np.diff(f_first)
+    f_members = f_group * full.n_nodes + f_node  # sorted: groups come out sorted
     b_first = np.searchsorted(b_group, np.arange(n_cand + 1))
     b_size = np.diff(b_first)
-    b_members = b_group.astype(np.int64) * full.n_nodes + b_node  # sorted: groups come out sorted
+    b_row = cand_row[b_group]
 
+    per_row = np.bincount(cand_row, minlength=rows)
     met = np.zeros(n_cand, dtype=bool)
-    cost = np.zeros(n_cand, dtype=np.int64)
-    mid = (keys[0][cand_row[pair_cand], ahead], keys[1][cand_row[pair_cand], ahead])
-    for key in mid:
-        present = key >= 0
-        run_lo, run_hi = full.key_ranges(pair_u, np.maximum(key, 0))
-        degree = np.where(present, run_hi - run_lo, 0)
-        scan = degree <= b_size[pair_cand]
-        cost += np.bincount(pair_cand, weights=np.where(scan, degree, b_size[pair_cand] * present), minlength=n_cand).astype(np.int64)
-        owner, entry = gather(np.where(scan, run_lo, 0), np.where(scan, run_hi, 0))
-        hit = member(pair_cand[owner].astype(np.int64) * full.n_nodes + np.asarray(full.indices)[entry], b_members)
+    over = np.zeros(n_cand, dtype=bool)
+    mid = (keys[0][:, ahead], keys[1][:, ahead])
+    back_mid = (back_keys[0][:, ahead], back_keys[1][:, ahead])
+    for key, back_key in zip(mid, back_mid, strict=True):
+        # Three ways to test the middle hop; each candidate takes the cheapest:
+        # scan the candidate side's entries back into the anchor side (its own cost),
+        # grow the anchor side by the hop once for all candidates of the path (shared),
+        # or look up every (anchor-side, candidate-side) node pair by binary search.
+        b_lo, b_hi = ranges(full, b_node, back_key[b_row])
+        scan_back = np.bincount(b_group, weights=b_hi - b_lo, minlength=n_cand)
+        f_lo, f_hi = ranges(full, f_node, key[f_group])
+        grow = np.bincount(f_group, weights=f_hi - f_lo, minlength=rows)
+        shared = grow[cand_row] / np.maximum(per_row[cand_row], 1)
+        probe = f_size[cand_row].astype(np.float64) * b_size
+        cost = np.stack([scan_back, shared, probe])
+        way = np.argmin(cost, axis=0)
+        over |= (cost.min(axis=0) > budget) | ((way == 1) & (grow[cand_row] > budget * np.maximum(per_row[cand_row], 1)))
+        live = ~over & (b_size > 0)
+
+        take = (live & (way == 0))[b_group]
+        owner, entry = gather(np.where(take, b_lo, 0), np.where(take, b_hi, 0))
+        hit = member(b_row[owner] * full.n_nodes + np.asarray(full.indices)[entry], f_members)
+        met[b_group[owner[hit]]] = True
+
+        rows_grown = np.zeros(rows, dtype=bool)
+        rows_grown[cand_row[live & (way == 1)]] = True
+        take = rows_grown[f_group]
+        g_group, g_node = expand(full, f_group, [(f_lo, f_hi)], take)
+        grown = g_group * full.n_nodes + g_node
+        take = (live & (way == 1))[b_group]
+        hit = take & member(b_row * full.n_nodes + b_node, grown)
+        met[b_group[hit]] = True
+
+        probing = np.flatnonzero(live & (way == 2))
+        pair_cand, at = gather(f_first[cand_row[probing]], f_first[cand_row[probing] + 1])
+        pair_cand, pair_u = probing[pair_cand], f_node[at]
+        owner, at = gather(b_first[pair_cand], b_first[pair_cand + 1])
+        hit = full.has_edges(pair_u[owner], key[cand_row[pair_cand[owner]]], b_node[at])
         met[pair_cand[owner[hit]]] = True
-        probe = np.flatnonzero(~scan & present)
-        owner, at = gather(b_first[pair_cand[probe]], b_first[pair_cand[probe] + 1])
-        hit = full.has_edges(pair_u[probe[owner]], key[probe[owner]], b_node[at])
-        met[pair_cand[probe[owner[hit]]]] = True
-    return met | (cost > budget) | f_failed[cand_row] | b_failed
+    return met | over | f_failed[cand_row] | b_failed
 
 
 def _expand_sets(
