@@ -137,6 +137,27 @@ def test_model_reasoning_is_verified_step_by_step(hpo_snapshot_dir: Path, tmp_pa
     assert result.summary["model_usage"]["stages"]["ground_write"]["calls"] == 1
 
 
+@pytest.mark.parametrize(("said", "status"), [("A", "accepted"), ("B", "rejected")])
+def test_answer_consistency_asks_the_model_to_answer_from_the_reasoning(hpo_snapshot_dir: Path, tmp_path: Path, said: str, status: str):
+    from llm_server import LLMServer
+
+    from kgsynth.llm.config import LLMConfig
+
+    asked = []
+
+    def respond(body: dict) -> str:
+        asked.append(body["messages"][-1]["content"])
+        return json.dumps({"answer": said})
+
+    record = read_qa(DATA)[0]  # gold answer: A. Marfan syndrome
+    with LLMServer(responder=respond) as server:
+        ground_qa([record], read_snapshot(hpo_snapshot_dir), tmp_path / said, config=OFFLINE.model_copy(update={"consistency": True}),
+                  llm=LLMConfig(model="local", base_url=server.url))
+    outcome = pl.read_parquet(tmp_path / said / "questions.parquet").row(0, named=True)
+    assert outcome["status"] == status and outcome["reason"] == (None if said == "A" else "ANSWER_INCONSISTENT")
+    assert len(asked) == 1 and "So the disease asked for is Marfan syndrome." in asked[0]
+
+
 def test_cli_grounds_offline_and_rejects_bad_input(hpo_snapshot_dir: Path, tmp_path: Path):
     from kgsynth.cli import main
 
