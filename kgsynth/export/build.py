@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset, DatasetDict
+import pyarrow as pa
+from datasets import Dataset, DatasetDict, DatasetInfo, Features
 
 from kgsynth.export.inputs import RunInputs, read_run
 from kgsynth.export.rows import FEATURES, default_row, is_mcq, mcq_row, sft_row
@@ -37,7 +38,7 @@ class Prepared:
         for split, rows in self.rows.items():
             kept = [to_row(r) for r in rows if keep(r)]
             if kept:
-                splits[split] = Dataset.from_list(kept, features=features, split=split)
+                splits[split] = _dataset(kept, features, split)
         return DatasetDict(splits)
 
     def configs(self) -> dict[str, DatasetDict]:
@@ -91,3 +92,9 @@ def build_configs(
     """The configurations "default", "sft" and (when there are multiple-choice items) "mcq"."""
     return prepare(run_dir, ratios=ratios, seed=seed, hop_split=hop_split).configs()
 
+
+def _dataset(rows: list[dict[str, Any]], features: Features, split: str) -> Dataset:
+    """Rows → Dataset through Arrow directly: every feature is a plain value, struct or list,
+    so `datasets`' per-example encoding (the slow path of `Dataset.from_list`) changes nothing."""
+    table = pa.Table.from_pylist(rows, schema=features.arrow_schema)
+    return Dataset(table, info=DatasetInfo(features=features), split=split)

@@ -289,6 +289,10 @@ def _body(
     else:
         out.append(f"- snapshot `{snapshot_name}`, content hash `{snapshot_hash}` (from the items' provenance)")
     out += ["", "### Hub pruning", ""]
+    if inputs.pruned is not None:
+        pm = inputs.pruned.manifest
+        out += [f"Paths were sampled from the pruned snapshot `{pm.name}` (hash `{pm.hash[:16]}`, "
+                f"{pm.counts.nodes:,} nodes, {pm.counts.edges:,} edges).", ""]
     if inputs.hubs is not None:
         hubs = stats.hubs
         params = inputs.hubs.get("params")
@@ -303,7 +307,7 @@ def _body(
                                [[h.get("id"), h.get("name"), h.get("type"), h.get("degree")] for h in hubs[:10]])]
             if len(hubs) > 10:
                 out.append(f"\n… and {len(hubs) - 10:,} more, listed in the run's `pruned/hubs.json`.")
-    else:
+    elif inputs.pruned is None:
         out.append("No hub pruning was applied: paths were sampled from the full graph.")
     out += ["", "### Sampling", ""]
     out.append(

@@ -77,7 +77,7 @@ def read_run(run_dir: str | Path) -> RunInputs:
         inputs.notes.append("No `paths.parquet`: the number of sampled paths is unknown.")
 
     inputs.summary = _read_json(run.verified / SUMMARY)
-    inputs.generate = _read_json(run.root / GENERATE) or _read_json(run.items.parent / GENERATE)
+    inputs.generate = _read_json(run.root / GENERATE)
     if inputs.generate is None:
         inputs.notes.append("No `generate.json`: generation parameters were not recorded.")
 
