@@ -24,13 +24,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from kgsynth.graph.snapshot import Snapshot
 from kgsynth.ground.qa import QARecord
+
+if TYPE_CHECKING:
+    from kgsynth.ground.llm import ModelSteps
 
 Role = Literal["question", "answer", "option"]
 Method = Literal["dictionary", "embedding", "llm"]
@@ -363,11 +366,10 @@ def _without(link: Link, nodes: set[str]) -> Link | None:
 # --- the model's help, for what the offline methods left open --------------------------
 
 
-def refine_with_model(linker: QALinker, records: Sequence[QARecord], linked: list[Linked], steps) -> None:
+def refine_with_model(linker: QALinker, records: Sequence[QARecord], linked: list[Linked], steps: ModelSteps) -> None:
     """LLM extraction for records without a question entity or an answer, then
     disambiguation of mentions that only have candidates. Links found this way say
-    `method="llm"`; their score is the dictionary coverage or the cosine of the node chosen.
-    `steps` is a `kgsynth.ground.llm.ModelSteps`."""
+    `method="llm"`; their score is the dictionary coverage or the cosine of the node chosen."""
     from kgsynth.ground.llm import EXTRACT, Extraction, messages, options_text
 
     needy = [i for i, lk in enumerate(linked) if not lk.question_nodes or not lk.answer_nodes]
@@ -419,7 +421,7 @@ def _model_link(linker: QALinker, role: Role, text: str, types: set[str] | None)
     return link.model_copy(update={"method": "llm"}) if link is not None else None
 
 
-def _disambiguate(linker: QALinker, records: Sequence[QARecord], linked: list[Linked], steps) -> None:
+def _disambiguate(linker: QALinker, records: Sequence[QARecord], linked: list[Linked], steps: ModelSteps) -> None:
     from kgsynth.ground.llm import DISAMBIGUATE, Disambiguation, messages
 
     work = []
