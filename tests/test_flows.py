@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 BASE = {
     "name": "flow-test",
     "source": {"format": "hpo"},
-    "shatter": {"enabled": False},
+    "shatter": {"enabled": True, "pairs": 500, "budget": 50},
     "sample": {"strategy": "walk", "n": 80, "hops": "2-3", "seed": 5},
     "generate": {"writer": "template", "batch_size": 40},
     "export": {"formats": ["parquet"]},
@@ -66,7 +66,8 @@ def test_synthesize_end_to_end_then_from_the_cache(synth, workdir: Path) -> None
     config = write_config(workdir, "base")
     run_dir = str(workdir / "run")
     first = synth.synthesize(config, run_dir=run_dir)
-    assert states(first) == dict.fromkeys(["load", "sample", "generate", "verify", "export"], "Completed")
+    assert states(first) == dict.fromkeys(["load", "shatter", "sample", "generate", "verify", "export"], "Completed")
+    assert first["shatter"]["summary"]["removed"] > 0 and (workdir / "run" / "pruned" / "hubs.json").exists()
     assert first["load"]["summary"]["nodes"] == 36853 and first["sample"]["summary"]["paths"] == 80
     dataset = Path(first["export"]["summary"]["dataset"])
     assert (dataset / "README.md").exists() and Path(first["export"]["summary"]["report"]).exists()
@@ -80,7 +81,8 @@ def test_synthesize_end_to_end_then_from_the_cache(synth, workdir: Path) -> None
     # a later stage's parameter: only that stage runs again
     reseeded = write_config(workdir, "reseeded", export={"seed": 7})
     third = synth.synthesize(reseeded, run_dir=run_dir)
-    assert states(third) == {**dict.fromkeys(["load", "sample", "generate", "verify"], "Cached"), "export": "Completed"}
+    unchanged = ["load", "shatter", "sample", "generate", "verify"]
+    assert states(third) == {**dict.fromkeys(unchanged, "Cached"), "export": "Completed"}
 
     # an output deleted behind the flow's back is rebuilt, not "restored" from the cache
     (workdir / "run" / "verified" / "accepted.parquet").unlink()
@@ -109,7 +111,7 @@ def test_failed_model_calls_are_retried_by_the_task(synth, workdir: Path) -> Non
         requests = server.chat_requests
 
     assert report["generate"]["state"] == "Completed"
-    assert states(report)["load"] == "Cached" and states(report)["sample"] == "Cached"
+    assert [states(report)[s] for s in ("load", "shatter", "sample")] == ["Cached"] * 3
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
