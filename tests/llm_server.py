@@ -11,7 +11,7 @@ Use it in-process (`with LLMServer(latency=0.01) as server: server.url`) or as a
 subprocess (`python tests/llm_server.py --latency 0.2`, which prints
 `READY <url>`), the form the benchmark and kill-and-resume tests use so the
 server's CPU is not counted in the client's process. Control endpoints
-`GET /_stats` and `POST /_faults` work in both forms.
+`GET /_stats`, `POST /_reset` and `POST /_faults` work in both forms.
 
 Replies come from a responder `(request body) -> message content`. The default
 fills the requested JSON schema (from `response_format`, or the ```json block a
@@ -141,7 +141,8 @@ class LLMServer:
         self.port = port
         self.log_bodies = log_bodies
         self.requests: list[dict[str, Any]] = []  # chat bodies, in arrival order
-        self.stats: dict[str, int] = {"chat": 0, "chat_ok": 0, "faults": 0, "files": 0, "batches": 0}
+        self.stats: dict[str, float] = {}
+        self.reset_stats()
         self._faults: list[str] = []
         self._random = random.Random(seed)
         self._ids = itertools.count(1)
@@ -165,6 +166,10 @@ class LLMServer:
             raise ValueError(f"unknown fault(s) {unknown}; known: {FAULTS}")
         with self._lock:
             self._faults.extend(faults)
+
+    def reset_stats(self) -> None:
+        """Zero the counters; `first_at`/`last_at` bound the time chat requests were being served."""
+        self.stats = {"chat": 0, "chat_ok": 0, "faults": 0, "files": 0, "batches": 0, "first_at": 0.0, "last_at": 0.0}
 
     @property
     def chat_requests(self) -> int:
@@ -270,6 +275,9 @@ class LLMServer:
     async def _dispatch(self, method: str, path: str, headers: dict[str, str], body: bytes, writer) -> bool:
         if path == "/_stats":
             return await self._json(writer, self.stats)
+        if path == "/_reset" and method == "POST":
+            self.reset_stats()
+            return await self._json(writer, self.stats)
         if path == "/_faults" and method == "POST":
             self.fail_next(*json.loads(body or b"[]"))
             return await self._json(writer, {"queued": len(self._faults)})
@@ -355,6 +363,8 @@ class LLMServer:
 
     async def _chat(self, body: dict[str, Any], writer) -> bool:
         self.stats["chat"] += 1
+        if not self.stats["first_at"]:
+            self.stats["first_at"] = time.time()
         if self.log_bodies:
             self.requests.append(body)
         fault = self._next_fault()
@@ -367,6 +377,7 @@ class LLMServer:
         if status == 200:
             self.stats["chat_ok"] += 1
         await self._send(writer, status, json.dumps(payload).encode())
+        self.stats["last_at"] = time.time()
         return True
 
     async def _fault(self, fault: str, body: dict[str, Any], writer) -> bool:
@@ -486,10 +497,13 @@ def start_subprocess(*args: str) -> tuple[subprocess.Popen, str]:
     return proc, line.split(" ", 1)[1].strip()
 
 
-def remote_stats(url: str) -> dict[str, int]:
+def remote_stats(url: str, *, reset: bool = False) -> dict[str, float]:
+    """The counters of a server in another process (and zero them when `reset`)."""
     import urllib.request
 
-    with urllib.request.urlopen(url.removesuffix("/v1") + "/_stats", timeout=5) as response:
+    request = urllib.request.Request(url.removesuffix("/v1") + ("/_reset" if reset else "/_stats"),
+                                     method="POST" if reset else "GET")
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
 
