@@ -63,6 +63,12 @@ class SourceConfig(Section):
         return options
 
 
+def _no_password_in_url(value: str | None) -> str | None:
+    if value and re.match(r"^[a-z][a-z0-9+.-]*://[^/@]+:[^/@]*@", value, re.IGNORECASE):
+        raise ValueError("the URL holds a password; put credentials in the environment instead")
+    return value
+
+
 class Neo4jConfig(Section):
     """A Neo4j server; user and password come from the environment variables named here."""
 
@@ -76,10 +82,9 @@ class Neo4jConfig(Section):
     @field_validator("uri")
     @classmethod
     def _uri(cls, value: str) -> str:
+        _no_password_in_url(value)
         if not re.match(r"^(bolt|neo4j)(\+s|\+ssc)?://", value):
             raise ValueError(f"expected a bolt:// or neo4j:// URI, got {value!r}")
-        if re.match(r"^[a-z+]+://[^/@]+:[^/@]*@", value):
-            raise ValueError("the URI holds a password; put credentials in the environment (password_env) instead")
         return value
 
 
@@ -158,6 +163,11 @@ class GenerateConfig(Section):
     max_retries: int = Field(default=6, ge=0, description="Retries per call (429, 5xx, timeouts).")
     batch_api: bool = Field(default=False, description="OpenAI Batch API: half price, hours of latency.")
 
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return _no_password_in_url(value)
+
     @model_validator(mode="after")
     def _model_for_llm(self) -> GenerateConfig:
         if self.writer != "template" and not self.model:
@@ -174,6 +184,11 @@ class JudgeConfig(Section):
     concurrency: int = Field(default=32, ge=1)
     timeout: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=6, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return _no_password_in_url(value)
 
 
 class VerifyConfig(Section):

@@ -91,6 +91,16 @@ def test_password_inside_uri_is_refused(tmp_path: Path) -> None:
     assert "neo4j.uri" in str(caught.value) and "hunter2" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "section", ["generate: {writer: openai, model: m, base_url: 'https://me:hunter2@llm.example/v1'}",
+                "verify: {llm_judge: {model: m, base_url: 'http://me:hunter2@localhost:8000/v1'}}"],
+)  # fmt: skip
+def test_password_inside_a_model_url_is_refused(tmp_path: Path, section: str) -> None:
+    with pytest.raises(ConfigError, match="base_url: the URL holds a password") as caught:
+        load_config(write(tmp_path, f"name: demo\nsource: {{format: hpo}}\n{section}\n"))
+    assert "hunter2" not in str(caught.value)
+
+
 def test_llm_writer_needs_a_model(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="generate: writer 'openai' needs a model"):
         load_config(write(tmp_path, "name: demo\nsource: {format: hpo}\ngenerate: {writer: openai}\n"))
