@@ -67,7 +67,8 @@ def test_card_says_how_the_dataset_was_made(card, export_run: Path) -> None:  # 
         manifest.hash,  # the source graph's snapshot hash
         hubs["params_hash"],
         json.dumps(hubs["params"], sort_keys=True),
-        hubs["removed"][0]["name"],
+        max(hubs["removed"], key=lambda h: h["degree"])["name"],
+        f"{len(hubs['removed'])} hub node(s) removed",
         f"`{provenance['strategy']}` (seed {provenance['seed']})",  # sampler and seed
         f"| {provenance['writer']} | {provenance['model']} |",  # writer and model
         *(f"`{p['name']}` (hash `{p['hash']}`)" for p in generate["prompts"].values()),  # prompt versions

@@ -58,7 +58,7 @@ def test_report_figures_match_the_run(report: Path, export_run: Path) -> None:  
     for reason, count in failures.iter_rows():
         assert f"| generate | {reason} | {count} |" in text
     hubs = json.loads((export_run / "pruned" / "hubs.json").read_text())["removed"]
-    assert all(h["name"] in text for h in hubs)
+    assert all(h["name"] in text for h in sorted(hubs, key=lambda h: -h["degree"])[:20])
     answers = accepted["answer_id"].n_unique()
     assert f"{answers:,} distinct answer nodes" in text
     usage = accepted["provenance"].struct.field("usage").struct.field("prompt_tokens").sum()

@@ -1,12 +1,10 @@
 """A run directory for the export tests, made by the real stages on the real HPO graph.
 
-Paths are sampled by the `walk` sampler (1–5 hops, avoiding the hubs), verbalized
-by the `openai` writer against the local OpenAI-compatible test endpoint (so items
-carry real token usage and cost), and judged by `verify_items` against the full
-graph with the hubs given to the shortcut check. The pruning report
-`pruned/hubs.json` is written here in the shape `kgsynth shatter` documents
-(`removed[]` with id, name, type, degree, shortcut_load, round; `params`;
-`params_hash`): the 12 highest-degree nodes.
+Hubs are pruned by k-Shattering (`kgsynth.prune.shatter`), paths sampled from the
+pruned graph by the `walk` sampler (1–5 hops, hard negatives from the full graph),
+verbalized by the `openai` writer against the local OpenAI-compatible test
+endpoint (so items carry real token usage and cost), and judged by `verify_items`
+against the full graph with the removed hubs given to the shortcut check.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 from llm_server import LLMServer, echo_responder
@@ -25,6 +22,7 @@ from kgsynth.generate import WRITERS, generate_items
 from kgsynth.graph.engine import open_engine
 from kgsynth.graph.snapshot import read_snapshot
 from kgsynth.llm import LLMConfig, Price
+from kgsynth.prune import shatter, write_shatter
 from kgsynth.rundir import RunDir
 from kgsynth.sample import sample_paths
 from kgsynth.sample.paths import write_paths
@@ -33,29 +31,6 @@ from kgsynth.verify import verify_items, write_verified
 N_PATHS = 150
 SAMPLE_SEED = 5
 MODEL = "test-model"
-PRUNING = {"params": {"k": 2, "max_rounds": 3}, "params_hash": "5f0c2a9d41be7e13"}
-
-
-def _write_hubs(run: RunDir, snapshot, engine, top: int = 12) -> Path:
-    degree = engine.degree
-    order = np.argsort(-degree, kind="stable")[:top]
-    names = snapshot.nodes["name"]
-    removed = [
-        {
-            "id": engine.node_ids[i],
-            "name": names[int(i)],
-            "type": engine.type_names[engine.node_type[i]],
-            "degree": int(degree[i]),
-            "shortcut_load": round(0.9 - 0.05 * k, 3),
-            "round": 1 + k // 5,
-        }
-        for k, i in enumerate(order)
-    ]
-    run.pruned.mkdir()
-    path = run.pruned / "hubs.json"
-    path.write_text(json.dumps({"removed": removed, **PRUNING}))
-    (run.pruned / "report.md").write_text("# Hubs removed\n")
-    return path
 
 
 def build_run_dir(root: Path, snapshot_dir: Path) -> Path:
@@ -64,16 +39,16 @@ def build_run_dir(root: Path, snapshot_dir: Path) -> Path:
     root.mkdir(parents=True)
     run.snapshot.symlink_to(snapshot_dir, target_is_directory=True)
     full = read_snapshot(run.snapshot)
-    engine = open_engine(full)
-    hubs = _write_hubs(run, full, engine)
-    paths = sample_paths(engine, "walk", n=N_PATHS, seed=SAMPLE_SEED, hops="1-5", exclude=hubs)
+    write_shatter(shatter(full, k=50, pairs=300, seed=0, budget=30), run.pruned)
+    pruned = read_snapshot(run.pruned)
+    paths = sample_paths(open_engine(pruned), "walk", n=N_PATHS, seed=SAMPLE_SEED, hops="1-5", full=open_engine(full))
     write_paths(paths, run.paths)
     config = LLMConfig(model=MODEL, cache_path=run.llm_cache, backoff_base_s=0.01, backoff_max_s=0.05,
                        prices={MODEL: Price(input=1.0, output=2.0)})
     with LLMServer(responder=echo_responder) as server:
         writer = WRITERS.get("openai")(config.model_copy(update={"base_url": server.url}))
-        generate_items(paths, full, writer=writer, out=run.items, concurrency=8)
-    result = verify_items(pl.read_parquet(run.items), full, hubs=hubs)
+        generate_items(paths, pruned, writer=writer, out=run.items, concurrency=8, full_snapshot=full)
+    result = verify_items(pl.read_parquet(run.items), full, hubs=run.pruned / "hubs.json")
     write_verified(result, run.verified)
     return root
 
@@ -103,7 +78,9 @@ def test_read_run_reads_every_part(export_run: Path) -> None:
     assert inputs.generate is not None and inputs.generate["model"] == MODEL
     assert inputs.summary == summary
     assert inputs.snapshot is not None and inputs.snapshot.manifest.source_info is not None
-    assert inputs.hubs is not None and len(inputs.hubs["removed"]) == 12
+    assert inputs.hubs == json.loads((export_run / "pruned" / "hubs.json").read_text())
+    assert inputs.pruned is not None and inputs.pruned.hash == inputs.hubs["pruned_hash"]
+    assert len(inputs.hubs["removed"]) > 0
     assert inputs.notes == []
 
 

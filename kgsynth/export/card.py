@@ -302,6 +302,8 @@ def _body(
             + (f" (parameters hash `{inputs.hubs['params_hash']}`)" if inputs.hubs.get("params_hash") else "")
             + ". Pruning decides what is asked, never what counts as true: verification used the full graph."
         )
+        if stats.pruning_effect:
+            out += ["", table(["", "before pruning", "after pruning"], stats.pruning_effect)]
         if hubs:
             out += ["", table(["id", "name", "type", "degree"],
                                [[h.get("id"), h.get("name"), h.get("type"), h.get("degree")] for h in hubs[:10]])]

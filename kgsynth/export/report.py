@@ -102,6 +102,8 @@ def _render(run_root: Path, stats: RunStats, folder: Path, *, hubs_params) -> st
         out += [_image(plots.hubs_plot(stats, folder / "hubs.png"), "hubs removed"), ""]
         if hubs_params:
             out += [f"Pruning parameters: `{json.dumps(hubs_params, sort_keys=True)}`.", ""]
+        if stats.pruning_effect:
+            out += [table(["", "before pruning", "after pruning"], stats.pruning_effect), ""]
         out += [table(["id", "name", "type", "degree", "shortcut load", "round"],
                       [[h.get("id"), h.get("name"), h.get("type"), h.get("degree"), h.get("shortcut_load"), h.get("round")]
                        for h in stats.hubs[:20]]), ""]

@@ -37,6 +37,7 @@ class RunStats:
     node_roles: dict[str, dict[str, int]]  # "anchor"/"bridge"/"answer" → node type → path nodes
     answer_degrees: list[int]  # degree in the full graph of each distinct answer node
     hubs: list[dict[str, Any]]  # removed hubs, highest degree first
+    pruning_effect: list[list[Any]]  # [figure, before, after] from hubs.json, when recorded
     usage: pl.DataFrame  # writer, model, items, prompt_tokens, completion_tokens, cost_usd, cached
     strategies: dict[str, list[int]]  # sampler → seeds
     prompts: dict[str, list[str]]  # prompt name → prompt hashes
@@ -86,6 +87,7 @@ def run_stats(inputs: RunInputs, plan: SplitPlan | None = None) -> RunStats:
         node_roles=_node_roles(accepted["node_types"].to_list()),
         answer_degrees=answer_degrees,
         hubs=hubs,
+        pruning_effect=_pruning_effect(inputs.hubs or {}),
         usage=_usage(judged),
         strategies=_grouped(judged, "strategy", "seed"),
         prompts=_grouped(judged, "prompt_name", "prompt_hash"),
@@ -100,6 +102,29 @@ def _by_key(values: list[int]) -> dict[int, int]:
 
 def _by_count(values: list[str]) -> dict[str, int]:
     return dict(sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+_EFFECT = (  # key in hubs.json "before"/"after", label, format
+    ("nodes", "nodes", "{:,}"),
+    ("largest_component", "largest connected component", "{:,}"),
+    ("mean_path_length", "mean shortest-path length (sampled pairs)", "{:.2f}"),
+    ("max_load", "largest share of shortest paths through one node", "{:.1%}"),
+    ("share_through_removed", "share of shortest paths through the removed hubs", "{:.1%}"),
+)
+
+
+def _pruning_effect(hubs: dict[str, Any]) -> list[list[Any]]:
+    """The shattering report's before/after figures that `kgsynth shatter` records in hubs.json."""
+    before, after = hubs.get("before") or {}, hubs.get("after") or {}
+
+    def shown(value: Any, fmt: str) -> str | None:
+        return None if value is None else fmt.format(value)
+
+    return [
+        [label, shown(before.get(key), fmt), shown(after.get(key), fmt)]
+        for key, label, fmt in _EFFECT
+        if key in before or key in after
+    ]
 
 
 def _node_roles(paths: list[list[str]]) -> dict[str, dict[str, int]]:
