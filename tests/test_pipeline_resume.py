@@ -16,13 +16,23 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hub_server import LocalHubServer
 from llm_server import LLMServer, echo_responder
 
 KGSYNTH = [sys.executable, "-c", "from kgsynth.cli import main; main()"]
 
 
-def kgsynth(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*KGSYNTH, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+def kgsynth(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([*KGSYNTH, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def hub_env(hub: LocalHubServer, home: Path) -> dict[str, str]:
+    """What a user's shell would hold to publish: huggingface_hub reads these when imported."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    return env | {
+        "HF_ENDPOINT": hub.url, "HF_TOKEN": hub.state.token, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(home),
+        "HF_HUB_DISABLE_TELEMETRY": "1", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+    }  # fmt: skip
 
 
 def write_config(tmp_path: Path, url: str) -> Path:
@@ -42,6 +52,7 @@ generate:
   save_every: 8
   kinds: [mcq, open]
 export: {{formats: [parquet]}}
+publish: {{repo_id: tester/resume, private: true}}
 """,
         encoding="utf-8",
     )
@@ -50,10 +61,14 @@ export: {{formats: [parquet]}}
 
 @pytest.mark.timeout(300)
 def test_run_killed_during_generation_resumes_without_duplicates(tmp_path: Path) -> None:
-    with LLMServer(responder=echo_responder, latency=0.03) as server:
+    with (
+        LLMServer(responder=echo_responder, latency=0.03) as server,
+        LocalHubServer(token=f"hf_{os.urandom(12).hex()}") as hub,
+    ):
+        env = hub_env(hub, tmp_path / "hf")
         config = write_config(tmp_path, server.url)
         run = tmp_path / "run"
-        proc = subprocess.Popen([*KGSYNTH, "run", str(config)], cwd=tmp_path,
+        proc = subprocess.Popen([*KGSYNTH, "run", str(config)], cwd=tmp_path, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         batches = run / "generate.batches"
         deadline = time.monotonic() + 240
@@ -70,7 +85,7 @@ def test_run_killed_during_generation_resumes_without_duplicates(tmp_path: Path)
         assert stamp["complete"] is False and not (run / "items.parquet").exists()
         paid_before_resume = server.chat_requests
 
-        resumed = kgsynth("run", str(config), cwd=tmp_path)
+        resumed = kgsynth("run", str(config), cwd=tmp_path, env=env)
         assert resumed.returncode == 0, resumed.stderr
         assert "load: up to date" in resumed.stderr and "sample: up to date" in resumed.stderr
         paid = server.chat_requests
@@ -80,11 +95,22 @@ def test_run_killed_during_generation_resumes_without_duplicates(tmp_path: Path)
 
         # An uninterrupted generation of the same paths, answered from the reply cache:
         # the same items, and not one more call to the model.
-        again = kgsynth("run", str(config), "--force", "generate", cwd=tmp_path)
+        again = kgsynth("run", str(config), "--force", "generate", cwd=tmp_path, env=env)
         assert again.returncode == 0, again.stderr
         fresh = pl.read_parquet(run / "items.parquet")
         assert sorted(fresh["id"].to_list()) == sorted(items["id"].to_list())
         assert server.chat_requests == paid
+
+        # the run ended by publishing; the token stayed in the environment
+        assert hub.files("tester/resume")[:2] == [".gitattributes", "README.md"]
+        assert hub.file_text("tester/resume", "README.md") == (run / "dataset" / "README.md").read_text()
+        assert (
+            f"{hub.url}/datasets/tester/resume"
+            in json.loads((run / "publish.stamp.json").read_text())["summary"]["url"]
+        )
+        written = [p.read_bytes() for p in run.rglob("*") if p.is_file()]
+        assert not any(hub.state.token.encode() in data for data in written)
+        assert hub.state.token not in resumed.stdout + resumed.stderr + again.stdout + again.stderr
 
     stats = json.loads((run / "generate.json").read_text())
     calls = (
