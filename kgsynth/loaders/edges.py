@@ -48,13 +48,12 @@ def _location(path: Path, row: int, parquet: bool) -> dict:
 def _read(path: Path, mapping: dict[str, str], required: tuple[str, ...], separator: str | None) -> pl.DataFrame:
     """The mapped columns (renamed to their standard names) plus `_row`, the 0-based data row."""
     require_file(path)
-    wanted = mapping
     if _is_parquet(path):
         try:
             frame = pl.read_parquet(path)
         except Exception as exc:  # polars raises several kinds on corrupt parquet
             raise InputFormatError(f"cannot read as parquet: {str(exc).splitlines()[0]}", file=path) from None
-        missing = [wanted[name] for name in required if wanted[name] not in frame.columns]
+        missing = [mapping[name] for name in required if mapping[name] not in frame.columns]
         if missing:
             raise InputFormatError(
                 f"missing column(s) {', '.join(missing)}; found {', '.join(frame.columns)}", file=path, field=missing[0]
@@ -63,7 +62,7 @@ def _read(path: Path, mapping: dict[str, str], required: tuple[str, ...], separa
             pl.col(column)
             .cast(pl.List(pl.String) if name == "synonyms" and frame.schema[column] != pl.String else pl.String)
             .alias(name)
-            for name, column in wanted.items()
+            for name, column in mapping.items()
             if column in frame.columns
         )
         for name in required:
@@ -72,7 +71,7 @@ def _read(path: Path, mapping: dict[str, str], required: tuple[str, ...], separa
                 raise InputFormatError(
                     "empty value; every row needs one",
                     **_location(path, int(nulls.arg_max()), True),
-                    field=wanted[name],
+                    field=mapping[name],
                 )
         if frame.height == 0:
             raise InputFormatError("no rows", file=path)
@@ -80,11 +79,11 @@ def _read(path: Path, mapping: dict[str, str], required: tuple[str, ...], separa
         frame = read_delimited(
             path,
             separator=separator or separator_for(path),
-            columns={column: pl.String() for column in wanted.values()},
-            expected=[wanted[name] for name in required],
-            non_empty=[wanted[name] for name in required],
+            columns={column: pl.String() for column in mapping.values()},
+            expected=[mapping[name] for name in required],
+            non_empty=[mapping[name] for name in required],
         )
-        frame = frame.rename({column: name for name, column in wanted.items() if column in frame.columns})
+        frame = frame.rename({column: name for name, column in mapping.items() if column in frame.columns})
     return frame.with_row_index("_row")
 
 
