@@ -98,10 +98,16 @@ def test_template_items_pass_the_graph_checks(tmp_path, paths, snapshot):
     assert set(rejected["reason"]) <= {"anchor_names_bridge", "anchor_names_answer", "no_negatives"}
 
 
-def test_template_items_pass_verification_text_and_graph_checks(tmp_path, paths, snapshot):
+@pytest.mark.parametrize("source", ["hpo_paths", "walk", "rare-chain", "convergent"])
+def test_template_items_pass_verification_text_and_graph_checks(tmp_path, paths, snapshot, source):
+    from kgsynth.graph.engine import open_engine
+    from kgsynth.sample import sample_paths
     from kgsynth.verify import verify_items
 
+    if source != "hpo_paths":  # the sampling room's own samplers
+        paths = sample_paths(open_engine(snapshot), source, n=60, seed=1)
     items = pl.read_parquet(template(tmp_path, paths, snapshot).out)
+    assert items.height > 40
     result = verify_items(items, snapshot, checks=["edges", "answer", "leak", "thinking"])
     assert result.rejected.height == 0, result.summary["by_reason"]
     assert result.accepted.height == items.height
@@ -121,6 +127,23 @@ def test_anchor_that_contains_a_bridge_name_is_skipped_with_a_reason(tmp_path, s
     item = pl.read_parquet(result.out).row(0, named=True)
     assert item["path_id"] == "fine" and item["question"] == "Which phenotype is a kind of Seizure? Give its name."
     assert mentions("FOCAL-onset, seizure!", ["Focal onset seizure"]) and not mentions("Seizures", ["Seizure"])
+
+
+def test_paths_with_indistinct_or_common_word_names_are_skipped(tmp_path, snapshot):
+    ids = dict(zip(snapshot.nodes["name"].to_list(), snapshot.nodes["id"].to_list(), strict=True))
+    hand = [
+        # the phenotype and the disease are both called "Pilonidal sinus"
+        ("same", ["hpo:HP:0010769", "hpo:OMIM:173000"], ["has_phenotype"], [False]),
+        # the gene WAS is named by a common word
+        ("word", [ids["Fever"], "hpo:NCBIGene:7454"], ["gene_associated_with_phenotype"], [False]),
+    ]
+    table = pl.DataFrame([
+        {"path_id": p, "nodes": n, "relations": r, "forward": f, "strategy": "hand", "seed": 0,
+         "snapshot": snapshot.hash, "negatives": [ids["Ataxia"]]} for p, n, r, f in hand
+    ])
+    result = template(tmp_path, table, snapshot, kinds=["open"])
+    assert result.items_new == 0
+    assert result.rejected == {"name_is_common_word": 1, "names_not_distinct": 1}
 
 
 def test_runs_are_deterministic_and_the_seed_only_shuffles_options(tmp_path, paths, snapshot):

@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from kgsynth.errors import BudgetExceeded, ConfigError, SnapshotError
-from kgsynth.generate.masking import anchor_problem, normalize, question_problem
+from kgsynth.generate.masking import anchor_problem, normalize, path_problem, question_problem
 from kgsynth.generate.prepare import NodeInfo, Phrasebook, item_id, node_lookup, path_facts
 from kgsynth.generate.store import ItemStore, sidecar, write_atomic
 from kgsynth.graph.snapshot import Snapshot
@@ -136,7 +136,9 @@ async def agenerate_items(
     already = 0
     for row in paths.iter_rows(named=True):
         facts, infos = path_facts(row, nodes, book)
-        problem = anchor_problem([infos[0].name], [i.names for i in infos[1:-1]], infos[-1].names)
+        problem = path_problem([i.name for i in infos]) or anchor_problem(
+            [infos[0].name], [i.names for i in infos[1:-1]], infos[-1].names
+        )
         for kind in kinds:
             iid = item_id(row, kind, writer.prompt(kind).hash)
             if iid in existing:
@@ -147,7 +149,7 @@ async def agenerate_items(
                 continue
             seen.add(iid)
             if problem:
-                run.reject(iid, row, kind, problem, f"anchor '{infos[0].name}' contains the name of another path entity")
+                run.reject(iid, row, kind, problem, f"path names: {' → '.join(i.name for i in infos)}")
             elif kind == "mcq" and not _distractors(row, infos, nodes, n_options):
                 run.reject(iid, row, kind, "no_negatives", "no usable hard negative to make options from")
             else:
