@@ -130,23 +130,25 @@ def rejections_plot(stats: RunStats, path: Path) -> Path:
 
 
 def hubs_plot(stats: RunStats, path: Path, top: int = 20) -> Path:
-    """The highest-degree removed hubs, coloured by pruning round."""
+    """The highest-degree removed hubs, each labelled with its pruning round and shortcut load."""
     hubs = stats.hubs[:top]
-    rounds = sorted({h.get("round") for h in hubs if h.get("round") is not None})
-    cmap = {r: c for r, c in zip(rounds, ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"] * 10)}
     with figure(path, width=9, height=max(3.0, 0.32 * len(hubs) + 1.5)) as (fig, ax):
         y = np.arange(len(hubs))
-        ax.barh(y, [int(h.get("degree") or 0) for h in hubs],
-                color=[cmap.get(h.get("round"), "#8C8C8C") for h in hubs])
+        degrees = [int(h.get("degree") or 0) for h in hubs]
+        ax.barh(y, degrees, color="#4C72B0")
         ax.set_yticks(y, [f"{_short(h.get('name') or h.get('id'))} ({h.get('type')})" for h in hubs], fontsize=8)
         ax.invert_yaxis()
+        for yi, degree, hub in zip(y, degrees, hubs, strict=True):
+            notes = []
+            if hub.get("round") is not None:
+                notes.append(f"round {hub['round']}")
+            if hub.get("shortcut_load") is not None:
+                notes.append(f"load {float(hub['shortcut_load']):.1%}")
+            ax.annotate(", ".join(notes), (degree, yi), va="center", fontsize=7, xytext=(3, 0), textcoords="offset points")
         ax.set_xlabel("degree in the full graph")
         ax.xaxis.set_major_formatter("{x:,.0f}")
         ax.set_title(f"Hubs removed by pruning (top {len(hubs)} of {len(stats.hubs):,} by degree)")
-        if rounds:
-            from matplotlib.patches import Patch
-
-            ax.legend(handles=[Patch(color=cmap[r], label=f"round {r}") for r in rounds], fontsize=8, loc="lower right")
+        ax.margins(x=0.2)
     return path
 
 

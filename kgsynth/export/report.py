@@ -105,7 +105,8 @@ def _render(run_root: Path, stats: RunStats, folder: Path, *, hubs_params) -> st
         if stats.pruning_effect:
             out += [table(["", "before pruning", "after pruning"], stats.pruning_effect), ""]
         out += [table(["id", "name", "type", "degree", "shortcut load", "round"],
-                      [[h.get("id"), h.get("name"), h.get("type"), h.get("degree"), h.get("shortcut_load"), h.get("round")]
+                      [[h.get("id"), h.get("name"), h.get("type"), h.get("degree"),
+                        percent(h.get("shortcut_load")), h.get("round")]
                        for h in stats.hubs[:20]]), ""]
         if len(stats.hubs) > 20:
             out += [f"… and {len(stats.hubs) - 20:,} more in `pruned/hubs.json`.", ""]
