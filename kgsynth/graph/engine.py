@@ -212,14 +212,9 @@ def build_engine(snapshot: Snapshot) -> Engine:
     type_names = sorted(nodes["type"].unique().to_list())
     relation_names = sorted(snapshot.edges["relation"].unique().to_list())
     node_type = nodes["type"].cast(pl.Enum(type_names)).to_physical().to_numpy().astype(np.int16)
-    edges = snapshot.edges.select(
-        pl.col("src").cast(id_enum).to_physical().alias("s"),
-        pl.col("dst").cast(id_enum).to_physical().alias("d"),
-        pl.col("relation").cast(pl.Enum(relation_names)).to_physical().alias("r"),
-    )
-    edge_src = edges["s"].to_numpy().astype(np.int32)
-    edge_dst = edges["d"].to_numpy().astype(np.int32)
-    edge_rel = edges["r"].to_numpy().astype(np.int16)
+    edge_src = _positions(snapshot.edges["src"], id_enum)
+    edge_dst = _positions(snapshot.edges["dst"], id_enum)
+    edge_rel = _positions(snapshot.edges["relation"], pl.Enum(relation_names)).astype(np.int16)
     symmetric = np.array(
         [snapshot.vocabulary.relations[r].symmetric if r in snapshot.vocabulary.relations else False for r in relation_names],
         dtype=bool,
@@ -239,16 +234,30 @@ def build_engine(snapshot: Snapshot) -> Engine:
     )
 
 
+def _positions(values: pl.Series, enum: pl.Enum) -> np.ndarray:
+    """Position of each value in the enum's categories. Runs of one value (edges come
+    sorted by src, then relation) are looked up once."""
+    runs = values.rle().struct.unnest()
+    if runs.height * 4 > len(values):
+        return values.cast(enum).to_physical().to_numpy().astype(np.int32)
+    first = runs["value"].cast(enum).to_physical().to_numpy().astype(np.int32)
+    return np.repeat(first, runs["len"].to_numpy())
+
+
 def _csr(n: int, n_rel: int, src: np.ndarray, dst: np.ndarray, rel: np.ndarray) -> dict[str, np.ndarray]:
     """Both directions of every edge, grouped per node as forward-by-relation, then backward-by-relation,
     each run sorted by neighbour.
 
-    Two sorts of m keys replace one sort of 2m (snapshot edges arrive sorted, which
-    the stable sort notices), and the scatter positions follow from per-node counts.
+    Snapshot edges arrive sorted by (src, relation, dst), which gives the forward
+    order; the backward order (dst, relation, src) follows from it by three stable
+    16-bit radix passes. The scatter positions follow from per-node counts.
     """
     m = len(src)
-    by_src = np.argsort((src.astype(np.int64) * n_rel + rel) * n + dst, kind="stable")
-    by_dst = np.argsort((dst.astype(np.int64) * n_rel + rel) * n + src, kind="stable")
+    forward_key = (src.astype(np.int64) * n_rel + rel) * n + dst
+    by_src = np.arange(m) if np.all(forward_key[1:] >= forward_key[:-1]) else np.argsort(forward_key, kind="stable")
+    by_dst = by_src[np.argsort(rel[by_src], kind="stable")]
+    for shift in (0, 16):
+        by_dst = by_dst[np.argsort(((dst[by_dst] >> shift) & 0xFFFF).astype(np.uint16), kind="stable")]
     out_count = np.bincount(src, minlength=n)
     in_count = np.bincount(dst, minlength=n)
     indptr = np.zeros(n + 1, dtype=np.int64)
@@ -271,16 +280,18 @@ def _csr(n: int, n_rel: int, src: np.ndarray, dst: np.ndarray, rel: np.ndarray) 
     forward[pos_out] = True
     forward[pos_in] = False
 
-    owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    composite = owner * (2 * n_rel) + entry_rel + np.where(forward, 0, n_rel)
-    starts = np.flatnonzero(np.diff(composite)) + 1 if len(composite) else np.zeros(0, np.int64)
-    starts = np.concatenate([[0], starts]) if len(composite) else starts
+    key = entry_rel.astype(np.int64) + np.where(forward, 0, n_rel)
+    boundary = np.zeros(2 * m, dtype=bool)
+    boundary[indptr[:-1][out_count + in_count > 0]] = True  # a node's first entry
+    boundary[1:] |= key[1:] != key[:-1]
+    starts = np.flatnonzero(boundary)
+    owner = np.searchsorted(indptr, starts, side="right") - 1
     return {
         "indptr": indptr,
         "indices": indices,
         "rel": entry_rel,
         "forward": forward,
-        "group_key": composite[starts].astype(np.int64),
+        "group_key": owner * (2 * n_rel) + key[starts],
         "group_start": np.concatenate([starts, [2 * m]]).astype(np.int64),
     }
 

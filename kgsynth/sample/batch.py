@@ -52,7 +52,8 @@ def row_hash(columns: np.ndarray) -> np.ndarray:
     """A 64-bit hash per row of an integer matrix (splitmix-style mixing, wrapping arithmetic)."""
     h = np.full(columns.shape[0], 0x243F6A8885A308D3, dtype=np.uint64)
     for j in range(columns.shape[1]):
-        h ^= columns[:, j].astype(np.int64).view(np.uint64)
+        column = columns[:, j]
+        h ^= column.view(np.uint64) if column.dtype == np.int64 else column.astype(np.int64).view(np.uint64)
         h *= _MIX
         h ^= h >> np.uint64(29)
     h *= np.uint64(0xBF58476D1CE4E5B9)
@@ -61,8 +62,10 @@ def row_hash(columns: np.ndarray) -> np.ndarray:
 
 
 def unit_hash(batch: PathBatch) -> np.ndarray:
-    """Identity of each unit: its nodes and the entries it walks."""
-    rows = row_hash(np.concatenate([batch.nodes, batch.entries], axis=1))
+    """Identity of each unit: its anchor and the entries it walks (which fix every other node)."""
+    rows = row_hash(np.concatenate([batch.nodes[:, :1].astype(np.int64), batch.entries], axis=1))
+    if batch.per_unit == 1:
+        return rows
     return row_hash(rows.view(np.int64).reshape(batch.units, batch.per_unit))
 
 
@@ -76,9 +79,19 @@ def hop_keys(engine: Engine, entries: np.ndarray) -> np.ndarray:
 
 
 def pattern_codes(engine: Engine, batch: PathBatch) -> np.ndarray:
-    """A code per row for its relation pattern: node types and hop keys."""
+    """A code per row for its relation pattern: node types and hop keys.
+
+    Exact (mixed radix) while it fits in 62 bits, a 64-bit hash beyond.
+    """
     types = np.asarray(engine.node_type)[batch.nodes].astype(np.int64)
-    return row_hash(np.concatenate([types, hop_keys(engine, batch.entries)], axis=1))
+    keys = hop_keys(engine, batch.entries)
+    type_base, key_base = max(len(engine.type_names), 1), 3 * max(len(engine.relation_names), 1)
+    if (batch.hops + 1) * np.log2(type_base) + batch.hops * np.log2(key_base) > 62:
+        return row_hash(np.concatenate([types, keys], axis=1))
+    code = types[:, 0].copy()
+    for hop in range(batch.hops):
+        code = (code * key_base + keys[:, hop]) * type_base + types[:, hop + 1]
+    return code.view(np.uint64)
 
 
 def pattern_text(engine: Engine, types: list[int], keys: list[int]) -> str:
@@ -102,17 +115,11 @@ def patterns(engine: Engine, batch: PathBatch) -> pl.Series:
     return pl.Series("pattern", texts, dtype=pl.String).gather(inverse.ravel())
 
 
-def list_column(name: str, values: pl.Series, offsets: np.ndarray) -> pl.Series:
-    """A list column from flat values and row offsets (len rows + 1), without Python loops."""
-    import pyarrow as pa
-
-    arrow = pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), values.to_arrow())
-    return pl.Series(name, arrow)
-
-
-def fixed_list(name: str, values: pl.Series, width: int) -> pl.Series:
-    rows = len(values) // width if width else 0
-    return list_column(name, values, np.arange(rows + 1, dtype=np.int64) * width)
+def fixed_list(name: str, values: pl.Series, width: int, rows: int) -> pl.Series:
+    """A list column of `rows` rows of `width` consecutive values each."""
+    if not width:
+        return pl.Series(name, [[]], dtype=pl.List(values.dtype)).new_from_index(0, rows)
+    return values.reshape((rows, width)).cast(pl.List(values.dtype)).alias(name)
 
 
 def batch_frame(
@@ -133,9 +140,9 @@ def batch_frame(
     row = pl.int_range(first_row, first_row + batch.rows, eager=True).cast(pl.String)
     columns = {
         "path_id": (f"{strategy}-{seed}-" + row) if batch.rows else row,
-        "nodes": fixed_list("nodes", ids, width),
-        "relations": fixed_list("relations", relations, batch.hops),
-        "forward": fixed_list("forward", forward, batch.hops),
+        "nodes": fixed_list("nodes", ids, width, batch.rows),
+        "relations": fixed_list("relations", relations, batch.hops, batch.rows),
+        "forward": fixed_list("forward", forward, batch.hops, batch.rows),
         "hops": pl.Series(np.full(batch.rows, batch.hops, dtype=np.int32)),
         "pattern": patterns(engine, batch) if batch.rows else pl.Series([], dtype=pl.String),
     }

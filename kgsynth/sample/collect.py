@@ -16,7 +16,7 @@ import numpy as np
 
 from kgsynth.graph.engine import Engine
 from kgsynth.sample.batch import PathBatch, pattern_codes, unit_hash
-from kgsynth.sample.frontier import member, sorted_unique
+from kgsynth.sample.frontier import member
 
 # draw(hops, units) → (candidate batches, one per hop count, rejections while drawing them)
 Draw = Callable[[int | None, int], tuple[list[PathBatch], Counter]]
@@ -119,14 +119,14 @@ def collect(
             taken = 0
             for batch in batches:
                 known = seen.get(batch.hops, np.zeros(0, dtype=np.uint64))
-                keep, codes = _admit(engine, batch, known, caps, result.rejections)
+                keep, codes, hashes = _admit(engine, batch, known, caps, result.rejections)
                 keep = keep[: need - taken]
                 if not len(keep):
                     continue
                 for cap, code in zip(caps, codes, strict=True):
                     cap.count(code[: len(keep)])
                 batch = batch.take_units(keep)
-                seen[batch.hops] = sorted_unique(np.concatenate([known, unit_hash(batch)]))
+                seen[batch.hops] = np.sort(np.concatenate([known, hashes[: len(keep)]]))
                 result.batches.append(batch)
                 taken += len(keep)
                 if accepted is not None:
@@ -143,14 +143,15 @@ def collect(
 
 def _admit(
     engine: Engine, batch: PathBatch, seen: np.ndarray, caps: list[_Cap], rejections: Counter
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Units of a candidate batch that are new and within the caps (in draw order), and their cap codes."""
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Units of a candidate batch that are new and within the caps (in draw order), their cap codes and hashes."""
     if not batch.units:
-        return np.zeros(0, dtype=np.int64), [np.zeros(0, np.uint64) for _ in caps]
+        return np.zeros(0, dtype=np.int64), [np.zeros(0, np.uint64) for _ in caps], np.zeros(0, np.uint64)
     hashes = unit_hash(batch)
-    _, first = np.unique(hashes, return_index=True)
+    order = np.argsort(hashes)  # which of two identical units stays does not matter
+    ordered = hashes[order]
     fresh = np.zeros(batch.units, dtype=bool)
-    fresh[first] = True
+    fresh[order[np.r_[True, ordered[1:] != ordered[:-1]]]] = True
     fresh &= ~member(hashes, seen)
     rejections["duplicate"] += int((~fresh).sum())
     keep = np.flatnonzero(fresh)
@@ -161,4 +162,4 @@ def _admit(
         rejections[cap.reason] += int((~within).sum())
         keep = keep[within]
         codes = [c[within] for c in codes] + [code[within]]
-    return keep, codes
+    return keep, codes, hashes[keep]

@@ -36,10 +36,16 @@ class Negatives:
 
 
 def negatives_column(full: Engine, negatives: Negatives) -> pl.Series:
-    from kgsynth.sample.batch import list_column
-
-    offsets = np.concatenate([[0], np.cumsum(negatives.counts)])
-    return list_column("negatives", full.id_series.gather(negatives.nodes), offsets)
+    """The negatives as a list column: rows padded to the longest with nulls, which are then dropped."""
+    rows, width = len(negatives.counts), int(negatives.counts.max()) if len(negatives.counts) else 0
+    if not width:
+        return pl.Series("negatives", [[]], dtype=pl.List(pl.String)).new_from_index(0, rows)
+    slot = np.arange(len(negatives.nodes)) - np.repeat(np.cumsum(negatives.counts) - negatives.counts, negatives.counts)
+    padded = np.full(rows * width, -1, dtype=np.int64)
+    padded[np.repeat(np.arange(rows), negatives.counts) * width + slot] = negatives.nodes
+    index = pl.Series(padded).replace(-1, None)
+    ids = full.id_series.gather(index)
+    return ids.reshape((rows, width)).cast(pl.List(pl.String)).list.drop_nulls().alias("negatives")
 
 
 def hard_negatives(

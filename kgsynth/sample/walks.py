@@ -34,11 +34,6 @@ class View:
         return position if self.entry is None else self.entry[position]
 
 
-def entry_owner(engine: Engine) -> np.ndarray:
-    """The node each CSR entry belongs to."""
-    return np.repeat(np.arange(engine.n_nodes, dtype=np.int32), engine.degree)
-
-
 def relation_mask(engine: Engine, names: Collection[str] | None, *, what: str = "relation") -> np.ndarray:
     """Boolean mask over relation ids for the given names (None: all)."""
     if names is None:
@@ -77,7 +72,7 @@ def build_view(
 
     keys: bool mask over hop keys (see `Engine.hop_keys`), None for all;
     neighbour_types: bool mask over type ids of the node stepped onto;
-    excluded: bool mask over nodes never stepped onto (nor out of);
+    excluded: bool mask over nodes never stepped onto;
     weight: float per node, the chance of stepping onto it (proportional).
     """
     keep = None
@@ -88,16 +83,16 @@ def build_view(
         ok = neighbour_types[engine.node_type[engine.indices]]
         keep = ok if keep is None else keep & ok
     if excluded is not None and excluded.any():
+        # entries out of an excluded node stay: walks never stand on one to use them
         ok = ~excluded[engine.indices]
-        ok &= ~np.repeat(excluded, engine.degree)
         keep = ok if keep is None else keep & ok
     if keep is None:
         view = View(indptr=np.asarray(engine.indptr), indices=np.asarray(engine.indices), entry=None)
     else:
         entry = np.flatnonzero(keep)
-        indptr = np.zeros(engine.n_nodes + 1, dtype=np.int64)
-        np.cumsum(np.bincount(entry_owner(engine)[entry], minlength=engine.n_nodes), out=indptr[1:])
-        view = View(indptr=indptr, indices=np.asarray(engine.indices)[entry], entry=entry)
+        kept_before = np.zeros(len(keep) + 1, dtype=np.int64)
+        np.cumsum(keep, out=kept_before[1:])
+        view = View(indptr=kept_before[np.asarray(engine.indptr)], indices=np.asarray(engine.indices)[entry], entry=entry)
     if weight is not None:
         view.cumweight = np.concatenate([[0.0], np.cumsum(weight[view.indices], dtype=np.float64)])
     return view
