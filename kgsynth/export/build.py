@@ -60,7 +60,7 @@ def prepare(
     hop_split: Mapping[str, Sequence[int]] | None = None,
 ) -> Prepared:
     inputs = read_run(run_dir)
-    rows = [default_row(item) for item in inputs.accepted.iter_rows(named=True)]
+    rows = [default_row(item) for item in inputs.accepted.to_arrow().to_pylist()]
     keys = [SplitKey(r["id"], r["answer_id"], r["path_signature"], r["hops"]) for r in rows]
     plan = plan_splits(keys, ratios=ratios, seed=seed, hop_split=hop_split)
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
