@@ -203,6 +203,29 @@ def test_check_thinking_longest_match_keeps_nested_names_apart(full, index, mcq)
     assert "out of order" in details(result, "swapped")[0]
 
 
+def test_check_thinking_and_leak_know_entities_named_like_common_words(mcq, full, index):
+    """The gene WAS: its name is an English word, left out of the dictionary, yet a path entity."""
+    e = index.engine
+    was = e.index_of("hpo:NCBIGene:7454")
+    span = e.neighbors(was)
+    rel, fwd, nb = np.asarray(e.rel[span]), np.asarray(e.forward[span]), np.asarray(e.indices[span])
+    disease = int(nb[(rel == e.relation_index["gene_associated_with_disease"]) & fwd][0])
+    phenotype = int(nb[(rel == e.relation_index["gene_associated_with_phenotype"]) & fwd][0])
+    ids = [e.node_ids[v] for v in (disease, was, phenotype)]
+    names = [index.names[v] for v in (disease, was, phenotype)]
+    item = {
+        **mcq.row(0, named=True), "id": "was", "kind": "open", "options": [], "answer_label": None, "negatives": [],
+        "nodes": ids, "node_names": names, "node_types": ["disease", "gene", "phenotype"],
+        "relations": ["gene_associated_with_disease", "gene_associated_with_phenotype"], "forward": [False, True],
+        "hops": 2, "anchor_id": ids[0], "answer_id": ids[2], "answer": names[2], "answer_type": "phenotype", "bridges": [ids[1]],
+        "question": f"Which phenotype is associated with the gene that is associated with the disease {names[0]}?",
+        "thinking": f"{names[0]} is associated with the gene WAS. WAS is associated with the phenotype {names[2]}.",
+    }
+    leaked = {**item, "id": "was-leaked", "question": item["question"].replace("?", " (the gene WAS)?")}
+    result = verify_items(pl.DataFrame([item, leaked], schema=mcq.schema), full, checks=["thinking", "leak"])
+    assert reasons_by_id(result) == {"was-leaked": ["BRIDGE_LEAKED"]}
+
+
 def test_every_registered_check_has_a_test():
     from pathlib import Path
 

@@ -41,3 +41,16 @@ def test_common_words_are_not_mentions_and_shared_names_keep_every_node():
     assert [m.nodes for m in mentions] == [("osteo-p", "osteo-d")]
     assert linker().forms["focal"] == ("focal onset seizure", "focal seizures")
     assert "was" not in linker().forms
+
+
+def test_a_masked_name_hides_only_what_lies_inside_it():
+    names = EntityLinker.build([("a", "Cluster headache"), ("b", "Cluster headache, familial"), ("s", "Seizure"), ("f", "Focal-onset seizure")])
+    assert names.mentions_any("Which feature of Focal-onset seizure?", ["s"], mask=["f"]) == []
+    assert names.mentions_any("Which feature of Focal-onset seizure? Not seizure.", ["s"], mask=["f"]) == [("s", "seizure")]
+    leaked = "Which disease presents with Cluster headache (think of CLUSTER HEADACHE, familial)?"
+    assert names.mentions_any(leaked, ["b"], mask=["a"]) == [("b", "cluster headache familial")]
+
+
+def test_extra_names_reach_entities_the_dictionary_leaves_out():
+    mentions = linker().link("X was here. WAS is a gene.", {("was",): ("WAS-gene",)})
+    assert [(m.start, m.sentence, m.nodes) for m in mentions] == [(1, 0, ("WAS-gene",)), (3, 1, ("WAS-gene",))]

@@ -89,14 +89,22 @@ def pattern_reach(index: GraphIndex, item: Item) -> set[int]:
     return set(frontier.tolist())
 
 
-def _named_node(index: GraphIndex, rng: random.Random, node_type: str, avoid: set[str]) -> int:
-    """A node of that type, off the path, whose name links to it."""
+def _distinct(index: GraphIndex, item: Item, v: int) -> bool:
+    """v is off the path and has a name that links to it and to no path entity."""
     e = index.engine
-    wanted = e.type_index[node_type]
-    candidates = np.flatnonzero(np.asarray(e.node_type) == wanted)
+    path = [e.index_of(n) for n in item["nodes"]]
+    taken = {f for p in path for f in index.forms_of(p)}
+    forms = index.linker.forms.get(v, ())
+    return v not in path and bool(forms) and not taken & set(forms)
+
+
+def _named_node(index: GraphIndex, rng: random.Random, item: Item, node_type: str) -> int:
+    """A node of that type, off the path, whose name tells it apart from the path's entities."""
+    e = index.engine
+    candidates = np.flatnonzero(np.asarray(e.node_type) == e.type_index[node_type])
     while True:
         v = int(candidates[rng.randrange(len(candidates))])
-        if e.node_ids[v] not in avoid and index.linker.forms.get(v):
+        if _distinct(index, item, v):
             return v
 
 
@@ -118,7 +126,7 @@ def flipped_direction(item: Item, index: GraphIndex, rng: random.Random) -> Item
 
 
 def hallucinated_step(item: Item, index: GraphIndex, rng: random.Random) -> Item | None:
-    w = _named_node(index, rng, item["node_types"][1], set(item["nodes"]))
+    w = _named_node(index, rng, item, item["node_types"][1])
     names = list(item["node_names"])
     names[1] = index.names[w]
     return {**item, "thinking": thinking_for(index, item, names, item["relations"], item["forward"])}
@@ -127,9 +135,8 @@ def hallucinated_step(item: Item, index: GraphIndex, rng: random.Random) -> Item
 def inserted_step(item: Item, index: GraphIndex, rng: random.Random) -> Item | None:
     e = index.engine
     span = e.neighbors(e.index_of(item["nodes"][0]))
-    on_path = {e.index_of(n) for n in item["nodes"]}
     same = np.asarray(e.indices[span])[np.asarray(e.rel[span]) == e.relation_index[item["relations"][0]]]
-    near = [int(v) for v in same if int(v) not in on_path and index.linker.forms.get(int(v))]
+    near = [int(v) for v in same if _distinct(index, item, int(v))]
     if not near:
         return None
     w = index.names[rng.choice(near)]

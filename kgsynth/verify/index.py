@@ -19,7 +19,7 @@ import polars as pl
 
 from kgsynth.graph.engine import Engine, open_engine
 from kgsynth.graph.snapshot import Snapshot
-from kgsynth.verify.text import COMMON_WORDS, EntityLinker, words
+from kgsynth.verify.text import COMMON_WORDS, EntityLinker, normalize, words
 
 _CACHE: dict[str, GraphIndex] = {}
 OFFSET_TABLE_MAX = 1 << 26  # (node, relation, direction) slots; 512 MB of int64 at most
@@ -156,6 +156,15 @@ class GraphIndex:
     @cached_property
     def names(self) -> list[str]:
         return self.node_info["name"].to_list()
+
+    def forms_of(self, node: int) -> tuple[str, ...]:
+        """A node's normalized names; for a node the dictionary leaves out (its names are
+        all common words, like the gene WAS), its own normalized name and synonyms."""
+        found = self.linker.forms.get(node)
+        if found:
+            return found
+        row = self.node_info.row(node, named=True)
+        return tuple(dict.fromkeys(f for f in (normalize(t) for t in [row["name"], *(row["synonyms"] or [])]) if f))
 
     @cached_property
     def stop_words(self) -> frozenset[str]:

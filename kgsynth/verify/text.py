@@ -14,15 +14,19 @@ when they are adjacent within one sentence. A sentence break inside a matched na
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
 _WORD = re.compile(r"[^\W_]+")
 _SENTENCE_END = re.compile(r"[.!?;:]+(?:\s+|$)|\n\s*\n")
+_BREAK = "\x00"  # stands for a sentence end in the linker's token stream
+_WORD_OR_BREAK = re.compile(r"[^\W_]+|\x00")
 
 # Function words and the commonest English words that are also gene symbols or
 # ontology labels (WAS, SET, MET, REST, MAX, CAT, All, …).
@@ -40,6 +44,23 @@ COMMON_WORDS = frozenset(
     form part case cases answer answers option options question step steps therefore hence so
     """.split()
 )
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a linking loop.
+
+    A snapshot's name trie is millions of dicts; collections triggered by the small
+    tuples linking allocates would walk all of them again and again. Linking makes
+    no reference cycles, so nothing is left for the collector to find.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def words(text: str) -> list[str]:
@@ -65,8 +86,7 @@ def tokens_with_breaks(text: str) -> tuple[list[str], list[bool]]:
     return tokens, breaks
 
 
-@dataclass(frozen=True, slots=True)
-class Mention(Generic[K]):
+class Mention(NamedTuple, Generic[K]):
     start: int  # token offsets, end exclusive
     end: int
     sentence: int
@@ -91,6 +111,11 @@ class EntityLinker(Generic[K]):
     @classmethod
     def build(cls, entries: Iterable[tuple[K, str]], *, stop: frozenset[str] = COMMON_WORDS) -> EntityLinker[K]:
         """From (node, name-or-synonym) pairs; names of only `stop` words are left out."""
+        with gc_paused():
+            return cls._build(entries, stop)
+
+    @classmethod
+    def _build(cls, entries: Iterable[tuple[K, str]], stop: frozenset[str]) -> EntityLinker[K]:
         trie: dict = {}
         forms: dict[K, list[str]] = {}
         for node, text in entries:
@@ -109,48 +134,89 @@ class EntityLinker(Generic[K]):
         _freeze(trie)
         return cls(trie=trie, forms={node: tuple(dict.fromkeys(fs)) for node, fs in forms.items()})
 
-    def link(self, text: str) -> list[Mention[K]]:
-        """Leftmost-longest, non-overlapping mentions in reading order."""
-        tokens, breaks = tokens_with_breaks(text)
-        root = self.trie
+    def link(self, text: str, extra: Mapping[tuple[str, ...], tuple[K, ...]] | None = None) -> list[Mention[K]]:
+        """Leftmost-longest, non-overlapping mentions in reading order.
+
+        `extra` adds names the dictionary left out (a path entity called "WAS"),
+        as normalized token tuples. Offsets count the tokens of `tokens_with_breaks(text)`.
+        """
+        tokens = _WORD_OR_BREAK.findall(_SENTENCE_END.sub(f" {_BREAK} ", text.casefold()))
+        get = self.trie.get
         mentions: list[Mention[K]] = []
-        sentence = 0
+        sentence = breaks = 0  # sentence number; break markers passed (to turn positions into offsets)
         i, n = 0, len(tokens)
         while i < n:
-            if breaks[i]:
-                sentence += 1
-            level = root.get(tokens[i])
-            if level is None:
+            token = tokens[i]
+            if token == _BREAK:
+                sentence += 1 if i - breaks else 0  # text before the first word is no sentence
+                breaks += 1
                 i += 1
                 continue
-            end, nodes = i + 1, level.get(_END)
-            j = i + 1
-            while j < n:
-                level = level.get(tokens[j])
-                if level is None:
-                    break
-                j += 1
-                if _END in level:
-                    end, nodes = j, level[_END]
+            level = get(token)
+            end, nodes, inside = i + 1, None, 0
+            if level is not None:
+                nodes = level.get(_END)
+                j, skipped = i + 1, 0
+                while j < n:
+                    token = tokens[j]
+                    if token == _BREAK:  # a name may contain one ("E. coli")
+                        j += 1
+                        skipped += 1
+                        continue
+                    level = level.get(token)
+                    if level is None:
+                        break
+                    j += 1
+                    if _END in level:
+                        end, nodes, inside = j, level[_END], skipped
+            if extra:
+                for key, holders in extra.items():
+                    if (nodes is None or i + len(key) > end) and tuple(tokens[i : i + len(key)]) == key:
+                        end, nodes, inside = i + len(key), holders, 0
             if nodes is None:
                 i += 1
                 continue
-            mentions.append(Mention(i, end, sentence, nodes))
+            mentions.append(Mention(i - breaks, end - breaks - inside, sentence, nodes))
+            breaks += inside
             i = end
         return mentions
 
-    def mentions_any(self, text: str, nodes: Iterable[K], *, mask: Iterable[K] = ()) -> list[tuple[K, str]]:
-        """Which of `nodes` a text names (any name or synonym, as whole words).
+    def mentions_any(
+        self,
+        text: str,
+        nodes: Iterable[K],
+        *,
+        mask: Iterable[K] = (),
+        forms: Callable[[K], tuple[str, ...]] | None = None,
+    ) -> list[tuple[K, str]]:
+        """Which of `nodes` a text names (any name or synonym, as whole words): (node, form) each.
 
-        Names of `mask` nodes are blanked out first, so a name that only occurs inside
-        them is not counted (the anchor a question must name).
+        An occurrence that lies inside a longer name of a `mask` node (the anchor a
+        question must name) does not count: "Seizure" inside "Focal-onset seizure".
+        `forms` gives a node's normalized names (default: the dictionary's).
         """
+        forms = forms or (lambda node: self.forms.get(node, ()))
         padded = f" {normalize(text)} "
-        for node in mask:
-            for form in sorted(self.forms.get(node, ()), key=len, reverse=True):
-                while f" {form} " in padded:  # again: back-to-back repeats share a space
-                    padded = padded.replace(f" {form} ", " | ")
-        return [(node, form) for node in nodes for form in self.forms.get(node, ()) if f" {form} " in padded]
+        covers = [(at, at + len(form) + 2) for node in mask for form in forms(node) for at in _find_all(padded, f" {form} ")]
+        found = []
+        for node in nodes:
+            for form in forms(node):
+                needle = f" {form} "
+                if any(
+                    not any(a <= at and at + len(needle) <= b and b - a > len(needle) for a, b in covers)
+                    for at in _find_all(padded, needle)
+                ):
+                    found.append((node, form))
+                    break
+        return found
+
+
+def _find_all(haystack: str, needle: str) -> list[int]:
+    at, out = haystack.find(needle), []
+    while at >= 0:
+        out.append(at)
+        at = haystack.find(needle, at + 1)
+    return out
 
 
 def linker_for_names(named: Mapping[K, Iterable[str]]) -> EntityLinker[K]:

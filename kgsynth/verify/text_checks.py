@@ -13,7 +13,7 @@ from kgsynth.verify.batch import ItemBatch
 from kgsynth.verify.checks import Context, Outcome, register
 from kgsynth.verify.graph_checks import describe
 from kgsynth.verify.index import GraphIndex
-from kgsynth.verify.text import Mention
+from kgsynth.verify.text import Mention, gc_paused
 
 
 @register(
@@ -29,14 +29,14 @@ def check_leak(batch: ItemBatch, ctx: Context) -> Outcome:
     bridge_idx = _ids_to_index(index.node_table, batch.frame["bridges"])
     answers, anchors = batch.terminal.tolist(), batch.anchor.tolist()
     failures = []
-    for row, question in enumerate(questions):
-        answer, anchor = answers[row], anchors[row]
-        hidden = [answer] + [b for b in bridge_idx[row] if b != anchor]
-        named = linker.mentions_any(question or "", hidden, mask=(anchor,))
-        for node, form in named:
-            code = "ANSWER_LEAKED" if node == answer else "BRIDGE_LEAKED"
-            what = "the answer" if node == answer else "bridge entity"
-            failures.append((row, code, f"the question names {what} {describe(index, node)} as '{form}'"))
+    with gc_paused():
+        for row, question in enumerate(questions):
+            answer, anchor = answers[row], anchors[row]
+            hidden = [answer] + [b for b in bridge_idx[row] if b != anchor]
+            for node, form in linker.mentions_any(question or "", hidden, mask=(anchor,), forms=index.forms_of):
+                code = "ANSWER_LEAKED" if node == answer else "BRIDGE_LEAKED"
+                what = "the answer" if node == answer else "bridge entity"
+                failures.append((row, code, f"the question names {what} {describe(index, node)} as '{form}'"))
     return Outcome.of(len(batch), failures)
 
 
@@ -63,10 +63,16 @@ def check_thinking(batch: ItemBatch, ctx: Context) -> Outcome:
     index: GraphIndex = ctx.index
     linker = index.linker
     texts = batch.column("thinking")
+    paths = [nodes[: hops + 1] for nodes, hops in zip(batch.nodes.tolist(), batch.hops.tolist(), strict=True)]
+    forms = linker.forms
     failures = []
-    for row, text in enumerate(texts):
-        path = batch.nodes[row, : batch.hops[row] + 1].tolist()
-        failures += [(row, code, detail) for code, detail in judge_thinking(index, path, linker.link(text or ""))]
+    with gc_paused():
+        for row, text in enumerate(texts):
+            path = paths[row]
+            unlisted = [node for node in path if node >= 0 and node not in forms]
+            extra = {tuple(f.split()): (node,) for node in unlisted for f in index.forms_of(node)} if unlisted else None
+            for code, detail in judge_thinking(index, path, linker.link(text or "", extra)):
+                failures.append((row, code, detail))
     return Outcome.of(len(batch), failures)
 
 
@@ -87,14 +93,16 @@ def judge_thinking(index: GraphIndex, path: list[int], mentions: list[Mention[in
     stated = [False] * (len(path) - 1)
     for i in range(1, len(mentions)):
         prev, cur = mentions[i - 1], mentions[i]
-        if prev.sentence != cur.sentence or prev.nodes == cur.nodes:
+        if prev.sentence != cur.sentence:
             continue
         p, c = resolved[i - 1], resolved[i]
-        if p and c:
+        if p and c:  # two path entities (two of them may share a name: both readings count)
             for a in p:
                 for b in c:
                     if abs(a - b) == 1:
                         stated[min(a, b)] = True
+            continue
+        if prev.nodes == cur.nodes:  # one entity named twice
             continue
         if found:
             continue  # one hallucination is evidence enough; keep scanning for stated hops
@@ -113,6 +121,8 @@ def judge_thinking(index: GraphIndex, path: list[int], mentions: list[Mention[in
         k = len(matched_at)
         said = any(k in positions for positions in resolved)
         how = "mentioned out of order" if said else "never mentioned"
+        if path[k] >= 0 and not index.forms_of(path[k]):
+            how += " (its name has no letters or digits, so no text can name it)"
         found.append(("MISSING_STEP", f"path entity {k + 1} {describe(index, path[k])} is {how} in the thinking"))
     else:
         k = next((k for k, ok in enumerate(stated) if not ok), None)
