@@ -14,12 +14,17 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
-    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Run configuration (.yaml or .toml).")],
+    config_file: Annotated[Path, typer.Argument(help="Run configuration (.yaml or .toml), e.g. configs/demo.yaml.")],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run directory (default: the config's run_dir or runs/<name>).")
     ] = None,
     force: Annotated[
-        list[str] | None, typer.Option("--force", help="Re-run this stage even if up to date (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--force",
+            help="Re-run this stage even if up to date (repeatable): load, neo4j, shatter, sample, generate, "
+            "verify, export, publish.",
+        ),
     ] = None,
 ) -> None:
     """Load, prune, sample, generate, verify, export (and push/publish when configured)."""
@@ -28,7 +33,7 @@ def run(
     from kgsynth.progress import console, step
     from kgsynth.rundir import RunDir
 
-    config = load_config(config_path)
+    config = load_config(config_file)
     forced = set(force or [])
     check_force(forced)
     run_dir = RunDir(out or config.default_run_dir())
