@@ -28,7 +28,7 @@ def run(
     ] = None,
 ) -> None:
     """Load, prune, sample, generate, verify, export (and push/publish when configured)."""
-    from kgsynth.config import load_config
+    from kgsynth.config import config_hash, load_config
     from kgsynth.pipeline import check_force, get_stage, planned_stages, run_stage
     from kgsynth.progress import console, step
     from kgsynth.rundir import RunDir
@@ -38,7 +38,10 @@ def run(
     check_force(forced)
     run_dir = RunDir(out or config.default_run_dir())
     stages = planned_stages(config)
-    console.print(f"[bold]kgsynth run[/] {config.name}: {' → '.join(stages)}  (run dir {run_dir.root})")
+    console.print(
+        f"[bold]kgsynth run[/] {config.name} (config {config_hash(config)[:12]}): {' → '.join(stages)}  "
+        f"(run dir {run_dir.root})"
+    )
     started = time.perf_counter()
     results = []
     for name in stages:
