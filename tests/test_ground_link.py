@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from kgsynth.errors import ConfigError
 from kgsynth.graph.snapshot import build_snapshot, read_snapshot, write_snapshot
 from kgsynth.ground.link import LinkConfig, QALinker, refine_with_model
 from kgsynth.ground.qa import QAOption, QARecord, read_qa
@@ -70,6 +71,9 @@ def test_types_partial_answers_and_the_answer_is_never_a_question_entity(diction
 
     named = dictionary_linker.link([record("Is Marfan syndrome the cause of arachnodactyly here?", "Marfan syndrome")])[0]
     assert "hpo:OMIM:154700" not in named.question_nodes and named.question_nodes == ["hpo:HP:0001166"]
+
+    with pytest.raises(ConfigError, match="'drug', not a node type"):
+        QALinker(dictionary_linker.snapshot, LinkConfig(methods=["dictionary"], answer_types=["drug"]))
 
 
 @pytest.fixture(scope="module")

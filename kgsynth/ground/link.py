@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from kgsynth.errors import ConfigError
 from kgsynth.graph.snapshot import Snapshot
 from kgsynth.ground.qa import QARecord
 
@@ -141,6 +142,14 @@ class QALinker:
 
         self.snapshot = snapshot
         self.config = config or LinkConfig()
+        known = set(snapshot.manifest.counts.node_types)
+        for option, types in (("question", self.config.question_types), ("answer", self.config.answer_types)):
+            unknown = sorted(set(types or ()) - known)
+            if unknown:
+                raise ConfigError(
+                    f"--{option}-types names {', '.join(map(repr, unknown))}, not a node type of snapshot "
+                    f"'{snapshot.name}'; its types are {', '.join(sorted(known))}"
+                )
         self.index = graph_index(snapshot)
         self.engine = self.index.engine
         self.dictionary = self.index.linker
