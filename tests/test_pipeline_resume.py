@@ -32,7 +32,7 @@ def kgsynth(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
 
 def hub_env(hub: LocalHubServer, home: Path) -> dict[str, str]:
     """What a user's shell would hold to publish: huggingface_hub reads these when imported."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "TRANSFORMERS_OFFLINE"))}
     return env | {
         "HF_ENDPOINT": hub.url, "HF_TOKEN": hub.state.token, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(home),
         "HF_HUB_DISABLE_TELEMETRY": "1", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
