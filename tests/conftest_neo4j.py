@@ -21,7 +21,8 @@ from pydantic import SecretStr
 
 from bolt_server import USER, BoltServer
 from kgsynth.graph.snapshot import Snapshot, build_snapshot, read_snapshot, write_snapshot
-from kgsynth.stores.neo4j import Neo4jConfig
+from kgsynth.stores.neo4j import Neo4jConfig, connect, pushed_snapshots
+from kgsynth.stores.neo4j_push import push_snapshot
 
 EYE = "hpo:HP:0000478"  # Abnormality of the eye
 EAR = "hpo:HP:0000598"  # Abnormality of the ear
@@ -43,16 +44,14 @@ def neo4j_config(bolt_server: BoltServer | None) -> Neo4jConfig:
     """An empty database for one test."""
     if bolt_server is None:
         config = Neo4jConfig.from_env()
-        _empty(config)
+        empty_database(config)
         return config
     name = f"t{uuid.uuid4().hex[:12]}"
     bolt_server.create_database(name)
     return Neo4jConfig(uri=bolt_server.uri, user=USER, password=SecretStr(bolt_server.password), database=name)
 
 
-def _empty(config: Neo4jConfig) -> None:
-    from kgsynth.stores.neo4j import connect
-
+def empty_database(config: Neo4jConfig) -> None:
     with connect(config) as store:
         while store.write(
             lambda tx: tx.run("MATCH (n) WITH n LIMIT 10000 DETACH DELETE n RETURN count(*) AS c").single()["c"],
@@ -112,3 +111,31 @@ def hpo_ear_dir(hpo_snapshot_dir: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture()
 def hpo_ear(hpo_ear_dir: Path) -> Snapshot:
     return read_snapshot(hpo_ear_dir)
+
+
+@pytest.fixture(scope="session")
+def eye_database(
+    bolt_server: BoltServer | None, hpo_eye_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Neo4jConfig | None:
+    """On the stand-in: a database holding the eye slice, pushed once for the session."""
+    if bolt_server is None:
+        return None
+    bolt_server.create_database("eye")
+    config = Neo4jConfig(uri=bolt_server.uri, user=USER, password=SecretStr(bolt_server.password), database="eye")
+    push_snapshot(config, read_snapshot(hpo_eye_dir), resume_dir=tmp_path_factory.mktemp("resume"))
+    return config
+
+
+@pytest.fixture()
+def eye_in_neo4j(eye_database: Neo4jConfig | None, hpo_eye: Snapshot, tmp_path: Path) -> Neo4jConfig:
+    """The eye slice in a database. Tests using it may read, re-push and flag hubs, never
+    change counts. A real Neo4j (one database, emptied by other tests) is re-filled when needed."""
+    if eye_database is not None:
+        return eye_database
+    config = Neo4jConfig.from_env()
+    with connect(config) as store:
+        pushed = [(p.hash, p.status) for p in pushed_snapshots(store)]
+    if pushed != [(hpo_eye.hash, "complete")]:
+        empty_database(config)
+        push_snapshot(config, hpo_eye, resume_dir=tmp_path)
+    return config

@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
-from pydantic import SecretStr
 
-from bolt_server import USER, BoltServer
 from kgsynth.errors import ConfigError, UnknownRelationError
-from kgsynth.graph.snapshot import Snapshot, read_snapshot
+from kgsynth.graph.snapshot import Snapshot
 from kgsynth.graph.stats import degrees
 from kgsynth.sample.paths import PATHS_SCHEMA, read_paths, write_paths
 from kgsynth.stores import GraphStore, open_store
 from kgsynth.stores.neo4j import HUB_PROPERTY, Neo4jConfig, connect
 from kgsynth.stores.neo4j_pull import PullMapping
-from kgsynth.stores.neo4j_push import push_snapshot
 from kgsynth.stores.neo4j_sample import sample_paths_cypher
 
 pytest_plugins = ["conftest_neo4j"]
-
-
-@pytest.fixture(scope="module")
-def eye_in_neo4j(bolt_server: BoltServer | None, hpo_eye_dir: Path, tmp_path_factory) -> Iterator[Neo4jConfig]:
-    """The eye slice, pushed once for the module (sampling only reads it and sets hub flags)."""
-    if bolt_server is None:
-        from conftest_neo4j import _empty
-
-        config = Neo4jConfig.from_env()
-        _empty(config)
-    else:
-        name = f"s{uuid.uuid4().hex[:12]}"
-        bolt_server.create_database(name)
-        config = Neo4jConfig(uri=bolt_server.uri, user=USER, password=SecretStr(bolt_server.password), database=name)
-    push_snapshot(config, read_snapshot(hpo_eye_dir), resume_dir=tmp_path_factory.mktemp("resume"))
-    yield config
 
 
 def check_paths(paths: pl.DataFrame, snapshot: Snapshot) -> None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 import neo4j
+import polars as pl
 import pytest
 from pydantic import SecretStr
 
 from bolt_server import BoltServer, free_port
 from kgsynth.errors import ConfigError, StoreError, UnknownRelationError
-from kgsynth.graph.snapshot import Snapshot, read_snapshot, write_snapshot
+from kgsynth.graph.snapshot import Snapshot, build_snapshot, read_snapshot, write_snapshot
 from kgsynth.graph.vocabulary import NodeType
 from kgsynth.stores.neo4j import Neo4jConfig, RetryPolicy, connect, relationship_type
 from kgsynth.stores.neo4j_pull import PullMapping, pull_snapshot, read_mapping
@@ -42,17 +44,13 @@ def expected_counts(snapshot: Snapshot) -> tuple[dict[str, int], dict[str, int],
 
 
 def test_push_matches_the_snapshot_and_a_second_push_changes_nothing(
-    neo4j_config: Neo4jConfig, hpo_eye: Snapshot, tmp_path: Path
+    eye_in_neo4j: Neo4jConfig, hpo_eye: Snapshot, tmp_path: Path
 ) -> None:
-    report = push_snapshot(neo4j_config, hpo_eye, batch_size=2000, resume_dir=tmp_path)
-    assert database_counts(neo4j_config) == expected_counts(hpo_eye)
-    assert report.edges == hpo_eye.edges.height and report.resumed_batches == 0
-    assert report.types == expected_counts(hpo_eye)[1]
-    assert not resume_file(hpo_eye, neo4j_config, tmp_path).exists()  # a finished push leaves no resume point
+    assert database_counts(eye_in_neo4j) == expected_counts(hpo_eye)
 
     node = hpo_eye.nodes.filter(hpo_eye.nodes["synonyms"].list.len() > 1).row(0, named=True)
     edge = hpo_eye.edges.row(0, named=True)
-    with connect(neo4j_config) as store:
+    with connect(eye_in_neo4j) as store:
         stored = store.read("MATCH (n:Entity {id: $id}) RETURN n.name AS name, n.synonyms AS synonyms, "
                             "n.source_id AS source_id, labels(n) AS labels", id=node["id"])[0]
         rel = store.read(
@@ -63,14 +61,28 @@ def test_push_matches_the_snapshot_and_a_second_push_changes_nothing(
     assert sorted(stored["labels"]) == ["Entity", hpo_eye.vocabulary.node_types[node["type"]].neo4j_label]
     assert rel == [{"type": relationship_type(edge["relation"]), "relation": edge["relation"]}]
 
-    again = push_snapshot(neo4j_config, hpo_eye, batch_size=5000, resume_dir=tmp_path)
-    assert database_counts(neo4j_config) == expected_counts(hpo_eye)
-    assert again.resumed_batches == 0 and again.batches < report.batches
+    again = push_snapshot(eye_in_neo4j, hpo_eye, batch_size=4000, resume_dir=tmp_path)
+    assert database_counts(eye_in_neo4j) == expected_counts(hpo_eye)
+    assert again.edges == hpo_eye.edges.height and again.resumed_batches == 0 and again.retries == 0
+    assert again.types == expected_counts(hpo_eye)[1]
+    assert not resume_file(hpo_eye, eye_in_neo4j, tmp_path).exists()  # a finished push leaves no resume point
 
 
-def test_pull_gives_back_the_same_snapshot(neo4j_config: Neo4jConfig, hpo_eye: Snapshot, tmp_path: Path) -> None:
-    push_snapshot(neo4j_config, hpo_eye, resume_dir=tmp_path)
-    pulled = pull_snapshot(neo4j_config, page_size=700)  # many pages, some ending mid-label
+def test_a_node_pushed_earlier_with_another_type_is_an_error_not_a_silent_relabel(
+    neo4j_config: Neo4jConfig, hpo_ear: Snapshot, tmp_path: Path
+) -> None:
+    node = hpo_ear.nodes.filter(pl.col("type") == "phenotype").head(1)
+    as_phenotype = build_snapshot(node, hpo_ear.edges.head(0), vocabulary=hpo_ear.vocabulary, name="a", loader="test")
+    as_gene = build_snapshot(node.with_columns(type=pl.lit("gene")), hpo_ear.edges.head(0),
+                             vocabulary=hpo_ear.vocabulary, name="b", loader="test")
+    push_snapshot(neo4j_config, as_phenotype, resume_dir=tmp_path)
+    with pytest.raises(StoreError, match=rf"node '{node['id'][0]}' already exists with labels .*Phenotype"):
+        push_snapshot(neo4j_config, as_gene, resume_dir=tmp_path)
+    assert database_counts(neo4j_config)[0] == {"Phenotype": 1, "Disease": 0, "Gene": 0}
+
+
+def test_pull_gives_back_the_same_snapshot(eye_in_neo4j: Neo4jConfig, hpo_eye: Snapshot, tmp_path: Path) -> None:
+    pulled = pull_snapshot(eye_in_neo4j, page_size=700)  # many pages, some ending mid-label
     assert pulled.hash == hpo_eye.hash
     assert pulled.manifest.counts == hpo_eye.manifest.counts
     assert pulled.manifest.loader == "neo4j" and pulled.manifest.dropped == {}
@@ -78,6 +90,15 @@ def test_pull_gives_back_the_same_snapshot(neo4j_config: Neo4jConfig, hpo_eye: S
     assert pulled.vocabulary.relations == hpo_eye.vocabulary.relations
     written = read_snapshot(write_snapshot(pulled, tmp_path / "pulled"))
     assert written.hash == hpo_eye.hash
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not os.environ.get("KGSYNTH_NEO4J_FULL_HPO"),
+                    reason="pushing all 565k HPO relationships takes minutes; set KGSYNTH_NEO4J_FULL_HPO=1")
+def test_the_full_hpo_round_trips(neo4j_config: Neo4jConfig, hpo_snapshot: Snapshot, tmp_path: Path) -> None:
+    push_snapshot(neo4j_config, hpo_snapshot, resume_dir=tmp_path)
+    assert database_counts(neo4j_config) == expected_counts(hpo_snapshot)
+    assert pull_snapshot(neo4j_config).hash == hpo_snapshot.hash
 
 
 def test_pull_with_a_mapping_reads_a_graph_kgsynth_did_not_push(neo4j_config: Neo4jConfig, tmp_path: Path) -> None:
@@ -176,7 +197,7 @@ def killable(bolt_server: BoltServer | None) -> BoltServer:
         bolt_server.start()  # leave a running server for the next test
 
 
-def test_a_push_that_gave_up_resumes_after_restart_with_exact_counts(
+def test_a_push_that_gave_up_resumes_and_a_lost_connection_is_retried(
     killable: BoltServer, neo4j_config: Neo4jConfig, hpo_ear: Snapshot, tmp_path: Path
 ) -> None:
     def kill_after_six(done: int, total: int) -> None:
@@ -191,18 +212,10 @@ def test_a_push_that_gave_up_resumes_after_restart_with_exact_counts(
     assert state["done"] == 6 and killable.password not in json.dumps(state)
 
     killable.start()
-    report = push_snapshot(neo4j_config, hpo_ear, batch_size=250, resume_dir=tmp_path)
-    assert report.resumed_batches == 6
-    assert database_counts(neo4j_config) == expected_counts(hpo_ear)
-
-
-def test_a_connection_lost_mid_load_is_retried_and_the_push_completes(
-    killable: BoltServer, neo4j_config: Neo4jConfig, hpo_ear: Snapshot, tmp_path: Path
-) -> None:
     restarted: list[threading.Thread] = []
 
     def crash_and_recover(done: int, total: int) -> None:
-        if done == 4 and not restarted:
+        if done == 10 and not restarted:  # the server dies again; this time it comes back while we retry
             killable.kill()
             restarted.append(threading.Thread(target=killable.start))
             restarted[0].start()
@@ -211,5 +224,5 @@ def test_a_connection_lost_mid_load_is_retried_and_the_push_completes(
                            policy=RetryPolicy(first_delay=0.5, max_delay=4.0, budget=240.0),
                            on_batch=crash_and_recover)
     restarted[0].join()
-    assert report.retries >= 1 and report.resumed_batches == 0
+    assert report.resumed_batches == 6 and report.retries >= 1
     assert database_counts(neo4j_config) == expected_counts(hpo_ear)

@@ -81,7 +81,11 @@ class Neo4jStore:
     driver: Any  # neo4j.Driver; typed loosely so importing this module stays cheap
 
     def session(self, **options: Any):
-        return self.driver.session(database=self.config.database, **options)
+        # One bookmark manager for all sessions: on a cluster, a read after a write
+        # (the count check after a push) waits for that write instead of racing it.
+        return self.driver.session(
+            database=self.config.database, bookmark_manager=self.driver.execute_query_bookmark_manager, **options
+        )
 
     def read(self, query: str, **parameters: Any) -> list[dict[str, Any]]:
         """Run a read query with retries; return all records as dicts."""

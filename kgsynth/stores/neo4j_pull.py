@@ -189,7 +189,7 @@ def pull_snapshot(
 ) -> Snapshot:
     """Read nodes and relationships from Neo4j into a snapshot (in memory; write it with `write_snapshot`)."""
     if page_size < 1:
-        raise StoreError(f"page size must be at least 1, got {page_size}")
+        raise ConfigError(f"page size must be at least 1, got {page_size}")
     view = mapped_view(mapping) if mapping is not None else None  # checked before connecting
     store = target if isinstance(target, Neo4jStore) else connect(target)
     try:

@@ -30,7 +30,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel
 
-from kgsynth.errors import StoreError
+from kgsynth.errors import ConfigError, StoreError
 from kgsynth.graph.snapshot import Snapshot
 from kgsynth.stores.neo4j import (
     ENTITY_LABEL,
@@ -165,7 +165,7 @@ def push_snapshot(
     batch. `on_batch(done, total)` is called after each commit.
     """
     if batch_size < 1:
-        raise StoreError(f"batch size must be at least 1, got {batch_size}")
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     schema = schema_for(snapshot.vocabulary, snapshot.nodes["type"].unique(), snapshot.edges["relation"].unique())
     plan, nodes, edges = plan_batches(snapshot, batch_size)
     store = target if isinstance(target, Neo4jStore) else connect(target)

@@ -7,8 +7,8 @@ The pick is ⌊u·count⌋ for a number u the walker brings from
 `numpy.random.default_rng(seed)`: Cypher's `rand()` cannot be seeded, so this is
 what makes Neo4j sampling reproducible (same seed, same graph, same paths).
 Start nodes are drawn the same way from the sorted candidate ids. Hubs are
-avoided through a node flag (`kgsynth_hub`, set by `mark_hubs` from the
-k-Shattering output): no path starts at, passes through or ends at one.
+avoided through a node flag (`kgsynth_hub`, set from the k-Shattering output
+given as `hubs`): no path starts at, passes through or ends at one.
 
 The result is a paths table (`kgsynth.sample.paths.PATHS_SCHEMA`), the same
 `paths.parquet` the in-memory samplers write.
@@ -94,18 +94,8 @@ class Walker:
     forward: list[bool] = field(default_factory=list)
 
 
-def mark_hubs(target: Neo4jStore | Neo4jConfig, hub_ids: Iterable[str], *, mapping: PullMapping | None = None) -> int:
-    """Set the hub flag on exactly these nodes (clearing it elsewhere); returns how many were found."""
-    store = target if isinstance(target, Neo4jStore) else connect(target)
-    try:
-        view = mapped_view(mapping) if mapping is not None else read_view(store)
-        return _mark_hubs(store, view, list(hub_ids))
-    finally:
-        if store is not target:
-            store.close()
-
-
 def _mark_hubs(store: Neo4jStore, view: GraphView, hub_ids: list[str]) -> int:
+    """Set the hub flag on exactly these nodes, clearing it elsewhere; returns how many were found."""
     flag, id_property = quote(HUB_PROPERTY), quote(view.properties["id"])
     raw = sorted({i.removeprefix(view.id_prefix) for i in hub_ids})
     marked = 0
