@@ -116,8 +116,7 @@ def main() -> None:
         print(f"one-off: name dictionary built in {time.perf_counter() - clock:.2f}s")
         if args.embedding:
             clock = time.perf_counter()
-            linker.names()
-            linker.vectors(["warm up"])
+            linker.prepare()
             print(f"one-off: model loaded and node names embedded or read from cache in {time.perf_counter() - clock:.1f}s")
 
         clock = time.perf_counter()

@@ -277,6 +277,15 @@ class QALinker:
             if n > 1 or len(tokens[s]) >= 4  # short single words are abbreviations the dictionary knows or noise
         ]
 
+    def prepare(self) -> None:
+        """Pay the one-off costs of embedding linking now: the node-name embeddings
+        (built, or read from the cache) and loading the model."""
+        from kgsynth.ground.embed import encode
+
+        if self._embedding:
+            self.names()
+            encode([])
+
     def names(self):
         if self._names is None:
             from kgsynth.ground.embed import name_index

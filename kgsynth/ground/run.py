@@ -128,8 +128,7 @@ def ground_qa(
     clock = time.perf_counter()
 
     linker = QALinker(full, config.link)
-    if "embedding" in config.link.methods:
-        linker.names()
+    linker.prepare()
     engine = open_engine(sampled or full)
     seconds["setup"] = _lap(clock)  # one-off: name dictionary, model and name embeddings, engine
 
