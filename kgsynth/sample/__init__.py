@@ -104,11 +104,12 @@ def sample_with_stats(
     row = group = 0
     started = time.perf_counter()
     negative_seconds = 0.0
+    views: dict = {}  # hop views for negative candidates, shared across hop counts
     for hops in sorted(by_hops):
         batch = PathBatch.concat(by_hops[hops])
         frame = batch_frame(engine, batch, strategy=strategy, seed=seed, first_row=row, first_group=group)
         tick = time.perf_counter()
-        proven = hard_negatives(engine, full or engine, batch, negatives, rng)
+        proven = hard_negatives(engine, full or engine, batch, negatives, rng, views=views)
         negative_seconds += time.perf_counter() - tick
         frame = frame.with_columns(negatives_column(full or engine, proven))
         stats.paths_without_negatives += int((proven.counts == 0).sum()) if negatives else 0

@@ -48,11 +48,11 @@ class PathBatch:
         )
 
 
-def row_hash(columns: np.ndarray) -> np.ndarray:
-    """A 64-bit hash per row of an integer matrix (splitmix-style mixing, wrapping arithmetic)."""
-    h = np.full(columns.shape[0], 0x243F6A8885A308D3, dtype=np.uint64)
-    for j in range(columns.shape[1]):
-        column = columns[:, j]
+def row_hash(columns: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """A 64-bit hash per row of integer columns (splitmix-style mixing, wrapping arithmetic)."""
+    columns = list(columns.T) if isinstance(columns, np.ndarray) else columns
+    h = np.full(len(columns[0]), 0x243F6A8885A308D3, dtype=np.uint64)
+    for column in columns:
         h ^= column.view(np.uint64) if column.dtype == np.int64 else column.astype(np.int64).view(np.uint64)
         h *= _MIX
         h ^= h >> np.uint64(29)
@@ -63,7 +63,7 @@ def row_hash(columns: np.ndarray) -> np.ndarray:
 
 def unit_hash(batch: PathBatch) -> np.ndarray:
     """Identity of each unit: its anchor and the entries it walks (which fix every other node)."""
-    rows = row_hash(np.concatenate([batch.nodes[:, :1].astype(np.int64), batch.entries], axis=1))
+    rows = row_hash([batch.nodes[:, 0], *batch.entries.T])
     if batch.per_unit == 1:
         return rows
     return row_hash(rows.view(np.int64).reshape(batch.units, batch.per_unit))

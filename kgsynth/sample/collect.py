@@ -109,7 +109,7 @@ def collect(
     ]
     seen: dict[int, np.ndarray] = {}  # hop count → hashes of units already taken
     for hops, wanted in quotas.hops.items():
-        need, factor, idle = wanted, 1.05, 0
+        need, factor, idle = wanted, 1.15, 0  # a first round that usually suffices
         for _ in range(max_rounds):
             if need <= 0 or idle >= 3:
                 break
@@ -125,8 +125,9 @@ def collect(
                     continue
                 for cap, code in zip(caps, codes, strict=True):
                     cap.count(code[: len(keep)])
+                if taken + len(keep) < need:  # another round will need to know these
+                    seen[batch.hops] = np.sort(np.concatenate([known, hashes[keep]]))
                 batch = batch.take_units(keep)
-                seen[batch.hops] = np.sort(np.concatenate([known, hashes[: len(keep)]]))
                 result.batches.append(batch)
                 taken += len(keep)
                 if accepted is not None:
@@ -144,15 +145,12 @@ def collect(
 def _admit(
     engine: Engine, batch: PathBatch, seen: np.ndarray, caps: list[_Cap], rejections: Counter
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Units of a candidate batch that are new and within the caps (in draw order), their cap codes and hashes."""
+    """Units of a candidate batch that are new and within the caps (in draw order), their cap
+    codes, and every unit's hash."""
     if not batch.units:
         return np.zeros(0, dtype=np.int64), [np.zeros(0, np.uint64) for _ in caps], np.zeros(0, np.uint64)
     hashes = unit_hash(batch)
-    order = np.argsort(hashes)  # which of two identical units stays does not matter
-    ordered = hashes[order]
-    fresh = np.zeros(batch.units, dtype=bool)
-    fresh[order[np.r_[True, ordered[1:] != ordered[:-1]]]] = True
-    fresh &= ~member(hashes, seen)
+    fresh = _first_occurrences(hashes) & ~member(hashes, seen)
     rejections["duplicate"] += int((~fresh).sum())
     keep = np.flatnonzero(fresh)
     codes = []
@@ -162,4 +160,26 @@ def _admit(
         rejections[cap.reason] += int((~within).sum())
         keep = keep[within]
         codes = [c[within] for c in codes] + [code[within]]
-    return keep, codes, hashes[keep]
+    return keep, codes, hashes
+
+
+def _first_occurrences(hashes: np.ndarray) -> np.ndarray:
+    """True for the first unit with each hash.
+
+    A plain sort finds the repeated hashes (a few per cent); a 4 MB bitmap of their
+    low bits picks out the units that may carry one, and only those are ordered.
+    """
+    ordered = np.sort(hashes)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    first = np.ones(len(hashes), dtype=bool)
+    if not len(repeated):
+        return first
+    low = np.uint64((1 << 22) - 1)
+    marked = np.zeros(1 << 22, dtype=bool)
+    marked[(repeated & low).astype(np.intp)] = True
+    rows = np.flatnonzero(marked[(hashes & low).astype(np.intp)])
+    sub = hashes[rows]
+    order = np.argsort(sub, kind="stable")
+    first[rows] = False
+    first[rows[order[np.r_[True, sub[order][1:] != sub[order][:-1]]]]] = True
+    return first

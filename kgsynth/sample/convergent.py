@@ -71,7 +71,7 @@ def sample_convergent(
                 for i in range(1, h + 1):
                     for j in range(1, h + 1):
                         disjoint &= nodes[:, a, i] != nodes[:, b, j]
-        rejected = Counter(dead_end=walked.dead_end, revisit=walked.revisit)
+        rejected = Counter(dead_end=walked.dead_end, stuck=walked.stuck)
         rejected["incomplete_group"] = int((~complete).sum())
         rejected["overlapping_branches"] = int((complete & ~disjoint).sum())
         units = np.flatnonzero(complete & disjoint)

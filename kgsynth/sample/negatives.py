@@ -62,8 +62,9 @@ def hard_negatives(
 ) -> Negatives:
     """Up to k proven hard negatives per path of the batch (sampled on `engine`, proven on `full`).
 
-    Each family draws k + attempts candidates per path; paths still short of k
-    get one more round with twice as many.
+    Each family draws k + attempts candidates per path, of which the 2k with the
+    fewest ways in are tried; paths still short of k get one more round with
+    twice as many draws.
     """
     rows = batch.rows
     if k <= 0 or not rows:
@@ -76,7 +77,7 @@ def hard_negatives(
         for start in range(0, len(todo), chunk):
             these = todo[start : start + chunk]
             part = PathBatch(batch.nodes[these], batch.entries[these])
-            row, node = _proven(engine, full, to_full, part, tries, rng, budget, views)
+            row, node = _proven(engine, full, to_full, part, tries, 2 * k, rng, budget, views)
             found_row.append(these[row])
             found_node.append(node)
         have = np.bincount(np.concatenate(found_row), minlength=rows)
@@ -98,6 +99,7 @@ def _proven(
     to_full: np.ndarray,
     batch: PathBatch,
     tries: int,
+    per_row: int,
     rng: np.random.Generator,
     budget: int,
     views: dict,
@@ -111,6 +113,9 @@ def _proven(
     row, node, distance_family = row[ok], node[ok], distance_family[ok]
     keep = _first_of_each(row, node, engine.n_nodes)
     row, node, distance_family = row[keep], node[keep], distance_family[keep]
+    keys = _full_keys(engine, full, batch.entries)
+    keep = _fewest_ways_in(full, keys, row, to_full[node], per_row)
+    row, node, distance_family = row[keep], node[keep], distance_family[keep]
 
     if distance_family.any():
         near = np.zeros(len(row), dtype=bool)
@@ -118,8 +123,21 @@ def _proven(
         row, node = row[~near], node[~near]
 
     node_full = to_full[node]
-    satisfied = _satisfies(full, to_full[batch.nodes[:, 0]], _full_keys(engine, full, batch.entries), row, node_full, budget)
+    satisfied = _satisfies(full, to_full[batch.nodes[:, 0]], keys, row, node_full, budget)
     return row[~satisfied], node_full[~satisfied]
+
+
+def _fewest_ways_in(full: Engine, keys: tuple[np.ndarray, np.ndarray], row: np.ndarray, node: np.ndarray, per_row: int) -> np.ndarray:
+    """Positions of at most `per_row` candidates per path: those with the fewest entries the
+    path's last hop could arrive by. They are the cheapest to prove, and the likeliest to hold."""
+    back = _reverse(full, (keys[0][:, -1], keys[1][:, -1]))
+    ways = np.zeros(len(row), dtype=np.int64)
+    for key in back:
+        lo, hi = ranges(full, node, key[row])
+        ways += hi - lo
+    order = np.lexsort((ways, row))
+    ranked = np.arange(len(order)) - np.searchsorted(row[order], row[order], side="left")
+    return np.sort(order[ranked < per_row])
 
 
 def _candidates(
@@ -132,7 +150,9 @@ def _candidates(
 
     # distance: other walks of the same length from the anchor, ending on the answer's type
     answer_type = np.asarray(engine.node_type)[batch.nodes[:, -1]]
-    anywhere = views.setdefault("any", build_view(engine))
+    if "any" not in views:
+        views["any"] = build_view(engine)
+    anywhere = views["any"]
     for node_type in sorted(set(answer_type.tolist())):
         these = rep[answer_type[rep] == node_type]
         last = views.get(("type", node_type))

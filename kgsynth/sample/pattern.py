@@ -106,7 +106,7 @@ def sample_patterns(
 
         def draw(_: int | None, size: int, views=views, pool=pool) -> tuple[list[PathBatch], Counter]:
             walked = walk(views, pick_starts(pool, uses, size, rng), rng, tries=tries)
-            return [to_batch(walked, views)], Counter(dead_end=walked.dead_end, revisit=walked.revisit)
+            return [to_batch(walked, views)], Counter(dead_end=walked.dead_end, stuck=walked.stuck)
 
         def accepted(batch: PathBatch) -> None:
             uses[:] += np.bincount(batch.nodes[:, 0], minlength=engine.n_nodes)

@@ -79,7 +79,7 @@ def sample_walks(
     def draw(h: int, size: int) -> tuple[list[PathBatch], Counter]:
         views = [view] * (h - 1) + [last]
         walked = walk(views, pick_starts(pool, uses, size, rng), rng, tries=tries)
-        return [to_batch(walked, views)], Counter(dead_end=walked.dead_end, revisit=walked.revisit)
+        return [to_batch(walked, views)], Counter(dead_end=walked.dead_end, stuck=walked.stuck)
 
     def accepted(batch: PathBatch) -> None:
         uses[:] += np.bincount(batch.nodes[:, 0], minlength=engine.n_nodes)

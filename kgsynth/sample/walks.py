@@ -2,8 +2,9 @@
 
 A `View` is the part of the CSR a hop may use: entries filtered by relation, hop
 direction, neighbour type and excluded nodes, re-packed as a CSR of its own so a
-uniform pick is one random offset per row. Picks that revisit a node are redrawn
-a few times; rows that still fail are dropped (or, for chains, simply stop).
+uniform pick is one random offset per row. Picks that revisit a node (or land on
+one to avoid) are redrawn a few times; rows that still fail are dropped (or, for
+chains, simply stop).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 from kgsynth.errors import ConfigError
 from kgsynth.graph.engine import Engine
 
+AVOID_SHARE = 0.1  # excluded nodes reached by at most this share of entries are avoided, not filtered
+
 
 @dataclass
 class View:
@@ -25,6 +28,7 @@ class View:
     indices: np.ndarray  # int32 neighbour of each view entry
     entry: np.ndarray | None  # int64 engine entry of each view entry; None: the engine's own CSR
     cumweight: np.ndarray | None = None  # float64 [entries + 1] for weighted picks; None: uniform
+    avoid: np.ndarray | None = None  # bool per node: picks landing here are redrawn, like revisits
     degree: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,7 +78,13 @@ def build_view(
     neighbour_types: bool mask over type ids of the node stepped onto;
     excluded: bool mask over nodes never stepped onto;
     weight: float per node, the chance of stepping onto it (proportional).
+
+    Excluded nodes that few entries lead to (hubs are few) are not filtered out —
+    re-packing the CSR costs more than redrawing the rare pick that lands on one.
     """
+    avoid = None
+    if excluded is not None and excluded.any() and engine.degree[excluded].sum() <= AVOID_SHARE * len(engine.indices):
+        avoid, excluded = excluded, None
     keep = None
     if keys is not None and not keys.all():
         n_rel = len(engine.relation_names)
@@ -95,6 +105,7 @@ def build_view(
         view = View(indptr=kept_before[np.asarray(engine.indptr)], indices=np.asarray(engine.indices)[entry], entry=entry)
     if weight is not None:
         view.cumweight = np.concatenate([[0.0], np.cumsum(weight[view.indices], dtype=np.float64)])
+    view.avoid = avoid
     return view
 
 
@@ -107,7 +118,7 @@ class Walked:
     length: np.ndarray  # int32 hops actually taken per row
     rows: np.ndarray  # int64 index into `starts` of each returned row
     dead_end: int = 0  # rows that reached a node with no usable entry
-    revisit: int = 0  # rows whose every redraw stepped onto a node already on the path
+    stuck: int = 0  # rows whose every redraw stepped onto a node already on the path (or one to avoid)
 
 
 def walk(
@@ -127,14 +138,14 @@ def walk(
     positions: list[np.ndarray] = []
     rows = len(starts)
     active = np.arange(rows)  # with keep_partial: the rows still walking; else: the rows kept
-    dead_end = revisit = 0
+    dead_end = stuck = 0
     for view in views:
         if keep_partial:
             node, position, dead, clash = _step(view, [column[active] for column in nodes], rng, tries)
         else:
             node, position, dead, clash = _step(view, nodes, rng, tries)
         dead_end += int(dead.sum())
-        revisit += int(clash.sum())
+        stuck += int(clash.sum())
         ok = ~(dead | clash)
         if keep_partial:
             active = active[ok]
@@ -155,13 +166,13 @@ def walk(
     else:
         length = np.full(len(nodes[0]), len(views), dtype=np.int32)
         kept = active
-    return Walked(nodes=nodes, positions=positions, length=length, rows=kept, dead_end=dead_end, revisit=revisit)
+    return Walked(nodes=nodes, positions=positions, length=length, rows=kept, dead_end=dead_end, stuck=stuck)
 
 
 def _step(
     view: View, path: list[np.ndarray], rng: np.random.Generator, tries: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One hop from the last node of every row: (node, view position, dead-end mask, revisit mask)."""
+    """One hop from the last node of every row: (node, view position, dead-end mask, stuck mask)."""
     current = path[-1]
     lo = view.indptr[current]
     count = view.degree[current]
@@ -174,22 +185,24 @@ def _step(
     clash = dead.copy()
     for column in path:
         clash |= node == column
+    if view.avoid is not None:
+        clash |= view.avoid[node]
     pending = np.flatnonzero(clash & ~dead)
     for _ in range(tries - 1):
         if not len(pending):
             break
         picked = _pick(view, lo[pending], count[pending], rng)
         candidate = view.indices[picked]
-        again = np.zeros(len(pending), dtype=bool)
+        again = view.avoid[candidate] if view.avoid is not None else np.zeros(len(pending), dtype=bool)
         for column in path:
             again |= candidate == column[pending]
         settled = pending[~again]
         node[settled] = candidate[~again]
         position[settled] = picked[~again]
         pending = pending[again]
-    revisit = np.zeros(len(current), dtype=bool)
-    revisit[pending] = True
-    return node, position, dead, revisit
+    stuck = np.zeros(len(current), dtype=bool)
+    stuck[pending] = True
+    return node, position, dead, stuck
 
 
 def _pick(view: View, lo: np.ndarray, count: np.ndarray, rng: np.random.Generator) -> np.ndarray:
