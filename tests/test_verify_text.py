@@ -54,3 +54,18 @@ def test_a_masked_name_hides_only_what_lies_inside_it():
 def test_extra_names_reach_entities_the_dictionary_leaves_out():
     mentions = linker().link("X was here. WAS is a gene.", {("was",): ("WAS-gene",)})
     assert [(m.start, m.sentence, m.nodes) for m in mentions] == [(1, 0, ("WAS-gene",)), (3, 1, ("WAS-gene",))]
+
+
+def test_link_many_finds_what_link_finds_text_by_text():
+    import polars as pl
+
+    texts = [
+        "Focal-onset seizure is a kind of Seizure. Seizures differ; FOCAL SEIZURES too.",
+        "Recurrent E. coli infections. Seizure",
+        ". Osteosarcoma!",
+        "Straße, Seizure",  # not ASCII: linked one by one
+        "",
+        None,
+        "Seizure\n\nseizure",
+    ]
+    assert linker().link_many(pl.Series(texts)) == [linker().link(t or "") for t in texts]

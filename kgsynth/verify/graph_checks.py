@@ -7,6 +7,7 @@ of items that fail.
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 from kgsynth.verify.batch import ItemBatch
 from kgsynth.verify.checks import Context, Outcome, register
@@ -83,41 +84,66 @@ def _classify_hop(
 def check_answer(batch: ItemBatch, ctx: Context) -> Outcome:
     index: GraphIndex = ctx.index
     engine = index.engine
-    terminal = batch.terminal
-    ids = batch.column("nodes")
-    answer_ids = batch.column("answer_id")
-    answers = batch.column("answer")
-    labels = batch.column("answer_label")
-    options = batch.column("options")
-    kinds = batch.column("kind")
-    answer_types = batch.column("answer_type")
-    failures = []
     wrong_type = (batch.answer_type != batch.types[batch.rows, batch.hops]) | (batch.answer_type < 0)
     wrong_claims = ((batch.claimed_types != batch.types) & (batch.nodes >= 0)).any(axis=1)
-    for row in range(len(batch)):
-        end_id = ids[row][-1]
-        end = int(terminal[row])
-        if answer_ids[row] != end_id:
-            failures.append((row, "ANSWER_NOT_TERMINAL", f"answer_id '{answer_ids[row]}' is not the path's end node {describe(index, end, end_id)}"))
+    suspects = np.flatnonzero(_answer_suspects(index, batch) | wrong_type | wrong_claims)
+    frame = batch.frame[suspects.tolist()] if len(suspects) else batch.frame.clear()
+    failures = []
+    for row, item in zip(suspects.tolist(), frame.iter_rows(named=True), strict=True):
+        end_id = item["nodes"][-1]
+        end = int(batch.terminal[row])
+        if item["answer_id"] != end_id:
+            failures.append((row, "ANSWER_NOT_TERMINAL", f"answer_id '{item['answer_id']}' is not the path's end node {describe(index, end, end_id)}"))
             continue
-        if end >= 0 and not _names_node(index, answers[row], end):
-            failures.append((row, "ANSWER_NOT_TERMINAL", f"answer text '{answers[row]}' does not name the end node {describe(index, end)}"))
+        if end >= 0 and not _names_node(index, item["answer"], end):
+            failures.append((row, "ANSWER_NOT_TERMINAL", f"answer text '{item['answer']}' does not name the end node {describe(index, end)}"))
             continue
-        if kinds[row] == "mcq":
-            problem = _option_problem(options[row], labels[row], end_id)
+        if item["kind"] == "mcq":
+            problem = _option_problem(item["options"], item["answer_label"], end_id)
             if problem:
                 failures.append((row, "ANSWER_NOT_TERMINAL", problem))
                 continue
         if end >= 0 and wrong_type[row]:
             actual = engine.type_names[int(batch.types[row, batch.hops[row]])]
-            failures.append((row, "TYPE_MISMATCH", f"the question asks for a '{answer_types[row]}' but {describe(index, end)} is a '{actual}'"))
+            failures.append((row, "TYPE_MISMATCH", f"the question asks for a '{item['answer_type']}' but {describe(index, end)} is a '{actual}'"))
             continue
         if wrong_claims[row]:
             k = int(np.nonzero((batch.claimed_types[row] != batch.types[row]) & (batch.nodes[row] >= 0))[0][0])
-            claimed = batch.frame["node_types"][row][k]
             actual = engine.type_names[int(batch.types[row, k])]
-            failures.append((row, "TYPE_MISMATCH", f"node {k + 1} {describe(index, int(batch.nodes[row, k]))} is a '{actual}', the item says '{claimed}'"))
+            failures.append((row, "TYPE_MISMATCH", f"node {k + 1} {describe(index, int(batch.nodes[row, k]))} is a '{actual}', the item says '{item['node_types'][k]}'"))
     return Outcome.of(len(batch), failures)
+
+
+def _answer_suspects(index: GraphIndex, batch: ItemBatch) -> np.ndarray:
+    """Items that may fail the answer check, found in bulk; each is then judged one by one.
+
+    Clears an item only when its answer id is the path's end, its answer text is the
+    end node's name (lower-cased words; synonyms and rarer case foldings go to the
+    one-by-one test), and, for a multiple-choice item, exactly one option holds the
+    answer, under the answer's label, with no node twice.
+    """
+    frame = batch.frame
+    end = np.maximum(batch.terminal, 0)
+    words_of = lambda column: column.str.to_lowercase().str.extract_all(r"[^\W_]+").list.join(" ")  # noqa: E731
+    named = pl.DataFrame({"answer": frame["answer"].fill_null(""), "name": index.node_info["name"].gather(end)})
+    same_name = named.select(words_of(pl.col("answer")) == words_of(pl.col("name")))["answer"].to_numpy()
+    suspect = (frame["answer_id"] != frame["nodes"].list.last()).fill_null(True).to_numpy() | ~same_name | (batch.terminal < 0)
+    mcq = (frame["kind"] == "mcq").to_numpy()
+    options = (
+        frame.select(pl.int_range(pl.len()).alias("row"), "answer_id", "answer_label", "options")
+        .explode("options")
+        .with_columns(pl.col("options").struct.field("node_id").alias("node"), pl.col("options").struct.field("label").alias("label"))
+        .group_by("row")
+        .agg(
+            (pl.col("node") == pl.col("answer_id")).sum().alias("holders"),
+            ((pl.col("node") == pl.col("answer_id")) & (pl.col("label") == pl.col("answer_label"))).sum().alias("labelled"),
+            (pl.col("node").n_unique() == pl.col("node").len()).alias("distinct"),
+        )
+        .sort("row")
+    )
+    fine = ((options["holders"] == 1) & (options["labelled"] == 1) & options["distinct"]).fill_null(False).to_numpy()
+    suspect[options["row"].to_numpy()] |= mcq[options["row"].to_numpy()] & ~fine
+    return suspect
 
 
 def _names_node(index: GraphIndex, text: str, node: int) -> bool:
@@ -191,7 +217,8 @@ def check_pattern(batch: ItemBatch, ctx: Context) -> Outcome:
     return Outcome.of(n, sorted(failures, key=lambda f: f[0]))
 
 
-OPEN_CAP = 8  # frontier nodes per item kept while looking for a second answer
+OPEN_CAP = 8  # frontier nodes per item kept while looking for a second answer (then 64, 512, all)
+OPEN_CAP_MAX = 512
 
 
 def _meet(
@@ -267,7 +294,7 @@ def _count_ends(
 
     Two ends are enough to call an open answer not unique, so frontiers are first
     cut to `cap` nodes per item; items that then reach fewer than two ends but were
-    cut are walked again in full.
+    cut are walked again with 8 times the cap, and past `OPEN_CAP_MAX` in full.
     """
     start_rows, start_nodes = rows, nodes
     cut = np.zeros(len(batch), dtype=bool)
@@ -285,7 +312,8 @@ def _count_ends(
     again = cut & (counts < 2)
     if again.any():
         pick = again[start_rows]
-        exact, exact_examples = _count_ends(index, batch, start_rows[pick], start_nodes[pick], start, h, cap=None)
+        wider = None if cap is None or cap >= OPEN_CAP_MAX else cap * 8
+        exact, exact_examples = _count_ends(index, batch, start_rows[pick], start_nodes[pick], start, h, cap=wider)
         counts[again] = exact[again]
         examples.update(exact_examples)
     return counts, examples

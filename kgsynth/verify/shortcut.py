@@ -97,16 +97,28 @@ class HubIndex:
         return keys // self.index.n, keys % self.index.n
 
 
+_HUBS: dict[tuple[str, str], HubIndex] = {}
+
+
 def hub_index(index: GraphIndex, hubs: list[str] | Path | str) -> HubIndex:
-    """Resolve removed node ids (or a hubs.json whose `removed[].id` lists them)."""
-    ids = read_hub_ids(hubs) if isinstance(hubs, (str, Path)) else list(hubs)
-    table = index.node_table
+    """Resolve removed node ids (or a hubs.json whose `removed[].id` lists them).
+
+    Kept for the process (one hub set at a time), so its hub-to-hub distances are
+    computed once per pruning, not once per call.
+    """
+    import hashlib
+
     import polars as pl
 
-    found = pl.DataFrame({"id": ids}, schema={"id": pl.String}).join(table, on="id", how="left")
-    missing = found.filter(pl.col("idx").is_null())["id"].to_list()
-    present = unique_ints(found["idx"].drop_nulls().to_numpy().astype(np.int64))
-    return HubIndex(index=index, hubs=present, missing=missing)
+    ids = sorted(set(read_hub_ids(hubs) if isinstance(hubs, (str, Path)) else hubs))
+    key = (index.snapshot.hash, hashlib.sha256("\n".join(ids).encode()).hexdigest())
+    if key not in _HUBS:
+        found = pl.DataFrame({"id": ids}, schema={"id": pl.String}).join(index.node_table, on="id", how="left")
+        missing = found.filter(pl.col("idx").is_null())["id"].to_list()
+        present = unique_ints(found["idx"].drop_nulls().to_numpy().astype(np.int64))
+        _HUBS.clear()
+        _HUBS[key] = HubIndex(index=index, hubs=present, missing=missing)
+    return _HUBS[key]
 
 
 def read_hub_ids(path: str | Path) -> list[str]:

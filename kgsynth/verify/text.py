@@ -19,14 +19,22 @@ import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Generic, NamedTuple, TypeVar
+
+import numpy as np
+import polars as pl
 
 K = TypeVar("K", bound=Hashable)
 
 _WORD = re.compile(r"[^\W_]+")
 _SENTENCE_END = re.compile(r"[.!?;:]+(?:\s+|$)|\n\s*\n")
-_BREAK = "\x00"  # stands for a sentence end in the linker's token stream
-_WORD_OR_BREAK = re.compile(r"[^\W_]+|\x00")
+# the linker's token stream: words, and sentence ends as tokens of their own
+_WORD_OR_BREAK = re.compile(r"[^\W_]+|[.!?;:](?=\s|$)|\n\s*\n")
+_BREAK_START = ".!?;:\n"
+# the same in Rust's regex dialect (no look-ahead: a sentence end keeps its space)
+_STREAM = r"[^\W_]+|[.!?;:](?:\s|$)|\n\s*\n"
+_ASCII = r"^[\x00-\x7f]*$"
 
 # Function words and the commonest English words that are also gene symbols or
 # ontology labels (WAS, SET, MET, REST, MAX, CAT, All, …).
@@ -73,6 +81,15 @@ def normalize(text: str) -> str:
     return " ".join(words(text))
 
 
+def normalized_texts(texts: pl.Series) -> list[str]:
+    """`normalize` of many texts at once (ASCII in bulk, the rest one by one)."""
+    texts = texts.fill_null("")
+    out = texts.str.to_lowercase().str.extract_all(r"[^\W_]+").list.join(" ").to_list()
+    for i in (~texts.str.contains(_ASCII)).arg_true().to_list():
+        out[i] = normalize(texts[i])
+    return out
+
+
 def tokens_with_breaks(text: str) -> tuple[list[str], list[bool]]:
     """Tokens, and for each whether a sentence ends right before it."""
     tokens: list[str] = []
@@ -93,7 +110,9 @@ class Mention(NamedTuple, Generic[K]):
     nodes: tuple[K, ...]  # every node with this name or synonym
 
 
-_END = ""  # trie key of "a name ends here"; tokens are never empty
+_END = -1  # trie key of "a name ends here"
+_BREAK = -2  # token id of a sentence end
+_OTHER = -3  # token id of a word no name uses
 
 
 @dataclass
@@ -101,11 +120,13 @@ class EntityLinker(Generic[K]):
     """A name + synonym dictionary of nodes, matched longest-first on whole words.
 
     Keys are whatever identifies a node for the caller (engine indices for the
-    snapshot linker, node ids for a single item's path). The dictionary is a token
-    trie, so linking costs a few dict lookups per word whatever its size.
+    snapshot linker, node ids for a single item's path). The dictionary is a trie
+    over token ids, so linking costs a few dict lookups per name-starting word
+    whatever its size; `link_many` finds those words for a whole batch in bulk.
     """
 
     trie: dict
+    vocab: dict[str, int]  # every token some name uses → its id
     forms: dict[K, tuple[str, ...]] = field(default_factory=dict)  # node → its normalized names
 
     @classmethod
@@ -117,6 +138,7 @@ class EntityLinker(Generic[K]):
     @classmethod
     def _build(cls, entries: Iterable[tuple[K, str]], stop: frozenset[str]) -> EntityLinker[K]:
         trie: dict = {}
+        vocab: dict[str, int] = {}
         forms: dict[K, list[str]] = {}
         for node, text in entries:
             if not text:
@@ -126,13 +148,20 @@ class EntityLinker(Generic[K]):
                 continue
             level = trie
             for token in key:
-                level = level.setdefault(token, {})
+                level = level.setdefault(vocab.setdefault(token, len(vocab)), {})
             holders = level.setdefault(_END, [])
             if node not in holders:
                 holders.append(node)
                 forms.setdefault(node, []).append(" ".join(key))
         _freeze(trie)
-        return cls(trie=trie, forms={node: tuple(dict.fromkeys(fs)) for node, fs in forms.items()})
+        return cls(trie=trie, vocab=vocab, forms={node: tuple(dict.fromkeys(fs)) for node, fs in forms.items()})
+
+    @cached_property
+    def _roots(self) -> np.ndarray:
+        """Per token id: does some name start with it?"""
+        roots = np.zeros(max(len(self.vocab), 1), dtype=bool)
+        roots[[t for t in self.trie if t >= 0]] = True
+        return roots
 
     def link(self, text: str, extra: Mapping[tuple[str, ...], tuple[K, ...]] | None = None) -> list[Mention[K]]:
         """Leftmost-longest, non-overlapping mentions in reading order.
@@ -140,25 +169,89 @@ class EntityLinker(Generic[K]):
         `extra` adds names the dictionary left out (a path entity called "WAS"),
         as normalized token tuples. Offsets count the tokens of `tokens_with_breaks(text)`.
         """
-        tokens = _WORD_OR_BREAK.findall(_SENTENCE_END.sub(f" {_BREAK} ", text.casefold()))
+        tokens = _WORD_OR_BREAK.findall(text.casefold())
+        vocab = self.vocab
+        ids = [_BREAK if t[0] in _BREAK_START else vocab.get(t, _OTHER) for t in tokens]
+        words_before, sentences = [], []
+        count = sentence = 0
+        for t in ids:
+            words_before.append(count)
+            sentences.append(sentence)
+            if t == _BREAK:
+                sentence += 1 if count else 0  # text before the first word is no sentence
+            else:
+                count += 1
+        roots = self.trie
+        firsts = {key[0] for key in extra or () if key}
+        starts = [i for i, t in enumerate(ids) if t in roots or tokens[i] in firsts]
+        return self._walk(ids, 0, len(ids), starts, words_before, sentences, tokens if extra else None, extra)
+
+    def link_many(self, texts: pl.Series) -> list[list[Mention[K]]]:
+        """`link` for a whole column of texts, the same mentions, much faster.
+
+        Tokens are found and looked up in bulk (ASCII texts: lower-casing equals
+        casefolding there; other texts go through `link` one by one); Python then
+        walks the trie only from words that start some name.
+        """
+        texts = texts.fill_null("")
+        n = len(texts)
+        stream = (
+            texts.str.to_lowercase().str.extract_all(_STREAM).alias("token").to_frame()
+            .with_row_index("row").explode("token").drop_nulls("token")
+        )
+        vocab = pl.DataFrame({"token": list(self.vocab), "id": list(self.vocab.values())}, schema={"token": pl.String, "id": pl.Int64})
+        stream = stream.join(vocab, on="token", how="left", maintain_order="left")
+        ends = stream["token"].str.contains(r"^[.!?;:\n]").to_numpy()
+        ids = np.where(ends, _BREAK, stream["id"].fill_null(_OTHER).to_numpy())
+        rows = stream["row"].to_numpy().astype(np.int64)
+        bounds = np.searchsorted(rows, np.arange(n + 1))
+        sizes, first = np.diff(bounds), np.minimum(bounds[:-1], max(len(ids) - 1, 0))
+
+        def per_row(counted: np.ndarray) -> np.ndarray:  # how many counted tokens precede each token, in its text
+            before = np.cumsum(counted) - counted
+            return before - np.repeat(before[first], sizes) if len(before) else before
+
+        words_before = per_row((ids != _BREAK).astype(np.int64))
+        sentences = per_row(((ids == _BREAK) & (words_before > 0)).astype(np.int64))  # as `link` counts them
+        start_at = np.flatnonzero(self._roots[np.maximum(ids, 0)] & (ids >= 0))
+        start_bounds = np.searchsorted(start_at, bounds)
+        ids_list, words_list, sentence_list = ids.tolist(), words_before.tolist(), sentences.tolist()
+        starts, start_bounds = start_at.tolist(), start_bounds.tolist()
+        bounds = bounds.tolist()
+        out = [
+            self._walk(ids_list, bounds[r], bounds[r + 1], starts[start_bounds[r] : start_bounds[r + 1]], words_list, sentence_list)
+            for r in range(n)
+        ]
+        for r in (~texts.str.contains(_ASCII)).arg_true().to_list():
+            out[r] = self.link(texts[r])
+        return out
+
+    def _walk(
+        self,
+        ids: list[int],
+        lo: int,
+        hi: int,
+        starts: list[int],
+        words_before: list[int],
+        sentences: list[int],
+        tokens: list[str] | None = None,
+        extra: Mapping[tuple[str, ...], tuple[K, ...]] | None = None,
+    ) -> list[Mention[K]]:
+        """Leftmost-longest matches in ids[lo:hi], trying only the given start positions."""
         get = self.trie.get
         mentions: list[Mention[K]] = []
-        sentence = breaks = 0  # sentence number; break markers passed (to turn positions into offsets)
-        i, n = 0, len(tokens)
-        while i < n:
-            token = tokens[i]
-            if token == _BREAK:
-                sentence += 1 if i - breaks else 0  # text before the first word is no sentence
-                breaks += 1
-                i += 1
+        taken = lo  # matches may not start before this position
+        inner = 0  # sentence ends inside names matched so far: they end no sentence
+        for i in starts:
+            if i < taken:
                 continue
-            level = get(token)
+            level = get(ids[i])
             end, nodes, inside = i + 1, None, 0
             if level is not None:
                 nodes = level.get(_END)
                 j, skipped = i + 1, 0
-                while j < n:
-                    token = tokens[j]
+                while j < hi:
+                    token = ids[j]
                     if token == _BREAK:  # a name may contain one ("E. coli")
                         j += 1
                         skipped += 1
@@ -174,11 +267,11 @@ class EntityLinker(Generic[K]):
                     if (nodes is None or i + len(key) > end) and tuple(tokens[i : i + len(key)]) == key:
                         end, nodes, inside = i + len(key), holders, 0
             if nodes is None:
-                i += 1
                 continue
-            mentions.append(Mention(i - breaks, end - breaks - inside, sentence, nodes))
-            breaks += inside
-            i = end
+            last = end - 1  # the match's last word (a break never ends a match)
+            mentions.append(Mention(words_before[i], words_before[last] + 1, sentences[i] - inner, nodes))
+            inner += inside
+            taken = end
         return mentions
 
     def mentions_any(
@@ -188,15 +281,17 @@ class EntityLinker(Generic[K]):
         *,
         mask: Iterable[K] = (),
         forms: Callable[[K], tuple[str, ...]] | None = None,
+        normalized: bool = False,
     ) -> list[tuple[K, str]]:
         """Which of `nodes` a text names (any name or synonym, as whole words): (node, form) each.
 
         An occurrence that lies inside a longer name of a `mask` node (the anchor a
         question must name) does not count: "Seizure" inside "Focal-onset seizure".
-        `forms` gives a node's normalized names (default: the dictionary's).
+        `forms` gives a node's normalized names (default: the dictionary's);
+        `normalized` says the text is already `normalize`d.
         """
         forms = forms or (lambda node: self.forms.get(node, ()))
-        padded = f" {normalize(text)} "
+        padded = f" {text if normalized else normalize(text)} "
         covers = [(at, at + len(form) + 2) for node in mask for form in forms(node) for at in _find_all(padded, f" {form} ")]
         found = []
         for node in nodes:
