@@ -112,3 +112,18 @@ def test_optional_parts_missing_become_statements(export_run: Path, tmp_path: Pa
     text = " ".join(inputs.notes)
     for part in ("rejected.parquet", "items.parquet", "paths.parquet", "generate.json", "snapshot/", "pruned/"):
         assert part in text
+
+
+def test_a_run_with_no_accepted_item_is_refused_by_export_but_reported(
+    export_run: Path, tmp_path: Path
+) -> None:
+    from kgsynth.export import export_dataset, write_report
+
+    empty = tmp_path / "empty"
+    shutil.copytree(export_run, empty)
+    accepted = pl.read_parquet(empty / "verified" / "accepted.parquet")
+    accepted.clear().write_parquet(empty / "verified" / "accepted.parquet")
+    with pytest.raises(InputFormatError, match=r"accepted\.parquet: no accepted items"):
+        export_dataset(empty, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert write_report(empty, tmp_path / "report").exists()

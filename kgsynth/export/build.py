@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, DatasetInfo, Features
 
+from kgsynth.errors import InputFormatError
 from kgsynth.export.inputs import RunInputs, read_run
 from kgsynth.export.rows import FEATURES, default_row, is_mcq, mcq_row, sft_row
 from kgsynth.export.splits import SPLITS, SplitKey, SplitPlan, plan_splits
@@ -60,6 +61,12 @@ def prepare(
     hop_split: Mapping[str, Sequence[int]] | None = None,
 ) -> Prepared:
     inputs = read_run(run_dir)
+    if inputs.accepted.height == 0:
+        raise InputFormatError(
+            "no accepted items: there is nothing to export. "
+            f"`kgsynth report {inputs.run.root}` shows why the items were rejected",
+            file=inputs.run.verified / "accepted.parquet",
+        )
     rows = [default_row(item) for item in inputs.accepted.to_arrow().to_pylist()]
     keys = [SplitKey(r["id"], r["answer_id"], r["path_signature"], r["hops"]) for r in rows]
     plan = plan_splits(keys, ratios=ratios, seed=seed, hop_split=hop_split)
