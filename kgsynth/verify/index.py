@@ -65,11 +65,28 @@ class GraphIndex:
         return (u.astype(np.int64) * self.r + rel) * 2 + forward.astype(np.int64)
 
     def has_entries(self, u: np.ndarray, rel: np.ndarray, forward: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Vectorised: is there an entry u → v with that relation, walked that way?"""
-        wanted = self.base(u, rel, forward) * self.n + v
-        at = np.searchsorted(self.keys, wanted)
-        at = np.minimum(at, len(self.keys) - 1)
-        return self.keys[at] == wanted if len(self.keys) else np.zeros(len(wanted), dtype=bool)
+        """Vectorised: is there an entry u → v with that relation, walked that way?
+
+        A binary search inside each (u, rel, forward) run: a few steps over a short
+        run instead of ~23 cache-missing steps over all keys.
+        """
+        shape = np.broadcast(u, rel, forward, v).shape
+        lo, hi, base = self.ranges(*(np.broadcast_to(x, shape).ravel() for x in (u, rel, forward)))
+        wanted = base + np.broadcast_to(v, shape).ravel()
+        lo, hi = lo.copy(), hi.copy()
+        keys = self.keys
+        while True:
+            open_ = lo < hi
+            if not open_.any():
+                break
+            mid = (lo + hi) // 2
+            below = open_ & (keys[np.minimum(mid, len(keys) - 1)] < wanted)
+            above = open_ & ~below
+            lo[below] = mid[below] + 1
+            hi[above] = mid[above]
+        found = lo < len(keys)
+        found[found] = keys[lo[found]] == wanted[found]
+        return found.reshape(shape)
 
     @cached_property
     def offsets(self) -> np.ndarray | None:
