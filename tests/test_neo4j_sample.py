@@ -12,7 +12,7 @@ from kgsynth.errors import ConfigError, UnknownRelationError
 from kgsynth.graph.snapshot import Snapshot
 from kgsynth.graph.stats import degrees
 from kgsynth.sample.paths import PATHS_SCHEMA, read_paths, write_paths
-from kgsynth.stores import GraphStore, open_store
+from kgsynth.stores import STORES, GraphStore, open_store
 from kgsynth.stores.neo4j import HUB_PROPERTY, Neo4jConfig, connect
 from kgsynth.stores.neo4j_pull import PullMapping
 from kgsynth.stores.neo4j_sample import sample_paths_cypher
@@ -106,22 +106,31 @@ def test_names_outside_the_vocabulary_are_refused(eye_in_neo4j: Neo4jConfig) -> 
         sample_paths_cypher(eye_in_neo4j, "pattern", n=5, seed=0, patterns="disease <-has_phenotype-> phenotype")
 
 
-def test_the_store_protocol_gives_both_stores_the_same_surface(
-    eye_in_neo4j: Neo4jConfig, hpo_eye_dir: Path, hpo_eye: Snapshot
-) -> None:
-    neo = open_store("neo4j", config=eye_in_neo4j)
-    memory = open_store("memory", path=hpo_eye_dir)
+def test_store_neo4j_reads_and_samples_through_the_protocol(eye_in_neo4j: Neo4jConfig, hpo_eye: Snapshot) -> None:
+    store = open_store("neo4j", config=eye_in_neo4j)
     try:
-        assert isinstance(neo, GraphStore) and isinstance(memory, GraphStore)
-        assert neo.snapshot().hash == memory.snapshot().hash == hpo_eye.hash
+        assert isinstance(store, GraphStore) and store.snapshot().hash == hpo_eye.hash
         hubs = degrees(hpo_eye).sort("degree", descending=True).head(10)["id"].to_list()
-        for store in (neo, memory):
-            paths = store.sample_paths("walk", n=12, seed=4, hops=2, exclude=hubs)
-            check_paths(paths, hpo_eye)
-            assert not set(paths["nodes"].explode().to_list()) & set(hubs)
+        paths = store.sample_paths("walk", n=12, seed=4, hops=2, exclude=hubs)  # the in-memory samplers' words
+        check_paths(paths, hpo_eye)
+        assert not set(paths["nodes"].explode().to_list()) & set(hubs)
     finally:
-        neo.close()
-        memory.close()
+        store.close()
+
+
+def test_store_memory_reads_and_samples_through_the_protocol(hpo_eye_dir: Path, hpo_eye: Snapshot) -> None:
+    store = open_store("memory", path=hpo_eye_dir)
+    assert isinstance(store, GraphStore) and store.snapshot().hash == hpo_eye.hash
+    hubs = degrees(hpo_eye).sort("degree", descending=True).head(10)["id"].to_list()
+    paths = store.sample_paths("walk", n=12, seed=4, hops=2, exclude=hubs)
+    check_paths(paths, hpo_eye)
+    assert not set(paths["nodes"].explode().to_list()) & set(hubs)
+
+
+def test_every_registered_store_has_a_test_of_its_own() -> None:
+    source = Path(__file__).read_text(encoding="utf-8")
+    untested = [name for name in STORES.names() if f"def test_store_{name}_" not in source]
+    assert not untested and STORES.names() == ["memory", "neo4j"]
 
 
 def test_sampling_a_mapped_graph_kgsynth_did_not_push(neo4j_config: Neo4jConfig) -> None:
