@@ -55,7 +55,7 @@ def shortcut_rule(
         node = int(np.argmax(load))
         if load[node] <= limit:
             break
-        removal = Removal(node, float(load[node]), round_, f"carried {load[node]:.2%} of sampled shortest paths (limit 1/k = {limit:.2%})")
+        removal = Removal(node, float(load[node]), round_, f"shortcut load {load[node]:.2%} > 1/k = {limit:.2%}")
         removals.append(removal)
         pairs.remove(np.array([node]))
         if advance is not None:

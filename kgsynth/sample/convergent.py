@@ -51,7 +51,7 @@ def sample_convergent(
     view = build_view(engine, keys=keys, excluded=excluded)
     last = view
     if anchor_types is not None:
-        last = build_view(engine, keys=keys, excluded=excluded, neighbour_types=type_mask(engine, list(anchor_types), what="anchor type"))
+        last = build_view(engine, keys=keys, excluded=excluded, neighbour_types=type_mask(engine, anchor_types, what="anchor type"))
     pool = start_pool(engine, view, answer_types, excluded, "answer type")
     pool = pool[view.degree[pool] >= branches]  # an answer needs a distinct first step per branch
     if not len(pool):

@@ -23,9 +23,9 @@ from kgsynth.sample.walks import View, Walked, build_view, pick_starts, relation
 
 def relation_keys(engine: Engine, relations: Iterable[str] | None, deny_relations: Iterable[str] | None) -> np.ndarray:
     """Hop keys (both directions) of the allowed relations minus the denied ones."""
-    allowed = relation_mask(engine, None if relations is None else list(relations))
+    allowed = relation_mask(engine, relations)
     if deny_relations is not None:
-        allowed &= ~relation_mask(engine, list(deny_relations), what="denied relation")
+        allowed &= ~relation_mask(engine, deny_relations, what="denied relation")
     return np.concatenate([allowed, allowed])
 
 
@@ -38,12 +38,12 @@ def to_batch(walked: Walked, views: list[View]) -> PathBatch:
 
 def start_pool(engine: Engine, view: View, types: Iterable[str] | None, excluded: np.ndarray | None, what: str) -> np.ndarray:
     """Nodes of the given types that have an entry to walk and are not excluded."""
-    ok = type_mask(engine, None if types is None else list(types), what=what)[engine.node_type] & (view.degree > 0)
+    ok = type_mask(engine, types, what=what)[engine.node_type] & (view.degree > 0)
     if excluded is not None:
         ok &= ~excluded
     pool = np.flatnonzero(ok)
     if not len(pool):
-        raise ConfigError(f"no node can start a walk ({what}s {list(types) if types else 'any'}, after exclusions)")
+        raise ConfigError(f"no node can start a walk ({what}: {types or 'any'}, after exclusions)")
     return pool
 
 
@@ -72,7 +72,7 @@ def sample_walks(
     view = build_view(engine, keys=keys, excluded=excluded)
     last = view
     if end_types is not None:
-        last = build_view(engine, keys=keys, excluded=excluded, neighbour_types=type_mask(engine, list(end_types), what="end type"))
+        last = build_view(engine, keys=keys, excluded=excluded, neighbour_types=type_mask(engine, end_types, what="end type"))
     pool = start_pool(engine, view, start_types, excluded, "start type")
     uses = np.zeros(engine.n_nodes, dtype=np.float64)
 

@@ -38,10 +38,11 @@ class View:
         return position if self.entry is None else self.entry[position]
 
 
-def relation_mask(engine: Engine, names: Collection[str] | None, *, what: str = "relation") -> np.ndarray:
+def relation_mask(engine: Engine, names: str | Collection[str] | None, *, what: str = "relation") -> np.ndarray:
     """Boolean mask over relation ids for the given names (None: all)."""
     if names is None:
         return np.ones(len(engine.relation_names), dtype=bool)
+    names = [names] if isinstance(names, str) else names
     mask = np.zeros(len(engine.relation_names), dtype=bool)
     for name in names:
         if name not in engine.relation_index:
@@ -51,10 +52,11 @@ def relation_mask(engine: Engine, names: Collection[str] | None, *, what: str = 
     return mask
 
 
-def type_mask(engine: Engine, names: Collection[str] | None, *, what: str = "node type") -> np.ndarray:
+def type_mask(engine: Engine, names: str | Collection[str] | None, *, what: str = "node type") -> np.ndarray:
     """Boolean mask over node type ids for the given names (None: all)."""
     if names is None:
         return np.ones(len(engine.type_names), dtype=bool)
+    names = [names] if isinstance(names, str) else names
     mask = np.zeros(len(engine.type_names), dtype=bool)
     for name in names:
         if name not in engine.type_index:
