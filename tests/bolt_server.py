@@ -56,7 +56,7 @@ class BoltServer:
         offset = self.log.stat().st_size if self.log.exists() else 0  # earlier runs' READY lines do not count
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, __file__, str(self.root), str(self.bolt_port), str(self.http_port), str(self.https_port)],
+                [sys.executable, __file__, *map(str, (self.root, self.bolt_port, self.http_port, self.https_port))],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,

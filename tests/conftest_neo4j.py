@@ -75,7 +75,8 @@ def hpo_slice(full: Snapshot, root: str, diseases: int, genes: int, name: str) -
         ranked = hits.group_by("src").len().sort(["len", "src"], descending=[True, False])
         return ranked.head(count)["src"].to_list()
 
-    ids = keep | set(most_annotated("has_phenotype", diseases)) | set(most_annotated("gene_associated_with_phenotype", genes))
+    ids = keep | set(most_annotated("has_phenotype", diseases))
+    ids |= set(most_annotated("gene_associated_with_phenotype", genes))
     return build_snapshot(
         full.nodes.filter(pl.col("id").is_in(list(ids))),
         edges.filter(pl.col("src").is_in(list(ids)) & pl.col("dst").is_in(list(ids))),

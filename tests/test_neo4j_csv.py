@@ -60,8 +60,8 @@ def test_import_files_have_the_headers_neo4j_admin_requires_and_rebuild_the_snap
     meta = dict(zip(fields, rows[0], strict=True))
     assert meta["hash:ID(KgsynthSnapshot)"] == hpo_eye.hash and meta["status"] == "complete"
 
-    rebuilt = build_snapshot(pl.DataFrame(nodes), pl.DataFrame(edges), vocabulary=vocabulary_from_json(meta["vocabulary"]),
-                             name="rebuilt", loader="csv")
+    vocabulary = vocabulary_from_json(meta["vocabulary"])
+    rebuilt = build_snapshot(pl.DataFrame(nodes), pl.DataFrame(edges), vocabulary=vocabulary, name="x", loader="csv")
     assert rebuilt.hash == hpo_eye.hash
 
     command = files.command("kg")

@@ -59,7 +59,9 @@ def test_walks_follow_only_the_named_relations_from_the_named_types(
     assert {p.split()[0] for p in paths["pattern"]} == {"disease"}
 
 
-def test_patterns_match_types_relations_and_directions(eye_in_neo4j: Neo4jConfig, hpo_eye: Snapshot, tmp_path: Path) -> None:
+def test_patterns_match_types_relations_and_directions(
+    eye_in_neo4j: Neo4jConfig, hpo_eye: Snapshot, tmp_path: Path
+) -> None:
     pattern = "gene -gene_associated_with_phenotype-> phenotype <-has_phenotype- disease"
     paths = sample_paths_cypher(eye_in_neo4j, "pattern", n=25, seed=5, patterns=pattern, hubs=[])
     check_paths(paths, hpo_eye)
@@ -161,7 +163,8 @@ def test_a_symmetric_relation_matches_either_stored_direction(neo4j_config: Neo4
         )
     mapping = PullMapping(vocabulary="primekg", labels={"Medicine": "drug"},
                           relationship_types={"INTERACTS": "drug_drug"}, name="ddi")
-    paths = sample_paths_cypher(neo4j_config, "pattern", n=5, seed=0, patterns="drug -drug_drug-> drug -drug_drug-> drug",
-                                mapping=mapping, max_attempts=200)
+    template = "drug -drug_drug-> drug -drug_drug-> drug"
+    paths = sample_paths_cypher(neo4j_config, "pattern", n=5, seed=0, patterns=template, mapping=mapping,
+                                max_attempts=200)
     assert sorted(paths["nodes"].to_list()) == [["b", "a", "c"], ["c", "a", "b"]]
     assert set(paths["pattern"]) == {"drug -drug_drug- drug -drug_drug- drug"}

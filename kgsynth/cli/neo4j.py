@@ -33,7 +33,9 @@ def register(app: typer.Typer) -> None:
 def push(
     snapshot_dir: Annotated[Path, typer.Argument(help="Snapshot directory to load.")],
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 5000,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted push of this snapshot into this database.")] = True,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted push of this snapshot into this database.")
+    ] = True,
     uri: Uri = None,
     user: User = None,
     database: Database = None,
@@ -94,7 +96,8 @@ def pull(
     counts = snapshot.manifest.counts
     console.print(
         f"[bold green]pulled[/] {config.target}: {counts.nodes:,} nodes, {counts.edges:,} edges, "
-        f"{len(counts.relations)} relations → {out} (hash {snapshot.hash[:12]}) in {time.perf_counter() - started:.1f}s"
+        f"{len(counts.relations)} relations → {out} (hash {snapshot.hash[:12]}) "
+        f"in {time.perf_counter() - started:.1f}s"
     )
     for reason, count in snapshot.manifest.dropped.items():
         console.print(f"  skipped {count:,}: {reason}")
@@ -138,7 +141,8 @@ def sample(
         Optional[Path], typer.Option(help="hubs.json from `kgsynth shatter`: flag these nodes as hubs first.")
     ] = None,
     pattern: Annotated[
-        Optional[list[str]], typer.Option(help="pattern: template like 'disease -has_phenotype-> phenotype' (repeatable).")
+        Optional[list[str]],
+        typer.Option(help="pattern: template like 'disease -has_phenotype-> phenotype' (repeatable)."),
     ] = None,
     mapping: Annotated[Optional[Path], typer.Option(help="Mapping file for a graph kgsynth did not push.")] = None,
     uri: Uri = None,

@@ -258,14 +258,18 @@ class GraphSchema:
             return self.labels[node_type]
         except KeyError:
             known = ", ".join(sorted(self.labels)) or "(none)"
-            raise UnknownRelationError(f"node type '{node_type}' is not in the graph's vocabulary; known: {known}") from None
+            raise UnknownRelationError(
+                f"node type '{node_type}' is not in the graph's vocabulary; known: {known}"
+            ) from None
 
     def rel_type(self, relation: str) -> str:
         try:
             return self.types[relation]
         except KeyError:
             known = ", ".join(sorted(self.types)) or "(none)"
-            raise UnknownRelationError(f"relation '{relation}' is not in the graph's vocabulary; known: {known}") from None
+            raise UnknownRelationError(
+                f"relation '{relation}' is not in the graph's vocabulary; known: {known}"
+            ) from None
 
 
 def schema_for(vocabulary: Vocabulary, node_types: Iterable[str], relations: Iterable[str]) -> GraphSchema:
@@ -296,7 +300,8 @@ def schema_for(vocabulary: Vocabulary, node_types: Iterable[str], relations: Ite
         for name, target in names.items():
             if target in seen:
                 raise ConfigError(
-                    f"'{seen[target]}' and '{name}' would both become Neo4j {kind} {target}; rename one in the vocabulary"
+                    f"'{seen[target]}' and '{name}' would both become Neo4j {kind} {target}; "
+                    "rename one in the vocabulary"
                 )
             seen[target] = name
     return GraphSchema(vocabulary=vocabulary, labels=labels, types=types)
@@ -367,7 +372,9 @@ def pushed_snapshots(store: Neo4jStore) -> list[PushedSnapshot]:
             PushedSnapshot(
                 hash=row["hash"],
                 name=row["name"],
-                schema=GraphSchema(vocabulary=vocabulary, labels=json.loads(row["labels"]), types=json.loads(row["types"])),
+                schema=GraphSchema(
+                    vocabulary=vocabulary, labels=json.loads(row["labels"]), types=json.loads(row["types"])
+                ),
                 source_info=row["source_info"] or "",
                 status=row["status"] or "",
                 push_id=row["push_id"] or "",

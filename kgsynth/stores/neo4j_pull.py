@@ -120,7 +120,9 @@ def mapped_view(mapping: PullMapping, vocabulary: Vocabulary | None = None) -> G
         vocabulary.relation(relation)
     duplicates = {t for t in mapping.labels.values() if list(mapping.labels.values()).count(t) > 1}
     if duplicates:
-        raise ConfigError(f"mapping: node type(s) {sorted(duplicates)} come from more than one label; map one label each")
+        raise ConfigError(
+            f"mapping: node type(s) {sorted(duplicates)} come from more than one label; map one label each"
+        )
     return GraphView(
         schema=GraphSchema(
             vocabulary=vocabulary,

@@ -18,7 +18,6 @@ still guards against a second one.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 import uuid
@@ -122,7 +121,9 @@ def edge_query(rel_type: str) -> str:
     )
 
 
-def plan_batches(snapshot: Snapshot, batch_size: int) -> tuple[list[Batch], dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
+def plan_batches(
+    snapshot: Snapshot, batch_size: int
+) -> tuple[list[Batch], dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
     """The fixed order of batches (so a resumed run skips exactly the committed ones)."""
     nodes = {
         key[0]: frame.select("id", "name", "source", "source_id", "synonyms")
@@ -266,7 +267,9 @@ def _push(
         if types[schema.types[r]] < n
     ]
     if short:
-        raise StoreError(f"Neo4j at {config.target} holds fewer items than the snapshot after the push: {'; '.join(short)}")
+        raise StoreError(
+            f"Neo4j at {config.target} holds fewer items than the snapshot after the push: {'; '.join(short)}"
+        )
     store.write(
         lambda tx: tx.run(
             f"MATCH (m:{quote(META_LABEL)} {{hash: $hash}}) SET m.status = 'complete', m.pushed_at = $now",
