@@ -95,7 +95,7 @@ def collect(
     accepted: Callable[[PathBatch], None] | None = None,
     advance: Callable[[int], None] | None = None,
     max_rounds: int = 40,
-    max_round_units: int = 1 << 19,
+    max_round_units: int = 1 << 21,
 ) -> Collected:
     """Draw rounds per hop count until its quota is met or draws stop yielding."""
     result = Collected(batches=[])
@@ -150,7 +150,9 @@ def _admit(
     if not batch.units:
         return np.zeros(0, dtype=np.int64), [np.zeros(0, np.uint64) for _ in caps], np.zeros(0, np.uint64)
     hashes = unit_hash(batch)
-    fresh = _first_occurrences(hashes) & ~member(hashes, seen)
+    fresh = _first_occurrences(hashes)
+    if len(seen):
+        fresh &= ~member(hashes, seen)
     rejections["duplicate"] += int((~fresh).sum())
     keep = np.flatnonzero(fresh)
     codes = []

@@ -139,35 +139,40 @@ def walk(
     nodes = [np.asarray(starts, dtype=np.int32)]
     positions: list[np.ndarray] = []
     rows = len(starts)
-    active = np.arange(rows)  # with keep_partial: the rows still walking; else: the rows kept
+    active = np.arange(rows)  # with keep_partial: the rows still walking
+    failed = np.zeros(rows, dtype=bool)  # without: rows that failed a hop, dropped at the end
     dead_end = stuck = 0
     for view in views:
         if keep_partial:
             node, position, dead, clash = _step(view, [column[active] for column in nodes], rng, tries)
-        else:
-            node, position, dead, clash = _step(view, nodes, rng, tries)
-        dead_end += int(dead.sum())
-        stuck += int(clash.sum())
-        ok = ~(dead | clash)
-        if keep_partial:
+            dead_end += int(dead.sum())
+            stuck += int(clash.sum())
+            ok = ~(dead | clash)
             active = active[ok]
             nodes.append(np.full(rows, -1, dtype=np.int32))
             positions.append(np.full(rows, -1, dtype=np.int64))
             nodes[-1][active] = node[ok]
             positions[-1][active] = position[ok]
-        else:
-            if not ok.all():
-                nodes = [column[ok] for column in nodes]
-                positions = [column[ok] for column in positions]
-                node, position, active = node[ok], position[ok], active[ok]
-            nodes.append(node)
-            positions.append(position)
+            continue
+        node, position, dead, clash = _step(view, nodes, rng, tries)
+        dead_end += int((dead & ~failed).sum())
+        stuck += int((clash & ~failed).sum())
+        bad = dead | clash
+        if bad.any():
+            # failed rows walk on from where they stood (their steps are ignored), so the
+            # arrays are compacted once at the end rather than after every hop
+            failed |= bad
+            node = np.where(bad, nodes[-1], node)
+        nodes.append(node)
+        positions.append(position)
     if keep_partial:
         length = np.sum([column >= 0 for column in nodes[1:]], axis=0, dtype=np.int32) if views else np.zeros(rows, np.int32)
-        kept = np.arange(rows)
-    else:
-        length = np.full(len(nodes[0]), len(views), dtype=np.int32)
-        kept = active
+        return Walked(nodes=nodes, positions=positions, length=length, rows=np.arange(rows), dead_end=dead_end, stuck=stuck)
+    kept = np.flatnonzero(~failed)
+    if len(kept) < rows:
+        nodes = [column[kept] for column in nodes]
+        positions = [column[kept] for column in positions]
+    length = np.full(len(kept), len(views), dtype=np.int32)
     return Walked(nodes=nodes, positions=positions, length=length, rows=kept, dead_end=dead_end, stuck=stuck)
 
 
@@ -182,14 +187,19 @@ def _step(
         count = np.where(view.cumweight[lo + count] > view.cumweight[lo], count, 0)
     dead = count == 0
     # The first draw covers every row without gathering: most rows succeed at once.
-    position = _pick(view, lo, np.maximum(count, 1), rng)
-    node = view.indices[np.minimum(position, len(view.indices) - 1)] if len(view.indices) else position.astype(np.int32)
-    clash = dead.copy()
-    for column in path:
+    position = _pick(view, lo, count, rng)
+    if dead.any():  # no entry to take: point at any valid one, the row is dropped anyway
+        position[dead] = 0
+    node = view.indices[position] if len(view.indices) else position.astype(np.int32)
+    clash = node == path[0]
+    for column in path[1:]:
         clash |= node == column
     if view.avoid is not None:
         clash |= view.avoid[node]
-    pending = np.flatnonzero(clash & ~dead)
+    pending = np.flatnonzero(clash)
+    if dead.any():
+        pending = pending[~dead[pending]]
+        clash |= dead
     for _ in range(tries - 1):
         if not len(pending):
             break
