@@ -111,10 +111,18 @@ def confirm(full: Snapshot, hubs: list[str], rejected: pl.DataFrame) -> tuple[Co
     )
 
 
-def timed(items: pl.DataFrame, full: Snapshot, hubs: list[str]) -> tuple[object, float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = verify_items(items, full, hubs=hubs)
-    return result, time.perf_counter() - wall, time.process_time() - cpu
+def timed(items: pl.DataFrame, full: Snapshot, hubs: list[str], repeats: int) -> tuple[object, dict[str, float], dict[str, float]]:
+    """Verify `repeats` times after a warm-up (index and hub index cached); the least wall and
+    CPU seconds per stage and check, as the shared machine's load only ever adds time."""
+    verify_items(items.head(100), full, hubs=hubs)
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for _ in range(repeats):
+        result = verify_items(items, full, hubs=hubs)
+        for mine, theirs in ((wall, result.summary["seconds"]), (cpu, result.summary["cpu_seconds"])):
+            for key, value in theirs.items():
+                mine[key] = min(mine.get(key, float("inf")), value)
+    return result, wall, cpu
 
 
 def bench_graph(name: str, full: Snapshot, args, workdir: Path) -> None:
@@ -130,12 +138,18 @@ def bench_graph(name: str, full: Snapshot, args, workdir: Path) -> None:
         f"{items.height:,} template items ({kinds}) in {figures['generate_s']:.1f}s"
     )
 
-    result, wall, cpu = timed(items, full, hubs)
-    seconds = result.summary["seconds"]
-    graph_wall = seconds["graph"]
-    print(f"\n-- throughput, {items.height:,} items, all graph checks ({load()})")
-    print(f"graph stage: {graph_wall:.2f}s wall → {items.height / graph_wall:,.0f} items/s; whole call {wall:.2f}s wall, {cpu:.2f}s CPU → {items.height / cpu:,.0f} items/CPU-s")
-    print("per check (s): " + ", ".join(f"{k.split(':')[1]} {v:.2f}" for k, v in seconds.items() if k.startswith("check:")))
+    clock = time.perf_counter()
+    hub_index(index, hubs)._hub_reach  # noqa: B018 - built once per pruning, then cached
+    print(f"hub index (hub neighbours, hub-to-hub distances): {time.perf_counter() - clock:.1f}s once per pruning")
+    result, wall, cpu = timed(items, full, hubs, args.repeats)
+    print(f"\n-- throughput, {items.height:,} items, all graph checks, best of {args.repeats} ({load()})")
+    print(
+        f"graph stage: {wall['graph']:.2f}s wall → {items.height / wall['graph']:,.0f} items/s; "
+        f"{cpu['graph']:.2f}s CPU → {items.height / cpu['graph']:,.0f} items per CPU-second; "
+        f"whole call {wall['total']:.2f}s wall"
+    )
+    checks = [k for k in wall if k.startswith("check:")]
+    print("per check, wall / CPU (s): " + ", ".join(f"{k[6:]} {wall[k]:.2f}/{cpu[k]:.2f}" for k in checks))
 
     print("\n-- clean items: rejections by reason")
     true, false, falsely, examples = confirm(full, hubs, result.rejected)
@@ -174,6 +188,7 @@ def main() -> None:
     parser.add_argument("--k", type=float, default=50.0, help="k-Shattering k")
     parser.add_argument("--pairs", type=int, default=2000, help="k-Shattering sampled pairs")
     parser.add_argument("--defect-items", type=int, default=2000, help="clean MCQ items corrupted per defect")
+    parser.add_argument("--repeats", type=int, default=3, help="timed verification runs (the best counts)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_verify_") as tmp:

@@ -32,8 +32,15 @@ def test_longest_name_wins_and_each_mention_knows_its_sentence():
 def test_a_sentence_break_inside_a_name_is_not_a_break():
     mentions = linker().link("Recurrent E. coli infections is a kind of Seizure.")
     assert [(m.nodes, m.sentence) for m in mentions] == [(("ecoli",), 0), (("seizure",), 0)]
-    tokens, breaks = tokens_with_breaks("One. Two! three")
-    assert tokens == ["one", "two", "three"] and breaks == [False, True, True]
+    tokens, breaks = tokens_with_breaks("One. Two! three. e.g. Four")
+    assert tokens == ["one", "two", "three", "e", "g", "four"]
+    assert breaks == [False, True, False, False, False, True]  # a lower-case word continues the sentence
+
+
+def test_a_name_ending_in_a_full_stop_does_not_end_the_sentence():
+    names = EntityLinker.build([("a", "Aplasia of the vestibular nerve."), ("b", "Abnormality of the vestibular nerve")])
+    mentions = names.link("Aplasia of the vestibular nerve. is a kind of Abnormality of the vestibular nerve.")
+    assert [(m.nodes, m.sentence) for m in mentions] == [(("a",), 0), (("b",), 0)]
 
 
 def test_common_words_are_not_mentions_and_shared_names_keep_every_node():

@@ -28,8 +28,9 @@ import polars as pl
 K = TypeVar("K", bound=Hashable)
 
 _WORD = re.compile(r"[^\W_]+")
-_SENTENCE_END = re.compile(r"[.!?;:]+(?:\s+|$)|\n\s*\n")
-# the linker's token stream: words, and sentence ends as tokens of their own
+# Words, and candidate sentence ends: punctuation before a space or the end, or a
+# blank line. A candidate followed by a lower-case word ends no sentence ("e.g. the",
+# "E. coli", a name that ends with a full stop).
 _WORD_OR_BREAK = re.compile(r"[^\W_]+|[.!?;:](?=\s|$)|\n\s*\n")
 _BREAK_START = ".!?;:\n"
 # the same in Rust's regex dialect (no look-ahead: a sentence end keeps its space)
@@ -90,16 +91,32 @@ def normalized_texts(texts: pl.Series) -> list[str]:
     return out
 
 
+def _stream(text: str) -> list[str]:
+    """Casefolded words, and "." for each sentence end, in reading order."""
+    raw = _WORD_OR_BREAK.findall(text)
+    out = []
+    for k, token in enumerate(raw):
+        if token[0] in _BREAK_START:
+            following = raw[k + 1] if k + 1 < len(raw) else ""
+            if not following[:1].islower():
+                out.append(".")
+        else:
+            out.append(token.casefold())
+    return out
+
+
 def tokens_with_breaks(text: str) -> tuple[list[str], list[bool]]:
     """Tokens, and for each whether a sentence ends right before it."""
     tokens: list[str] = []
     breaks: list[bool] = []
-    for sentence in _SENTENCE_END.split(text.casefold()):
-        part = _WORD.findall(sentence)
-        if part:
-            breaks.append(bool(tokens))
-            breaks.extend([False] * (len(part) - 1))
-            tokens.extend(part)
+    pending = False
+    for token in _stream(text):
+        if token == ".":
+            pending = True
+            continue
+        breaks.append(pending and bool(tokens))
+        tokens.append(token)
+        pending = False
     return tokens, breaks
 
 
@@ -169,9 +186,9 @@ class EntityLinker(Generic[K]):
         `extra` adds names the dictionary left out (a path entity called "WAS"),
         as normalized token tuples. Offsets count the tokens of `tokens_with_breaks(text)`.
         """
-        tokens = _WORD_OR_BREAK.findall(text.casefold())
+        tokens = _stream(text)
         vocab = self.vocab
-        ids = [_BREAK if t[0] in _BREAK_START else vocab.get(t, _OTHER) for t in tokens]
+        ids = [_BREAK if t == "." else vocab.get(t, _OTHER) for t in tokens]
         words_before, sentences = [], []
         count = sentence = 0
         for t in ids:
@@ -195,14 +212,17 @@ class EntityLinker(Generic[K]):
         """
         texts = texts.fill_null("")
         n = len(texts)
+        token = pl.col("token")
         stream = (
-            texts.str.to_lowercase().str.extract_all(_STREAM).alias("token").to_frame()
+            texts.str.extract_all(_STREAM).alias("token").to_frame()
             .with_row_index("row").explode("token").drop_nulls("token")
+            .with_columns(token.str.contains(r"^[.!?;:\n]").alias("end"))
+            .filter(~pl.col("end") | ~token.shift(-1).over("row").str.contains(r"^\p{Ll}").fill_null(False))
+            .with_columns(token.str.to_lowercase())
         )
         vocab = pl.DataFrame({"token": list(self.vocab), "id": list(self.vocab.values())}, schema={"token": pl.String, "id": pl.Int64})
         stream = stream.join(vocab, on="token", how="left", maintain_order="left")
-        ends = stream["token"].str.contains(r"^[.!?;:\n]").to_numpy()
-        ids = np.where(ends, _BREAK, stream["id"].fill_null(_OTHER).to_numpy())
+        ids = np.where(stream["end"].to_numpy(), _BREAK, stream["id"].fill_null(_OTHER).to_numpy())
         rows = stream["row"].to_numpy().astype(np.int64)
         bounds = np.searchsorted(rows, np.arange(n + 1))
         sizes, first = np.diff(bounds), np.minimum(bounds[:-1], max(len(ids) - 1, 0))
