@@ -108,11 +108,14 @@ def pattern_text(engine: Engine, types: list[int], keys: list[int]) -> str:
 def patterns(engine: Engine, batch: PathBatch) -> pl.Series:
     """The pattern string of every row, formatted once per distinct pattern."""
     codes = pattern_codes(engine, batch)
-    distinct, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    distinct = np.sort(pl.Series(codes).unique().to_numpy())  # a few hundred: hashing beats sorting all rows
+    inverse = np.searchsorted(distinct, codes)
+    first = np.empty(len(distinct), dtype=np.int64)
+    first[inverse] = np.arange(len(codes))  # any row of a pattern shows it
     types = np.asarray(engine.node_type)[batch.nodes[first]]
     keys = hop_keys(engine, batch.entries[first])
     texts = [pattern_text(engine, t.tolist(), k.tolist()) for t, k in zip(types, keys, strict=True)]
-    return pl.Series("pattern", texts, dtype=pl.String).gather(inverse.ravel())
+    return pl.Series("pattern", texts, dtype=pl.String).gather(inverse)
 
 
 def fixed_list(name: str, values: pl.Series, width: int, rows: int) -> pl.Series:
