@@ -31,7 +31,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from kgsynth.generate import WRITERS, generate_items

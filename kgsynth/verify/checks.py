@@ -72,7 +72,6 @@ class Context:
 
     index: Any  # GraphIndex of the full snapshot
     hubs: Any = None  # HubIndex, or None when no pruning was given
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 CHECKS: Registry[Check] = Registry("check")

@@ -117,6 +117,7 @@ def verify_items(
     shortcut check cannot run and is listed under `skipped` in the summary.
     `checks`: graph checks to run by name (default: all). `llm`: an
     `LLMConfig` (kgsynth.llm.config) for the answer-consistency check.
+    `params`: `decontamination_ngram` (words per n-gram, default 8).
     """
     started = time.perf_counter()
     _require_full(full)
@@ -150,7 +151,7 @@ def verify_items(
         hub_index = make_hub_index(index, hubs)
     batch = make_batch(good.drop("_row"), index)
     rows = good["_row"].to_numpy().astype(np.int64)
-    context = Context(index=index, hubs=hub_index, params=params)
+    context = Context(index=index, hubs=hub_index)
     with gc_paused():  # the checks allocate many small objects next to the index's millions
         for name in graph_checks:
             check_started, cpu_started = time.perf_counter(), time.process_time()
