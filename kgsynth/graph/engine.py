@@ -128,17 +128,6 @@ class Engine:
             hit &= self.forward[span] == forward
         return bool(hit.any())
 
-    def hop_keys(self, relation: int, forward: bool | None) -> tuple[int, ...]:
-        """The hop keys a hop (relation, direction) may use.
-
-        A symmetric relation reads the same both ways, and `forward=None` means
-        either way; both give the two keys of the relation.
-        """
-        n_rel = len(self.relation_names)
-        if forward is None or self.symmetric[relation]:
-            return (relation, relation + n_rel)
-        return (relation,) if forward else (relation + n_rel,)
-
     def key_runs(self, nodes: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """Index of the run of entries of each (node, key), -1 when the node has none."""
         wanted = np.asarray(nodes, dtype=np.int64) * self.n_keys + keys

@@ -76,7 +76,8 @@ def build_view(
 ) -> View:
     """The entries a hop may take.
 
-    keys: bool mask over hop keys (see `Engine.hop_keys`), None for all;
+    keys: bool mask over hop keys (relation r walked forward is key r, backward
+      r + n_relations; see `Engine.n_keys`), None for all;
     neighbour_types: bool mask over type ids of the node stepped onto;
     excluded: bool mask over nodes never stepped onto;
     weight: float per node, the chance of stepping onto it (proportional).
