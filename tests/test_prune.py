@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from kgsynth.errors import ConfigError, SnapshotError
 from kgsynth.graph.engine import open_engine
 from kgsynth.graph.snapshot import Snapshot, read_snapshot, write_snapshot
 from kgsynth.prune import shatter, write_shatter
-from kgsynth.prune.rules import RULES
 from kgsynth.prune.shortest import ShortestPaths, simple_adjacency
 from kgsynth.sample import sample_paths
 from kgsynth.sample.paths import read_paths
@@ -47,12 +45,6 @@ def _run(capsys, *args: str) -> tuple[int, str]:
     except SystemExit as exit:
         code = exit.code
     return code, capsys.readouterr().err
-
-
-def test_every_rule_is_tested_by_name() -> None:
-    source = inspect.getsource(inspect.getmodule(test_every_rule_is_tested_by_name))
-    untested = [name for name in RULES.names() if f"def test_rule_{name}_" not in source]
-    assert not untested and set(RULES.names()) == {"shortcut", "degree"}
 
 
 def test_shortest_paths_are_shortest_and_uniform(small: Snapshot) -> None:
