@@ -104,6 +104,8 @@ def test_names_outside_the_vocabulary_are_refused(eye_in_neo4j: Neo4jConfig) -> 
         sample_paths_cypher(eye_in_neo4j, "pattern", n=5, seed=0, patterns="drug -has_phenotype-> phenotype")
     with pytest.raises(UnknownRelationError, match="IS_A"):
         sample_paths_cypher(eye_in_neo4j, "walk", n=5, seed=0, relations=["IS_A`]-() DETACH DELETE (n"])
+    with pytest.raises(ConfigError, match="does not take end_types, max_per_pattern"):
+        sample_paths_cypher(eye_in_neo4j, "walk", n=5, seed=0, end_types=["gene"], max_per_pattern=0.1)
     with pytest.raises(ConfigError, match="should be -relation->"):
         sample_paths_cypher(eye_in_neo4j, "pattern", n=5, seed=0, patterns="disease <-has_phenotype-> phenotype")
 

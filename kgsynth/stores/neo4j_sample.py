@@ -129,6 +129,7 @@ def sample_paths_cypher(
     mapping: PullMapping | None = None,
     max_attempts: int | None = None,
     batch: int = 256,
+    **unsupported: Any,
 ) -> pl.DataFrame:
     """Sample up to `n` distinct paths in Neo4j (fewer when `max_attempts` walkers
     per part, default 20 per path wanted, do not find them).
@@ -143,6 +144,11 @@ def sample_paths_cypher(
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown Neo4j sampling strategy '{strategy}'; known: {', '.join(STRATEGIES)}")
+    if unsupported:  # options of the in-memory samplers that Cypher sampling does not have
+        raise ConfigError(
+            f"Neo4j sampling does not take {', '.join(sorted(unsupported))}; it takes hops, patterns, relations, "
+            "start_types, hubs (exclude), mapping, max_attempts and batch"
+        )
     if n < 0 or batch < 1:
         raise ConfigError(f"need n ≥ 0 and batch ≥ 1; got n={n}, batch={batch}")
     templates = [patterns] if isinstance(patterns, str) else list(patterns or [])
