@@ -214,3 +214,5 @@ def test_sampling_a_graph_without_that_type_is_a_clear_error(engine: Engine) -> 
         sample_paths(engine, "nope", 10)
     with pytest.raises(ConfigError, match="hop counts"):
         sample_paths(engine, "walk", 10, hops="0-2")
+    with pytest.raises(ConfigError, match=r"takes no option\(s\) \['max_hops'\].*start_types"):
+        sample_paths(engine, "walk", 10, max_hops=3)

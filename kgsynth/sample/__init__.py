@@ -88,6 +88,7 @@ def sample_with_stats(
 
     import_strategies()
     sampler = SAMPLERS.get(strategy)
+    _check_options(strategy, sampler, params)
     stats = SampleStats(strategy=strategy, seed=seed, requested=n, negatives_wanted=negatives)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
@@ -131,6 +132,17 @@ def sample_with_stats(
         counts = frame["pattern"].value_counts(sort=True)
         stats.by_pattern = dict(zip(counts["pattern"].to_list(), counts["count"].to_list(), strict=True))
     return frame, stats
+
+
+def _check_options(strategy: str, sampler: Sampler, params: dict[str, Any]) -> None:
+    import inspect
+
+    from kgsynth.errors import ConfigError
+
+    accepted = set(inspect.signature(sampler).parameters) - {"engine", "n", "rng", "advance"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise ConfigError(f"the {strategy} sampler takes no option(s) {unknown}; it takes: {', '.join(sorted(accepted))}")
 
 
 def _empty_frame() -> pl.DataFrame:
