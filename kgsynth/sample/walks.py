@@ -40,29 +40,22 @@ class View:
 
 def relation_mask(engine: Engine, names: str | Collection[str] | None, *, what: str = "relation") -> np.ndarray:
     """Boolean mask over relation ids for the given names (None: all)."""
-    if names is None:
-        return np.ones(len(engine.relation_names), dtype=bool)
-    names = [names] if isinstance(names, str) else names
-    mask = np.zeros(len(engine.relation_names), dtype=bool)
-    for name in names:
-        if name not in engine.relation_index:
-            known = ", ".join(engine.relation_names)
-            raise ConfigError(f"unknown {what} '{name}'; this graph has: {known}")
-        mask[engine.relation_index[name]] = True
-    return mask
+    return _name_mask(engine.relation_names, engine.relation_index, names, what)
 
 
 def type_mask(engine: Engine, names: str | Collection[str] | None, *, what: str = "node type") -> np.ndarray:
     """Boolean mask over node type ids for the given names (None: all)."""
+    return _name_mask(engine.type_names, engine.type_index, names, what)
+
+
+def _name_mask(known: list[str], index: dict[str, int], names: str | Collection[str] | None, what: str) -> np.ndarray:
     if names is None:
-        return np.ones(len(engine.type_names), dtype=bool)
-    names = [names] if isinstance(names, str) else names
-    mask = np.zeros(len(engine.type_names), dtype=bool)
-    for name in names:
-        if name not in engine.type_index:
-            known = ", ".join(engine.type_names)
-            raise ConfigError(f"unknown {what} '{name}'; this graph has: {known}")
-        mask[engine.type_index[name]] = True
+        return np.ones(len(known), dtype=bool)
+    mask = np.zeros(len(known), dtype=bool)
+    for name in [names] if isinstance(names, str) else names:
+        if name not in index:
+            raise ConfigError(f"unknown {what} '{name}'; this graph has: {', '.join(known)}")
+        mask[index[name]] = True
     return mask
 
 
