@@ -117,7 +117,7 @@ def parse_hops(value: Any) -> tuple[int, int]:
 
 
 class SampleConfig(Section):
-    strategy: str = Field(default="walk", description="Sampler name (walk, pattern, between, rare, convergent).")
+    strategy: str = Field(default="walk", description="Sampler name (walk, pattern, between, rare-chain, convergent).")
     n: int = Field(default=1000, ge=1, description="Paths to sample.")
     hops: tuple[int, int] | None = Field(
         default=None, description="'MIN-MAX' hops per path, e.g. 2-4 (default: the strategy's own)."
