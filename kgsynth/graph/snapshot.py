@@ -447,13 +447,13 @@ def _digest(nodes: pl.DataFrame, edges: pl.DataFrame) -> str:
         digest.update(f"{frame.height}".encode())
         for column in columns:
             digest.update(column.encode())
-            array = frame[column].to_arrow()
+            array = frame[column].to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string, no view cast
             if isinstance(array, pa.ChunkedArray):
                 array = array.combine_chunks()
             if column == "synonyms":
                 lengths = frame[column].list.len().fill_null(0).to_numpy().astype(np.int64)
                 digest.update(lengths.tobytes())
-                feed_strings(frame[column].explode().drop_nulls().to_arrow())
+                feed_strings(frame[column].explode().drop_nulls().to_arrow(compat_level=pl.CompatLevel.oldest()))
             else:
                 feed_strings(array)
     return digest.hexdigest()

@@ -287,9 +287,8 @@ def read_delimited(
     if not quoting:
         _check_field_counts(path, separator, len(names), skip=offset - 1)
     for column in non_empty:
-        nulls = frame[column].is_null()
-        if nulls.any():
-            row = int(nulls.arg_max())
+        if frame[column].null_count():
+            row = int(frame[column].is_null().arg_max())
             raise InputFormatError(
                 "empty value; every row needs one (a missing field or a short row)",
                 file=path,

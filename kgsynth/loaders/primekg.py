@@ -118,17 +118,17 @@ def _positions(values: np.ndarray, index: np.ndarray) -> np.ndarray:
 def _node_table(frame: pl.DataFrame, side: str, path: Path) -> pl.DataFrame:
     """One row per node index from the `side` columns (sorted by index); each index must name one node."""
     cols = [f"{side}_{f}" for f in _NODE_FIELDS]
-    nodes = frame[cols].gather(frame[cols[0]].arg_unique()).rename(dict(zip(cols, _NODE_FIELDS, strict=True)))
-    nodes = nodes.sort("index")
+    index = frame[cols[0]].to_numpy()
+    first_row = frame[cols[0]].arg_unique().to_numpy()  # the first row of each index
+    first_row = first_row[np.argsort(index[first_row])]
+    nodes = frame[cols].gather(first_row).rename(dict(zip(cols, _NODE_FIELDS, strict=True)))
     # One 64-bit fingerprint of (id, type, source) per row, compared with its index's first row.
     fingerprint = (
         frame[cols[1]].hash().to_numpy()
         ^ (frame[cols[2]].to_physical().cast(pl.UInt64).to_numpy() * np.uint64(0x9E3779B97F4A7C15))
         ^ (frame[cols[4]].to_physical().cast(pl.UInt64).fill_null(7).to_numpy() * np.uint64(0xC2B2AE3D27D4EB4F))
     )
-    row_node = _positions(frame[cols[0]].to_numpy(), nodes["index"].to_numpy())
-    first_row = np.zeros(nodes.height, dtype=np.int64)
-    first_row[row_node[::-1]] = np.arange(len(row_node))[::-1]
+    row_node = _positions(index, nodes["index"].to_numpy())
     clash = fingerprint != fingerprint[first_row][row_node]
     if clash.any():
         row = int(np.flatnonzero(clash)[0])
