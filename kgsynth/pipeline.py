@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kgsynth.atomic import write_text_atomic
 from kgsynth.config import RunConfig, stable_hash
 from kgsynth.errors import ConfigError, LLMError, SnapshotError
 from kgsynth.rundir import RunDir
@@ -155,16 +155,6 @@ def read_stamp(run: RunDir, stage: str) -> Stamp | None:
         return None  # a stamp we cannot read proves nothing: the stage runs again
 
 
-def write_json_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -210,7 +200,7 @@ def begin_stage(name: str, config: RunConfig, run: RunDir, *, force: bool = Fals
         _remove(outputs + stage.scratch(run))  # partial output of other inputs must not be resumed
     run.root.mkdir(parents=True, exist_ok=True)
     begun = Stamp(stage=name, key=key, complete=False, inputs=inputs, params=params, started=_now())
-    write_json_atomic(stamp_path(run, name), begun.model_dump_json(indent=2) + "\n")
+    write_text_atomic(stamp_path(run, name), begun.model_dump_json(indent=2) + "\n")
     parts = stage.parts(config, run) if stage.parts else 0
     return Begun(stage=name, stamp=begun, parts=parts, started_at=started)
 
@@ -234,7 +224,7 @@ def finish_stage(name: str, config: RunConfig, run: RunDir, begun: Begun) -> Sta
             "outputs": outputs_fingerprint(stage.outputs(run)),
         }
     )  # fmt: skip
-    write_json_atomic(stamp_path(run, name), done.model_dump_json(indent=2) + "\n")
+    write_text_atomic(stamp_path(run, name), done.model_dump_json(indent=2) + "\n")
     _remove(stage.scratch(run))
     return StageResult(
         stage=name, key=done.key, skipped=False, seconds=seconds,
@@ -549,9 +539,9 @@ def combine_generated(config: RunConfig, run: RunDir) -> dict[str, Any]:
     """Merge the batches into items.parquet, failures.parquet and generate.json (atomically each)."""
     import polars as pl
 
+    from kgsynth.atomic import write_parquet_atomic
     from kgsynth.generate import FAILURES_SCHEMA
     from kgsynth.generate.item import ITEMS_SCHEMA
-    from kgsynth.generate.store import write_atomic
 
     batches = [batch_items(run, part) for part in range(generate_batches(config, run))]
     missing = [b for b in batches if not (b.parent / "generate.json").exists()]  # written when a batch ends
@@ -559,18 +549,18 @@ def combine_generated(config: RunConfig, run: RunDir) -> dict[str, Any]:
         raise SnapshotError(f"{missing[0].parent}: a generation batch has not run; run the generate stage again")
     frames = [pl.read_parquet(b) for b in batches if b.exists()] or [pl.DataFrame(schema=ITEMS_SCHEMA)]
     items = pl.concat(frames).unique("id", keep="first").sort(["path_id", "kind", "id"])
-    write_atomic(items, run.items)
+    write_parquet_atomic(items, run.items)
     total = items.height
     failures = [b.parent / "failures.parquet" for b in batches if (b.parent / "failures.parquet").exists()]
     frames = [pl.read_parquet(f) for f in failures] or [pl.DataFrame(schema=FAILURES_SCHEMA)]
-    write_atomic(pl.concat(frames, how="diagonal_relaxed").cast(FAILURES_SCHEMA), run.failures)
+    write_parquet_atomic(pl.concat(frames, how="diagonal_relaxed").cast(FAILURES_SCHEMA), run.failures)
     stats = [json.loads((b.parent / "generate.json").read_text(encoding="utf-8")) for b in batches]
     merged = merge_stats(stats)
     merged.update(
         items_total=total, batches=len(batches), out=str(run.items), failures=str(run.failures),
         stopped=next((s["stopped"] for s in stats if s.get("stopped")), None),
     )  # fmt: skip
-    write_json_atomic(run.root / "generate.json", json.dumps(merged, indent=2) + "\n")
+    write_text_atomic(run.root / "generate.json", json.dumps(merged, indent=2) + "\n")
     return {
         "items": total, "new": merged.get("items_new", 0), "failed": sum(merged.get("failed", {}).values()),
         "rejected": sum(merged.get("rejected", {}).values()), "cost_usd": round(merged.get("cost_usd", 0.0), 6),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hpo_paths import THREE_HOP, TWO_HOP_DOWN, make_paths
+from hpo_paths import make_paths
 from llm_server import LLMServer, echo_responder
 
 from kgsynth.errors import SnapshotError

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 from collections import Counter
@@ -25,10 +24,22 @@ from typing import Any
 
 import polars as pl
 
+from kgsynth.atomic import write_parquet_atomic, write_text_atomic
 from kgsynth.errors import BudgetExceeded, ConfigError, SnapshotError
-from kgsynth.generate.masking import anchor_problem, normalize, path_problem, question_problem
-from kgsynth.generate.prepare import NodeInfo, Phrasebook, item_id, node_lookup, path_facts
-from kgsynth.generate.store import ItemStore, sidecar, write_atomic
+from kgsynth.generate.masking import (
+    anchor_problem,
+    normalize,
+    path_problem,
+    question_problem,
+)
+from kgsynth.generate.prepare import (
+    NodeInfo,
+    Phrasebook,
+    item_id,
+    node_lookup,
+    path_facts,
+)
+from kgsynth.generate.store import ItemStore, sidecar
 from kgsynth.graph.snapshot import Snapshot
 from kgsynth.llm.client import CallFailed
 from kgsynth.llm.verbalize import PathFacts
@@ -184,7 +195,7 @@ async def agenerate_items(
         elapsed_s=round(elapsed, 3),
     )
     result.stats = _stats(result, paths, kinds, writer, provenance, seed, cpu, store)
-    write_atomic(pl.DataFrame(run.failure_rows, schema=FAILURES_SCHEMA), result.failures_path)
+    write_parquet_atomic(pl.DataFrame(run.failure_rows, schema=FAILURES_SCHEMA), result.failures_path)
     _write_json(result.stats, result.stats_path)
     return result
 
@@ -408,6 +419,4 @@ def _stats(result: GenerateResult, paths: pl.DataFrame, kinds, writer: Writer, p
 
 
 def _write_json(data: dict[str, Any], path: Path) -> None:
-    tmp = path.parent / f".{path.name}.tmp"
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

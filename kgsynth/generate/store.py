@@ -10,7 +10,6 @@ skips them, so nothing is lost and nothing is written twice.
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from kgsynth.atomic import write_parquet_atomic
 from kgsynth.errors import InputFormatError
 from kgsynth.generate.item import ITEMS_SCHEMA
 
@@ -25,16 +25,6 @@ from kgsynth.generate.item import ITEMS_SCHEMA
 def sidecar(out: Path, name: str) -> Path:
     """`failures.parquet` / `generate.json` beside `items.parquet`; `<stem>.<name>` beside other names."""
     return out.parent / (name if out.stem == "items" else f"{out.stem}.{name}")
-
-
-def write_atomic(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        frame.write_parquet(tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class ItemStore:
@@ -68,7 +58,7 @@ class ItemStore:
             return
         self.parts.mkdir(parents=True, exist_ok=True)
         n = len(self._part_files())
-        write_atomic(pl.DataFrame(rows, schema=ITEMS_SCHEMA), self.parts / f"part-{n:06d}-{uuid.uuid4().hex[:8]}.parquet")
+        write_parquet_atomic(pl.DataFrame(rows, schema=ITEMS_SCHEMA), self.parts / f"part-{n:06d}-{uuid.uuid4().hex[:8]}.parquet")
 
     def consolidate(self) -> int:
         """Merge parts into the items file; return the number of items it holds."""
@@ -79,6 +69,6 @@ class ItemStore:
             return pl.scan_parquet(self.out).select(pl.len()).collect().item() if self.out.exists() else 0
         frames = ([self._read(self.out)] if self.out.exists() else []) + [self._read(p) for p in parts]
         merged = pl.concat(frames).unique("id", keep="first", maintain_order=True).sort(["path_id", "kind", "id"])
-        write_atomic(merged, self.out)
+        write_parquet_atomic(merged, self.out)
         shutil.rmtree(self.parts, ignore_errors=True)
         return merged.height

@@ -34,7 +34,7 @@ from kgsynth.errors import ConfigError
 from kgsynth.generate.item import VERDICT_STRUCT, Item, Usage, items_to_frame
 from kgsynth.graph.snapshot import Snapshot
 from kgsynth.ground.coverage import OUTCOME_SCHEMA, coverage, coverage_markdown
-from kgsynth.ground.link import Linked, LinkConfig
+from kgsynth.ground.link import LinkConfig, Linked
 from kgsynth.ground.qa import QARecord
 from kgsynth.llm.config import LLMConfig
 from kgsynth.rundir import RunDir
@@ -186,9 +186,9 @@ def ground_qa(
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    from kgsynth.pipeline import write_json_atomic
+    from kgsynth.atomic import write_text_atomic
 
-    write_json_atomic(run.root / "ground.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(run.root / "ground.json", json.dumps(summary, indent=2) + "\n")
     return GroundResult(
         out=run.root, questions=len(records), items=len(items), accepted=result.accepted.height,
         rejected=result.rejected.height, coverage=report, seconds=summary["seconds"], summary=summary,
@@ -401,18 +401,17 @@ def _link_counts(linked: list[Linked]) -> dict[str, int]:
 
 
 def _write_outputs(run: RunDir, frames: dict[str, pl.DataFrame], result, report: dict[str, Any], write_verified) -> None:
-    from kgsynth.generate.store import write_atomic
-    from kgsynth.pipeline import write_json_atomic
+    from kgsynth.atomic import write_parquet_atomic, write_text_atomic
 
-    write_atomic(frames["items"], run.items)
-    write_atomic(frames["paths"], run.paths)
+    write_parquet_atomic(frames["items"], run.items)
+    write_parquet_atomic(frames["paths"], run.paths)
     write_verified(result, run.verified)
-    write_atomic(frames["links"], run.root / "links.parquet")
-    write_atomic(frames["questions"], run.root / "questions.parquet")
-    write_atomic(frames["grounded"], run.root / "grounded.parquet")
-    write_json_atomic(run.root / "grounded.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in frames["grounded"].to_dicts()))
-    write_json_atomic(run.root / "coverage.json", json.dumps(report, indent=2) + "\n")
-    write_json_atomic(run.root / "coverage.md", coverage_markdown(report))
+    write_parquet_atomic(frames["links"], run.root / "links.parquet")
+    write_parquet_atomic(frames["questions"], run.root / "questions.parquet")
+    write_parquet_atomic(frames["grounded"], run.root / "grounded.parquet")
+    write_text_atomic(run.root / "grounded.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in frames["grounded"].to_dicts()))
+    write_text_atomic(run.root / "coverage.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(run.root / "coverage.md", coverage_markdown(report))
 
 
 _LINKS_SCHEMA: dict[str, pl.DataType] = {

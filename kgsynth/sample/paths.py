@@ -7,8 +7,6 @@ stored edge nodes[i] → nodes[i+1], False when it walks it backwards).
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import polars as pl
@@ -55,15 +53,10 @@ def write_paths(frame: pl.DataFrame, out: str | Path) -> Path:
     """
     import pyarrow.parquet as pq
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        pq.write_table(conform_paths(frame).to_arrow(), tmp, compression="zstd")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    from kgsynth.atomic import replace_file
+
+    table = conform_paths(frame).to_arrow()
+    return replace_file(Path(out), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def read_paths(path: str | Path) -> pl.DataFrame:

@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel
 
+from kgsynth.atomic import write_text_atomic
 from kgsynth.errors import ConfigError, StoreError
 from kgsynth.graph.snapshot import Snapshot
 from kgsynth.stores.neo4j import (
@@ -344,10 +345,7 @@ def _load_state(path: Path) -> ResumeState | None:
 
 
 def _save_state(path: Path, state: ResumeState) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(state.model_dump_json(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, state.model_dump_json())
 
 
 def count_in_database(store: Neo4jStore, schema: GraphSchema) -> tuple[dict[str, int], dict[str, int]]:
