@@ -37,7 +37,7 @@ class PathBatch:
 
     def take_units(self, units: np.ndarray) -> PathBatch:
         rows = (units[:, None] * self.per_unit + np.arange(self.per_unit)).ravel()
-        return PathBatch(self.nodes[rows], self.entries[rows], self.per_unit)
+        return PathBatch(self.nodes.take(rows, axis=0), self.entries.take(rows, axis=0), self.per_unit)
 
     @staticmethod
     def concat(batches: list[PathBatch]) -> PathBatch:
