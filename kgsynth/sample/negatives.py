@@ -70,7 +70,7 @@ def hard_negatives(
     if k <= 0 or not rows:
         return Negatives(np.zeros(rows, dtype=np.int64), np.zeros(0, dtype=np.int64))
     views = {} if views is None else views
-    to_full = _full_index(engine, full)
+    to_full = full_index(engine, full)
     found_row, found_node = [], []
     todo, tries = np.arange(rows), k + attempts
     for _ in range(2):
@@ -113,7 +113,7 @@ def _proven(
     row, node, distance_family = row[ok], node[ok], distance_family[ok]
     keep = _first_of_each(row, node, engine.n_nodes)
     row, node, distance_family = row[keep], node[keep], distance_family[keep]
-    keys = _full_keys(engine, full, batch.entries)
+    keys = full_keys(engine, full, batch.entries)
     keep = _fewest_ways_in(full, keys, row, to_full[node], per_row)
     row, node, distance_family = row[keep], node[keep], distance_family[keep]
 
@@ -123,7 +123,8 @@ def _proven(
         row, node = row[~near], node[~near]
 
     node_full = to_full[node]
-    satisfied = _satisfies(full, to_full[batch.nodes[:, 0]], keys, row, node_full, budget)
+    types = full_types(engine, full, batch.nodes)
+    satisfied = _satisfies(full, to_full[batch.nodes[:, 0]], keys, types, row, node_full, budget)
     return row[~satisfied], node_full[~satisfied]
 
 
@@ -232,7 +233,7 @@ def _first_of_each(row: np.ndarray, node: np.ndarray, n_nodes: int) -> np.ndarra
     return np.sort(first)
 
 
-def _full_index(engine: Engine, full: Engine) -> np.ndarray:
+def full_index(engine: Engine, full: Engine) -> np.ndarray:
     if full is engine:
         return np.arange(engine.n_nodes, dtype=np.int64)
     index = full.indices_of(engine.id_series)
@@ -245,7 +246,18 @@ def _full_index(engine: Engine, full: Engine) -> np.ndarray:
     return index
 
 
-def _full_keys(engine: Engine, full: Engine, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def full_types(engine: Engine, full: Engine, nodes: np.ndarray) -> np.ndarray:
+    """Each path position's node type in the full engine's numbering (-1: a type the full graph lacks)."""
+    to_full = np.array([full.type_index.get(name, -1) for name in engine.type_names], dtype=np.int64)
+    return to_full[np.asarray(engine.node_type)[nodes].astype(np.int64)]
+
+
+def _flip(key: np.ndarray, n_rel: int) -> np.ndarray:
+    """The key walking the same entries from their other end (-1 stays -1)."""
+    return np.where(key < 0, -1, np.where(key >= n_rel, key - n_rel, key + n_rel))
+
+
+def full_keys(engine: Engine, full: Engine, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each hop's keys in the full engine's numbering (relation ids differ after pruning)."""
     names = engine.relation_names
     to_full = np.array([full.relation_index.get(name, -1) for name in names], dtype=np.int64)
@@ -262,12 +274,16 @@ def _satisfies(
     full: Engine,
     anchors: np.ndarray,
     keys: tuple[np.ndarray, np.ndarray],
+    types: np.ndarray,
     cand_row: np.ndarray,
     cand_node: np.ndarray,
     budget: int,
 ) -> np.ndarray:
     """Per candidate: does some walk anchor -hop1-> … -hop_h-> candidate exist (or is it unproven)?
 
+    The walk is read as verification reads it (kgsynth.verify.graph_checks
+    check_pattern): a symmetric hop goes either way, and the node at each position
+    has the path's type there (`types`, [rows, hops + 1]).
     keys: [rows, hops] arrays of hop keys (and the second key of symmetric hops).
     The first h//2 hops are expanded as sets from the anchor, the last ones as
     sets back from the candidate, and the hop in between is tested whichever way
@@ -276,11 +292,14 @@ def _satisfies(
     """
     rows, hops = keys[0].shape
     n_cand = len(cand_row)
+    n_rel = len(full.relation_names)
     ahead = hops // 2
     back_keys = _reverse(full, keys)
-    f_group, f_node, f_failed = _expand_sets(full, np.arange(rows), anchors, [(keys[0][:, i], keys[1][:, i]) for i in range(ahead)], budget)
+    forward_hops = [(keys[0][:, i], keys[1][:, i]) for i in range(ahead)]
+    f_group, f_node, f_failed = expand_sets(full, np.arange(rows), anchors, forward_hops, budget, [types[:, i + 1] for i in range(ahead)])
     back_hops = [(back_keys[0][cand_row, i], back_keys[1][cand_row, i]) for i in range(hops - 1, ahead, -1)]
-    b_group, b_node, b_failed = _expand_sets(full, np.arange(n_cand), cand_node, back_hops, budget)
+    back_types = [types[cand_row, i] for i in range(hops - 1, ahead, -1)]
+    b_group, b_node, b_failed = expand_sets(full, np.arange(n_cand), cand_node, back_hops, budget, back_types)
 
     f_first = np.searchsorted(f_group, np.arange(rows + 1))
     f_size = np.diff(f_first)
@@ -293,7 +312,9 @@ def _satisfies(
     met = np.zeros(n_cand, dtype=bool)
     over = np.zeros(n_cand, dtype=bool)
     mid = (keys[0][:, ahead], keys[1][:, ahead])
-    back_mid = (back_keys[0][:, ahead], back_keys[1][:, ahead])
+    # each middle key paired with its own reverse: a symmetric hop's two keys are each
+    # other's reverse, and pairing a key with itself would test one direction twice
+    back_mid = (_flip(mid[0], n_rel), _flip(mid[1], n_rel))
     for key, back_key in zip(mid, back_mid, strict=True):
         # Three ways to test the middle hop; each candidate takes the cheapest:
         # scan the candidate side's entries back into the anchor side (its own cost),
@@ -308,7 +329,7 @@ def _satisfies(
         cost = np.stack([scan_back, shared, probe])
         way = np.argmin(cost, axis=0)
         over |= (cost.min(axis=0) > budget) | ((way == 1) & (grow[cand_row] > budget * np.maximum(per_row[cand_row], 1)))
-        live = ~over & (b_size > 0)
+        live = ~over & (b_size > 0) & (key[cand_row] >= 0)
 
         take = (live & (way == 0))[b_group]
         owner, entry = gather(np.where(take, b_lo, 0), np.where(take, b_hi, 0))
@@ -333,10 +354,16 @@ def _satisfies(
     return met | over | f_failed[cand_row] | b_failed
 
 
-def _expand_sets(
-    engine: Engine, group: np.ndarray, start: np.ndarray, hops: list[tuple[np.ndarray, np.ndarray] | None], budget: int
+def expand_sets(
+    engine: Engine,
+    group: np.ndarray,
+    start: np.ndarray,
+    hops: list[tuple[np.ndarray, np.ndarray] | None],
+    budget: int,
+    types: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nodes reached from `start` by exactly these hops (keys per group, or None for any entry).
+    """Nodes reached from `start` by exactly these hops (keys per group, or None for any entry),
+    keeping after hop i only nodes of type `types[i][group]` when types are given.
 
     Returns the (group, node) pairs sorted by group, and which groups ran over budget.
     """
@@ -344,11 +371,14 @@ def _expand_sets(
     f_group, f_node = group.astype(np.int64), start.astype(np.int32)
     spent = np.zeros(n_groups, dtype=np.int64)
     failed = np.zeros(n_groups, dtype=bool)
-    for keys in hops:
+    for i, keys in enumerate(hops):
         spans = hop_ranges(engine, f_node, None if keys is None else (keys[0][f_group], keys[1][f_group]))
         spent += range_work(spans, f_group, n_groups)
         failed |= spent > budget
         f_group, f_node = expand(engine, f_group, spans, ~failed[f_group])
+        if types is not None:
+            typed = np.asarray(engine.node_type)[f_node] == types[i][f_group]
+            f_group, f_node = f_group[typed], f_node[typed]
     return f_group, f_node, failed
 
 
