@@ -165,9 +165,11 @@ def _now() -> str:
 def stage_key(name: str, config: RunConfig, run: RunDir) -> str:
     """Content hash of a stage's inputs and parameters; upstream outputs must exist."""
     stage = get_stage(name)
-    return stable_hash(
-        {"stage": name, "format": STAGE_FORMAT, "inputs": stage.inputs(config, run), "params": stage.params(config)}
-    )
+    return _key(name, stage.inputs(config, run), stage.params(config))
+
+
+def _key(name: str, inputs: dict[str, str], params: Any) -> str:
+    return stable_hash({"stage": name, "format": STAGE_FORMAT, "inputs": inputs, "params": params})
 
 
 def is_current(name: str, config: RunConfig, run: RunDir) -> bool:
@@ -188,7 +190,7 @@ def begin_stage(name: str, config: RunConfig, run: RunDir, *, force: bool = Fals
     started = time.perf_counter()
     inputs = stage.inputs(config, run)
     params = stage.params(config)
-    key = stable_hash({"stage": name, "format": STAGE_FORMAT, "inputs": inputs, "params": params})
+    key = _key(name, inputs, params)
     stamp = read_stamp(run, name)
     outputs = stage.outputs(run)
     if not force and stamp and stamp.complete and stamp.key == key and stamp.outputs == outputs_fingerprint(outputs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -125,6 +126,17 @@ def test_write_shatter_writes_snapshot_hubs_and_report_together(shattered, small
     with pytest.raises(SnapshotError, match="not a snapshot"):
         write_shatter(shattered, busy)
     assert (busy / "notes.txt").read_text() == "mine" and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_write_shatter_failing_mid_write_keeps_the_previous_output(shattered, tmp_path: Path) -> None:
+    out = write_shatter(shattered, tmp_path / "pruned")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    # the snapshot files are written first; a hub record that is not JSON fails after them
+    bad = dataclasses.replace(shattered, hubs=[*shattered.hubs, {"id": "x", "degree": np.int64(3)}])
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write_shatter(bad, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["pruned"]
 
 
 def test_protected_types_and_ids_are_never_removed(small: Snapshot, shattered) -> None:

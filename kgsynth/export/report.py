@@ -8,19 +8,17 @@ whose data the run lacks is replaced by a sentence saying what is missing.
 from __future__ import annotations
 
 import json
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from kgsynth.atomic import replace_directory
 from kgsynth.export import plots
 from kgsynth.export.inputs import read_run
 from kgsynth.export.markdown import percent, table
 from kgsynth.export.redact import redact
 from kgsynth.export.stats import RunStats, run_stats
-from kgsynth.graph.snapshot import replace_dir
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -28,16 +26,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     inputs = read_run(run_dir)
     stats = run_stats(inputs)
     out = Path(out) if out is not None else inputs.run.report
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with replace_directory(out) as tmp:
         text = _render(inputs.run.root, stats, tmp, hubs_params=(inputs.hubs or {}).get("params"))
         (tmp / "report.md").write_text(redact(text), encoding="utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / "report.md"
 
 

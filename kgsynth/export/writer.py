@@ -17,21 +17,19 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from kgsynth.atomic import replace_directory
 from kgsynth.errors import ConfigError
 from kgsynth.export.build import prepare
 from kgsynth.export.card import SplitFiles, render_card
 from kgsynth.export.redact import redact
 from kgsynth.export.stats import run_stats
-from kgsynth.graph.snapshot import replace_dir
 
 FORMATS = ("disk", "parquet", "jsonl")
 FORMAT_ALIASES = {"arrow": "disk"}  # the run configuration's name for save_to_disk
@@ -72,39 +70,31 @@ def export_dataset(
     configs = prepared.configs()
     stats = run_stats(prepared.inputs, prepared.plan)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        with quiet_datasets():
-            files: dict[str, SplitFiles] = {}
-            for name, dataset_dict in configs.items():
-                if "parquet" in formats:
-                    files[name] = _write_parquet(dataset_dict, tmp, name)
-                if "jsonl" in formats:
-                    for split, dataset in dataset_dict.items():
-                        target = tmp / "jsonl" / name / f"{split}.jsonl"
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        dataset.to_json(target, lines=True, force_ascii=False)
-                if "disk" in formats:
-                    dataset_dict.save_to_disk(tmp / "disk" / name)
-            card = render_card(prepared, stats, files, repo_id=repo_id, formats=formats)
-            (tmp / "README.md").write_text(card, encoding="utf-8")
-            record = {
-                "configs": {name: {s: d.num_rows for s, d in dd.items()} for name, dd in configs.items()},
-                "left_out": prepared.plan.left_out_counts(),
-                "ratios": prepared.plan.ratios,
-                "seed": seed,
-                "hop_split": prepared.plan.hop_split,
-                "formats": list(formats),
-                "groups": prepared.plan.groups,
-                "snapshot_hash": prepared.inputs.snapshot.hash if prepared.inputs.snapshot else None,
-            }
-            (tmp / EXPORT_RECORD).write_text(redact(json.dumps(record, indent=2)) + "\n", encoding="utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with replace_directory(out) as tmp, quiet_datasets():
+        files: dict[str, SplitFiles] = {}
+        for name, dataset_dict in configs.items():
+            if "parquet" in formats:
+                files[name] = _write_parquet(dataset_dict, tmp, name)
+            if "jsonl" in formats:
+                for split, dataset in dataset_dict.items():
+                    target = tmp / "jsonl" / name / f"{split}.jsonl"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    dataset.to_json(target, lines=True, force_ascii=False)
+            if "disk" in formats:
+                dataset_dict.save_to_disk(tmp / "disk" / name)
+        card = render_card(prepared, stats, files, repo_id=repo_id, formats=formats)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        record = {
+            "configs": {name: {s: d.num_rows for s, d in dd.items()} for name, dd in configs.items()},
+            "left_out": prepared.plan.left_out_counts(),
+            "ratios": prepared.plan.ratios,
+            "seed": seed,
+            "hop_split": prepared.plan.hop_split,
+            "formats": list(formats),
+            "groups": prepared.plan.groups,
+            "snapshot_hash": prepared.inputs.snapshot.hash if prepared.inputs.snapshot else None,
+        }
+        (tmp / EXPORT_RECORD).write_text(redact(json.dumps(record, indent=2)) + "\n", encoding="utf-8")
     return ExportResult(
         out=out,
         configs=record["configs"],

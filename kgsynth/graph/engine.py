@@ -19,9 +19,7 @@ files and memory-mapped when reopened, so a second open costs well under a secon
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from kgsynth.atomic import replace_directory
 from kgsynth.errors import SnapshotError
 from kgsynth.graph.snapshot import Snapshot
 
@@ -312,9 +311,7 @@ def open_engine(snapshot: Snapshot, *, use_cache: bool = True) -> Engine:
 
 
 def _write_cache(engine: Engine, where: Path) -> None:
-    tmp = where.parent / f".{where.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with replace_directory(where) as tmp:
         for name in _ARRAYS:
             np.save(tmp / f"{name}.npy", getattr(engine, name))
         meta = {
@@ -327,10 +324,6 @@ def _write_cache(engine: Engine, where: Path) -> None:
         for stale in where.parent.glob(".engine-v*"):
             if stale != where:
                 shutil.rmtree(stale, ignore_errors=True)
-        os.replace(tmp, where)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _read_cache(where: Path, snapshot: Snapshot) -> Engine:

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +27,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field, ValidationError
 
+from kgsynth.atomic import replace_directory
 from kgsynth.errors import InputFormatError, SnapshotError, SourceNotFoundError
 from kgsynth.graph.vocabulary import Vocabulary, parse_vocabulary_text
 
@@ -471,36 +469,18 @@ def write_snapshot(snapshot: Snapshot, out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and not (out / "manifest.json").exists() and any(out.iterdir()):
         raise SnapshotError(f"{out}: exists and is not a snapshot; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        snapshot.nodes.write_parquet(tmp / "nodes.parquet", compression="zstd")
-        snapshot.edges.write_parquet(tmp / "edges.parquet", compression="zstd")
-        snapshot.vocabulary.write(tmp / "vocabulary.ttl")
-        (tmp / "manifest.json").write_text(snapshot.manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with replace_directory(out) as tmp:
+        write_snapshot_files(snapshot, tmp)
     snapshot.path = out
     return out
 
 
-def replace_dir(new: Path, target: Path) -> None:
-    """Move a finished directory into place, keeping the old one until the swap is done."""
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def write_snapshot_files(snapshot: Snapshot, folder: Path) -> None:
+    """The snapshot's files into an existing directory; callers make it atomic (`replace_directory`)."""
+    snapshot.nodes.write_parquet(folder / "nodes.parquet", compression="zstd")
+    snapshot.edges.write_parquet(folder / "edges.parquet", compression="zstd")
+    snapshot.vocabulary.write(folder / "vocabulary.ttl")
+    (folder / "manifest.json").write_text(snapshot.manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
 def read_snapshot(path: str | Path) -> Snapshot:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import shutil
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +23,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from kgsynth.atomic import replace_directory
 from kgsynth.errors import ConfigError, SnapshotError
 from kgsynth.graph.engine import Engine, open_engine
-from kgsynth.graph.snapshot import Snapshot, build_snapshot, replace_dir, write_snapshot
+from kgsynth.graph.snapshot import Snapshot, build_snapshot, write_snapshot_files
 from kgsynth.prune.pairs import PairPaths, draw_pairs
 from kgsynth.prune.rules import RULES, Removal
 from kgsynth.prune.shortest import ShortestPaths, simple_adjacency
@@ -122,16 +121,10 @@ def write_shatter(result: ShatterResult, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     if out.exists() and not (out / "manifest.json").exists() and any(out.iterdir()):
         raise SnapshotError(f"{out}: exists and is not a snapshot; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.shatter-{uuid.uuid4().hex[:8]}"
-    try:
-        write_snapshot(result.snapshot, staging)
-        (staging / "hubs.json").write_text(json.dumps(result.hubs_json(), indent=2) + "\n", encoding="utf-8")
-        (staging / "report.md").write_text(report_markdown(result), encoding="utf-8")
-        replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with replace_directory(out) as tmp:
+        write_snapshot_files(result.snapshot, tmp)
+        (tmp / "hubs.json").write_text(json.dumps(result.hubs_json(), indent=2) + "\n", encoding="utf-8")
+        (tmp / "report.md").write_text(report_markdown(result), encoding="utf-8")
     result.snapshot.path = out
     return out
 

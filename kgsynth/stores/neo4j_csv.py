@@ -21,15 +21,14 @@ The result is the graph `kgsynth neo4j push` writes, property for property.
 from __future__ import annotations
 
 import shlex
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from kgsynth.atomic import replace_directory
 from kgsynth.errors import InputFormatError
-from kgsynth.graph.snapshot import Snapshot, replace_dir
+from kgsynth.graph.snapshot import Snapshot
 from kgsynth.stores.neo4j import ENTITY_LABEL, META_LABEL, meta_properties, schema_for
 from kgsynth.stores.neo4j_push import SCHEMA_STATEMENTS
 
@@ -75,11 +74,8 @@ def write_import_csv(snapshot: Snapshot, out: str | Path, *, database: str = "ne
     multiline = _has_line_break(snapshot.nodes, strings) or _has_line_break(snapshot.edges, ["source"])
     if out.exists() and any(out.iterdir()) and not (out / "import.sh").exists():
         raise InputFormatError(f"{out}: exists and holds other files; choose an empty or new directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     files = ImportFiles(out=out, array_delimiter=delimiter, multiline=multiline)
-    try:
+    with replace_directory(out) as tmp:
         nodes = snapshot.nodes.with_columns(
             pl.when(pl.col("synonyms").list.len() > 0).then(pl.col("synonyms").list.join(delimiter)).alias("synonyms")
         )
@@ -97,10 +93,6 @@ def write_import_csv(snapshot: Snapshot, out: str | Path, *, database: str = "ne
         (tmp / "import.sh").write_text(f"#!/bin/sh\nset -e\n{files.command(database)}\n", encoding="utf-8")
         (tmp / "import.sh").chmod(0o755)
         (tmp / "after-import.cypher").write_text(";\n".join(SCHEMA_STATEMENTS) + ";\n", encoding="utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return files
 
 

@@ -16,11 +16,9 @@ into a directory, atomically.
 from __future__ import annotations
 
 import json
-import shutil
 import time
-import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +26,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from kgsynth.atomic import replace_directory
 from kgsynth.errors import ConfigError
 from kgsynth.generate.item import VERDICT_STRUCT, Item, items_to_frame
-from kgsynth.graph.snapshot import Snapshot, replace_dir
+from kgsynth.graph.snapshot import Snapshot
 from kgsynth.verify.batch import conform_items, make_batch, split_malformed
 from kgsynth.verify.checks import CHECKS, STAGES, Context, Outcome, load_checks, names_for
 from kgsynth.verify.dedup import DedupConfig, run_dedup
@@ -41,6 +40,8 @@ ACCEPTED = "accepted.parquet"
 REJECTED = "rejected.parquet"
 SUMMARY = "summary.json"
 VERDICTS = pl.List(VERDICT_STRUCT)
+# A later stage's answer: (check, positions among the items it was given or None for all, outcome).
+Judged = tuple[str, np.ndarray | None, Outcome]
 
 
 @dataclass
@@ -100,6 +101,30 @@ class _Ledger:
         )
 
 
+@dataclass
+class _Run:
+    """One verification under way: its inputs, verdicts so far, and what was chosen, skipped and timed."""
+
+    full: Snapshot
+    frame: pl.DataFrame  # the items, conformed
+    framed: pl.DataFrame  # the same with `_row`
+    ledger: _Ledger
+    graph_checks: list[str]
+    skipped: dict[str, str]
+    started: float
+    hub_index: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def judge_alive(self, stage: str, judge: Callable[[pl.DataFrame], Iterable[Judged]]) -> None:
+        """Run a later stage on the items no earlier stage rejected; `judge` gets those items."""
+        clock = time.perf_counter()
+        alive = self.ledger.alive()
+        for check, positions, outcome in judge(_take(self.frame, alive)):
+            self.ledger.add(check, stage, alive if positions is None else alive[positions], outcome)
+        self.timings[stage] = time.perf_counter() - clock
+
+
 def verify_items(
     items: pl.DataFrame | Sequence[Item],
     full: Snapshot,
@@ -127,13 +152,12 @@ def verify_items(
     load_checks()
     graph_checks, skipped = _graph_checks(checks, hubs)
 
-    timings: dict[str, float] = {}
+    ledger = _Ledger(frame.height)
+    run = _Run(full, frame, frame.with_row_index("_row"), ledger, graph_checks, skipped, started)
     clock = time.perf_counter()
     index = graph_index(full)
-    timings["index"] = time.perf_counter() - clock
-    ledger = _Ledger(frame.height)
-    framed = frame.with_row_index("_row")
-    good, bad = split_malformed(framed)
+    run.timings["index"] = time.perf_counter() - clock
+    good, bad = split_malformed(run.framed)
     if bad.height:
         ledger.add(
             "edges",
@@ -143,72 +167,52 @@ def verify_items(
         )
 
     clock, cpu_clock = time.perf_counter(), time.process_time()
-    cpu: dict[str, float] = {}
-    hub_index = None
     if hubs is not None:
         from kgsynth.verify.shortcut import hub_index as make_hub_index
 
-        hub_index = make_hub_index(index, hubs)
+        run.hub_index = make_hub_index(index, hubs)
     batch = make_batch(good.drop("_row"), index)
     rows = good["_row"].to_numpy().astype(np.int64)
-    context = Context(index=index, hubs=hub_index)
+    context = Context(index=index, hubs=run.hub_index)
     with gc_paused():  # the checks allocate many small objects next to the index's millions
         for name in graph_checks:
             check_started, cpu_started = time.perf_counter(), time.process_time()
             ledger.add(name, "graph", rows, CHECKS.get(name).run(batch, context))
-            timings[f"check:{name}"] = time.perf_counter() - check_started
-            cpu[f"check:{name}"] = time.process_time() - cpu_started
-    timings["graph"] = time.perf_counter() - clock
-    cpu["graph"] = time.process_time() - cpu_clock
+            run.timings[f"check:{name}"] = time.perf_counter() - check_started
+            run.cpu[f"check:{name}"] = time.process_time() - cpu_started
+    run.timings["graph"] = time.perf_counter() - clock
+    run.cpu["graph"] = time.process_time() - cpu_clock
 
     if llm is not None:
         from kgsynth.verify.llm_check import run_llm_check
 
-        clock = time.perf_counter()
-        alive = ledger.alive()
-        ledger.add("llm_consistency", "llm", alive, run_llm_check(_take(frame, alive), llm, index))
-        timings["llm"] = time.perf_counter() - clock
+        run.judge_alive("llm", lambda alive: [("llm_consistency", None, run_llm_check(alive, llm, index))])
     else:
         skipped["llm_consistency"] = "no model given"
 
     if benchmarks:
         from kgsynth.verify.decontam import run_decontamination
 
-        clock = time.perf_counter()
-        alive = ledger.alive()
-        ledger.add("decontamination", "decontamination", alive, run_decontamination(_take(frame, alive), benchmarks, params))
-        timings["decontamination"] = time.perf_counter() - clock
+        run.judge_alive(
+            "decontamination",
+            lambda alive: [("decontamination", None, run_decontamination(alive, benchmarks, params))],
+        )
     else:
         skipped["decontamination"] = "no benchmark files given"
 
     if dedup is not None:
-        clock = time.perf_counter()
-        alive = ledger.alive()
-        for name, positions, outcome in run_dedup(_take(frame, alive), dedup):
-            ledger.add(name, "dedup", alive[positions], outcome)
-        timings["dedup"] = time.perf_counter() - clock
+        run.judge_alive("dedup", lambda alive: run_dedup(alive, dedup))
     else:
         skipped["dedup"] = "de-duplication not enabled"
 
     with gc_paused():
-        return _assemble(full, frame, framed, ledger, graph_checks, skipped, hub_index, timings, cpu, started)
+        return _assemble(run)
 
 
-def _assemble(
-    full: Snapshot,
-    frame: pl.DataFrame,
-    framed: pl.DataFrame,
-    ledger: _Ledger,
-    graph_checks: list[str],
-    skipped: dict[str, str],
-    hub_index,
-    timings: dict[str, float],
-    cpu: dict[str, float],
-    started: float,
-) -> VerifyResult:
+def _assemble(run: _Run) -> VerifyResult:
     """Accepted and rejected tables with their verdicts, and the summary."""
-    verdicts = ledger.table()
-    judged = framed.join(verdicts, on="_row", how="left", maintain_order="left").with_columns(
+    verdicts = run.ledger.table()
+    judged = run.framed.join(verdicts, on="_row", how="left", maintain_order="left").with_columns(
         pl.col("verdicts").fill_null(pl.lit([], dtype=VERDICTS))
     )
     failed = pl.col("verdicts").list.eval(pl.element().struct.field("passed").not_()).list.any()
@@ -223,8 +227,8 @@ def _assemble(
         )
         .drop("_row")
     )
-    summary = _summary(full, frame.height, accepted, rejected, ledger, graph_checks, skipped, hub_index, timings, cpu)
-    summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    summary = _summary(run, accepted, rejected)
+    summary["seconds"]["total"] = round(time.perf_counter() - run.started, 3)
     return VerifyResult(accepted=accepted, rejected=rejected, summary=summary)
 
 
@@ -268,18 +272,8 @@ def _graph_checks(checks: list[str] | None, hubs) -> tuple[list[str], dict[str, 
     return chosen, skipped
 
 
-def _summary(
-    full: Snapshot,
-    total: int,
-    accepted: pl.DataFrame,
-    rejected: pl.DataFrame,
-    ledger: _Ledger,
-    graph_checks: list[str],
-    skipped: dict[str, str],
-    hub_index,
-    timings: dict[str, float],
-    cpu: dict[str, float],
-) -> dict[str, Any]:
+def _summary(run: _Run, accepted: pl.DataFrame, rejected: pl.DataFrame) -> dict[str, Any]:
+    ledger, full, hub_index = run.ledger, run.full, run.hub_index
     reasons = rejected["reasons"].explode().drop_nulls().value_counts(sort=True)
     by_reason = dict(zip(reasons["reasons"].to_list(), reasons["count"].to_list(), strict=True))
     stages = ledger.rejected_at[ledger.rejected_at >= 0]
@@ -295,22 +289,22 @@ def _summary(
         by_check[check]["failed"] = count
     for check, code, count in codes.sort("len", descending=True).iter_rows():
         by_check[check]["codes"][code] = count
-    graph_seconds = timings.get("graph", 0.0)
+    graph_seconds = run.timings.get("graph", 0.0)
     return {
         "snapshot": {"name": full.name, "hash": full.hash},
-        "items": total,
+        "items": run.frame.height,
         "accepted": accepted.height,
         "rejected": rejected.height,
         "by_reason": by_reason,
         "by_stage": {stage: int((stages == i).sum()) for i, stage in enumerate(STAGES)},
         "by_check": by_check,
-        "checks": graph_checks + [c for c in by_check if c not in graph_checks],
-        "skipped": skipped,
+        "checks": run.graph_checks + [c for c in by_check if c not in run.graph_checks],
+        "skipped": run.skipped,
         "hubs": None if hub_index is None else {"removed": len(hub_index.hubs) + len(hub_index.missing), "not_in_snapshot": len(hub_index.missing)},
         "snapshot_mismatch": _mismatch(full, accepted, rejected),
-        "seconds": {k: round(v, 3) for k, v in timings.items()},
-        "cpu_seconds": {k: round(v, 3) for k, v in cpu.items()},
-        "graph_items_per_second": round(total / graph_seconds, 1) if graph_seconds > 0 else None,
+        "seconds": {k: round(v, 3) for k, v in run.timings.items()},
+        "cpu_seconds": {k: round(v, 3) for k, v in run.cpu.items()},
+        "graph_items_per_second": round(run.frame.height / graph_seconds, 1) if graph_seconds > 0 else None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -324,15 +318,8 @@ def _mismatch(full: Snapshot, *frames: pl.DataFrame) -> int:
 def write_verified(result: VerifyResult, out_dir: str | Path) -> Path:
     """Write accepted.parquet, rejected.parquet and summary.json; the directory appears whole or not at all."""
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with replace_directory(out) as tmp:
         result.accepted.write_parquet(tmp / ACCEPTED, compression="zstd")
         result.rejected.write_parquet(tmp / REJECTED, compression="zstd")
         (tmp / SUMMARY).write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
