@@ -96,8 +96,8 @@ def test_embeddings_link_what_the_dictionary_misses_and_are_cached(cf_snapshot: 
     embedded = {link.mention: link for link in linked.question if link.method == "embedding"}
     pancreatic = embedded["pancreatic exocrine insufficiency"]  # HPO: "Exocrine pancreatic insufficiency"
     assert pancreatic.node_id == "hpo:HP:0001738" and pancreatic.type == "phenotype"
-    assert pancreatic.score >= 0.85 and pancreatic.candidates  # the runners-up are recorded
-    assert all(link.score >= 0.85 for link in embedded.values())
+    assert pancreatic.score >= LinkConfig().accept and pancreatic.candidates  # the runners-up are recorded
+    assert all((link.score >= LinkConfig().accept) == link.accepted for link in embedded.values())
     assert "hpo:HP:0002110" in linked.question_nodes  # bronchiectasis: the dictionary's link is kept
 
     # a second linker reads the name embeddings cached beside the snapshot instead of embedding again

@@ -43,7 +43,7 @@ def ground(
     link: Annotated[str, typer.Option(help="Linking methods, comma-separated: dictionary, embedding, llm.")] = "dictionary,embedding",
     question_types: Annotated[Optional[str], typer.Option(help="Node types question entities may have (comma-separated; default: any).")] = None,
     answer_types: Annotated[Optional[str], typer.Option(help="Node types the answer may have (default: the options' type, else any).")] = None,
-    accept: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cosine at which an embedding match links.")] = 0.85,
+    accept: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cosine at which an embedding match links.")] = 0.9,
     floor: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cosine below which no candidate is recorded.")] = 0.6,
     k: Annotated[int, typer.Option(min=1, help="Paths searched per (question entity, answer) pair.")] = 5,
     max_hops: Annotated[int, typer.Option(min=1, max=6, help="Hop cap of every path.")] = 3,

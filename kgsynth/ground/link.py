@@ -107,7 +107,7 @@ class LinkConfig(BaseModel):
     methods: list[Method] = Field(default_factory=lambda: ["dictionary", "embedding"])
     question_types: list[str] | None = None  # None: any type
     answer_types: list[str] | None = None  # None: inferred from the options, else any
-    accept: float = Field(default=0.85, gt=0, le=1, description="Cosine at which an embedding match links.")
+    accept: float = Field(default=0.9, gt=0, le=1, description="Cosine at which an embedding match links (measured: bench_ground.py --precision).")
     floor: float = Field(default=0.6, ge=0, le=1, description="Cosine below which no candidate is kept.")
     candidates: int = Field(default=3, ge=1, description="Candidates kept for a mention that did not link.")
     max_span_words: int = Field(default=5, ge=1, description="Longest word n-gram embedded.")
