@@ -149,7 +149,7 @@ def test_truncated_download_names_the_last_line_and_missing_fields(tmp_path):
 def test_short_rows_shifted_fields_and_bad_integers_name_their_line(tmp_path):
     for edit, field in (
         (lambda cells: cells[:7] + ["", "", "", "", ""], "y_index"),
-        (lambda cells: cells[:5] + ["GP4", " unquoted comma"] + cells[6:], None),
+        (lambda cells: cells[:5] + ["GP4", " unquoted comma"] + cells[6:], "y_source"),
         (lambda cells: cells[:2] + ["seven"] + cells[3:], "x_index"),
     ):
         lines = _lines()

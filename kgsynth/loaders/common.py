@@ -4,7 +4,7 @@ that turns any malformed input into one error naming the file, line and field.""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ import polars as pl
 from kgsynth.errors import ConfigError, InputFormatError, SourceNotFoundError
 
 _CHUNK = 1 << 24
+_TRAILING = "_trailing"  # the empty field after a line's final separator (UMLS RRF)
+_LAST_MISSING = "_last_field_missing"
 
 
 # --- options -------------------------------------------------------------------------
@@ -207,18 +209,14 @@ def diagnose(
     integer_at = [(name, columns[name]) for name in integers if name in columns]
     with open(path, encoding="utf-8", newline="") as handle:
         if quoting:
-            rows: Iterable[list[str]] = csv.reader(handle, delimiter=separator)
+            rows: Iterable[tuple[int, list[str]]] = _csv_rows(handle, separator)
         else:
-            rows = (line.rstrip("\r\n").split(separator) for line in handle)
-        for line_no, row in enumerate(rows, start=1):
+            rows = enumerate((line.rstrip("\r\n").split(separator) for line in handle), start=1)
+        for line_no, row in rows:
             if line_no == 1 and has_header:
                 continue
             if len(row) != len(header):
-                return InputFormatError(
-                    f"{len(row)} fields where the header has {len(header)}: {_shorten(separator.join(row))}",
-                    file=path,
-                    line=line_no,
-                )
+                return field_count_error(path, line_no, len(row), header, separator.join(row))
             for name, i in integer_at:
                 value = row[i].strip()
                 if not value.lstrip("-").isdigit():
@@ -226,8 +224,42 @@ def diagnose(
     return None
 
 
-def _shorten(text: str, limit: int = 80) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "…")
+def _csv_rows(handle: Iterable[str], separator: str) -> Iterator[tuple[int, list[str]]]:
+    """(the line a row starts on, its fields): a quoted value may hold line breaks."""
+    reader = csv.reader(handle, delimiter=separator)
+    end = 0
+    for row in reader:
+        yield end + 1, row
+        end = reader.line_num
+
+
+def field_count_error(path: Path, line: int, count: int, header: list[str], text: str) -> InputFormatError:
+    """A line with more or fewer fields than the header, naming the first missing column or the
+    last column the extra fields follow."""
+    named = [c for c in header if c != _TRAILING]
+    if count < len(header):
+        missing = [c for c in header[count:] if c != _TRAILING] or named[-1:]
+        return InputFormatError(
+            f"{count} fields where the header has {len(header)} (no {', '.join(missing)}): {_shorten(text)}; "
+            "a row cut short or a lost separator: restore the missing fields",
+            file=path,
+            line=line,
+            field=missing[0],
+        )
+    return InputFormatError(
+        f"{count} fields where the header has {len(header)}, {count - len(header)} more after the last column "
+        f"{named[-1]}: {_shorten(text, from_end=True)}; a separator inside an unquoted value does this (quote the value) "
+        "or a stray one at the end of the line (remove it)",
+        file=path,
+        line=line,
+        field=named[-1],
+    )
+
+
+def _shorten(text: str, limit: int = 80, *, from_end: bool = False) -> str:
+    if len(text) <= limit:
+        return repr(text)
+    return repr("…" + text[-limit:] if from_end else text[:limit] + "…")
 
 
 def read_delimited(
@@ -254,9 +286,12 @@ def read_delimited(
         header = read_header(path, separator, expected, quoting=quoting)
     assert header is not None
     check_last_line(path, separator, header + ([""] if trailing_separator else []), quoting=quoting)
-    names = header + (["_trailing"] if trailing_separator else [])
+    names = header + ([_TRAILING] if trailing_separator else [])
     schema = {name: columns.get(name, pl.String()) for name in names}
     wanted = [c for c in columns if c in header]
+    # polars fills the missing trailing fields of a short row with nulls, so a null last field marks
+    # the rows whose lines are worth a look.
+    last_missing = [pl.col(names[-1]).is_null().alias(_LAST_MISSING)] if quoting else []
     try:
         frame = (
             pl.scan_csv(
@@ -268,8 +303,10 @@ def read_delimited(
                 quote_char='"' if quoting else None,
                 truncate_ragged_lines=False,
             )
-            .select(wanted)
-            .collect()
+            .select(*wanted, *last_missing)
+            # A projected read stops at the last wanted field and never sees extra ones; a read of
+            # every field raises on them. Unquoted files have their separators counted instead.
+            .collect(optimizations=pl.QueryOptFlags(projection_pushdown=not quoting))
         )
     except pl.exceptions.PolarsError as exc:
         error = diagnose(
@@ -284,8 +321,11 @@ def read_delimited(
             raise InputFormatError(f"cannot be read: {str(exc).splitlines()[0]}", file=path) from None
         raise error from None
     offset = 2 if has_header else 1
-    if not quoting:
-        _check_field_counts(path, separator, len(names), skip=offset - 1)
+    if quoting:
+        _check_short_rows(path, separator, names, frame[_LAST_MISSING], skip=offset - 1)
+        frame = frame.drop(_LAST_MISSING)
+    else:
+        _check_field_counts(path, separator, names, skip=offset - 1)
     for column in non_empty:
         if frame[column].null_count():
             row = int(frame[column].is_null().arg_max())
@@ -300,14 +340,20 @@ def read_delimited(
     return frame
 
 
-def _check_field_counts(path: Path, separator: str, fields: int, *, skip: int) -> None:
+def _raw_lines(path: Path) -> pl.LazyFrame:
+    """The file's lines as text (`line`) with their 0-based number (`_row`)."""
+    return pl.scan_csv(
+        path, has_header=False, separator="\x00", quote_char=None, schema={"line": pl.String()}
+    ).with_row_index("_row")
+
+
+def _check_field_counts(path: Path, separator: str, header: list[str], *, skip: int) -> None:
     """Every line of an unquoted file has the same number of fields (a projected polars read
     does not notice extra or missing separators)."""
     counted = (
-        pl.scan_csv(path, has_header=False, separator="\x00", quote_char=None, schema={"line": pl.String()})
-        .with_row_index("_row")
+        _raw_lines(path)
         .with_columns(pl.col("line").str.count_matches(separator, literal=True).fill_null(0).alias("_separators"))
-        .filter((pl.col("_separators") != fields - 1) & (pl.col("_row") >= skip))
+        .filter((pl.col("_separators") != len(header) - 1) & (pl.col("_row") >= skip))
         .head(1)
     )
     try:
@@ -316,11 +362,40 @@ def _check_field_counts(path: Path, separator: str, fields: int, *, skip: int) -
         return
     if bad.height:
         row = bad.row(0, named=True)
-        raise InputFormatError(
-            f"{row['_separators'] + 1} fields where the header has {fields}: {_shorten(row['line'] or '')}",
-            file=path,
-            line=row["_row"] + 1,
+        raise field_count_error(path, row["_row"] + 1, row["_separators"] + 1, header, row["line"] or "")
+
+
+def _check_short_rows(path: Path, separator: str, header: list[str], last_missing: pl.Series, *, skip: int) -> None:
+    """Refuse rows with fewer fields than the header. polars reads them with nulls for the missing
+    fields, like an empty last field, so only the lines of rows whose last field is null are looked at."""
+    if not last_missing.any():
+        return
+    if count_lines(path) != len(last_missing) + skip:
+        # Line breaks inside quoted values or blank lines: data rows are not lines, so walk the file.
+        error = diagnose(path, separator, header, has_header=skip > 0)
+        if error is not None:
+            raise error
+        return
+    candidates = last_missing.arg_true() + skip
+    fields = pl.col("line").str.count_matches(separator, literal=True) + 1
+    quoted = pl.col("line").str.contains('"', literal=True)
+    try:
+        # Without quotes the separators count the fields exactly; a quoted value may hide some.
+        lines = (
+            _raw_lines(path)
+            .filter(pl.col("_row").is_in(candidates.implode()))
+            .filter(quoted | (fields < len(header)))
+            .collect(engine="streaming")
         )
+    except pl.exceptions.PolarsError:  # a NUL byte in the file; the line-by-line check explains it
+        error = diagnose(path, separator, header, has_header=skip > 0)
+        if error is not None:
+            raise error
+        return
+    for row, line in lines.iter_rows():
+        count = len(_split((line or "").rstrip("\r"), separator, True))
+        if count < len(header):
+            raise field_count_error(path, row + 1, count, header, line or "")
 
 
 def row_line(row: int, *, has_header: bool = True) -> int:

@@ -1,0 +1,135 @@
+"""Rows with more or fewer fields than the header, in PrimeKG kg.csv and generic edge lists:
+an error naming the file, line and field, through the library and through `kgsynth load` (exit 2,
+one line, no traceback); an empty last field or a quoted separator is no such row."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kgsynth.errors import InputFormatError
+from kgsynth.loaders import load
+
+GENERATOR = Path(__file__).resolve().parents[2] / "shared" / "tools" / "make_primekg_like.py"
+BAD_LINE = 57  # 1-based, a data row in the middle of the file
+
+
+@pytest.fixture(scope="module")
+def kg_lines(tmp_path_factory) -> list[str]:
+    """A real PrimeKG-format kg.csv (980 rows) from the shared generator, as lines."""
+    if not GENERATOR.exists():
+        pytest.skip(f"{GENERATOR} is not here")
+    path = tmp_path_factory.mktemp("primekg") / "kg.csv"
+    subprocess.run(
+        [sys.executable, str(GENERATOR), "--scale", "0.0005", "--seed", "3", "--out", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def _write(folder: Path, lines: list[str], name: str = "kg.csv") -> Path:
+    path = folder / name
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def _edit(lines: list[str], line: int, edit) -> list[str]:
+    cells = lines[line - 1].rstrip("\n").split(",")
+    return [*lines[: line - 1], ",".join(edit(cells)) + "\n", *lines[line:]]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from kgsynth.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "edit,field,message",
+    [
+        (lambda cells: [*cells, "CTD"], "y_source", "13 fields where the header has 12, 1 more after the last column"),
+        (lambda cells: [*cells, ""], "y_source", "13 fields where the header has 12"),
+        (lambda cells: cells[:-1], "y_source", r"11 fields where the header has 12 \(no y_source\)"),
+        (lambda cells: cells[:9], "y_type", r"9 fields where the header has 12 \(no y_type, y_name, y_source\)"),
+    ],
+    ids=["extra-field", "trailing-separator", "one-short", "three-short"],
+)
+def test_primekg_row_with_the_wrong_field_count_names_line_and_field(tmp_path, kg_lines, edit, field, message):
+    path = _write(tmp_path, _edit(kg_lines, BAD_LINE, edit))
+    with pytest.raises(InputFormatError, match=message) as error:
+        load("primekg", [path])
+    assert (error.value.file, error.value.line, error.value.field) == (str(path), BAD_LINE, field)
+
+
+def test_cli_refuses_the_ragged_row_in_one_line_with_exit_two(tmp_path, kg_lines):
+    for name, edit, field in (
+        ("extra", lambda cells: [*cells, "CTD"], "y_source"),
+        ("short", lambda cells: cells[:-2], "y_name"),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        path = _write(folder, _edit(kg_lines, BAD_LINE, edit))
+        result = _cli("load", "-f", "primekg", str(path), "--out", str(folder / "snapshot"), cwd=folder)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"error: {path}, line {BAD_LINE}, field '{field}':")
+        assert not (folder / "snapshot").exists()
+
+
+def test_quoted_comma_in_a_name_is_one_field(tmp_path, kg_lines):
+    # Line 2 is the first row of its x node, which takes its name from there.
+    lines = _edit(kg_lines, 2, lambda cells: [*cells[:5], f'"{cells[5]}, 1,2-dichloro"', *cells[6:]])
+    snapshot = load("primekg", [_write(tmp_path, lines)])
+    assert snapshot.manifest.counts.edges * 2 == len(lines) - 1
+    assert snapshot.nodes["name"].str.ends_with(", 1,2-dichloro").sum() == 1
+
+    short = _edit(lines, BAD_LINE + 1, lambda cells: [f'"{cells[0]}"', *cells[1:-1]])
+    with pytest.raises(InputFormatError, match="no y_source") as error:
+        load("primekg", [_write(tmp_path, short, "short.csv")])
+    assert (error.value.line, error.value.field) == (BAD_LINE + 1, "y_source")
+
+
+EDGES = [
+    "head_id,relation,tail_id,tail_type\n",
+    "HP:0001250,associated_with,MONDO:0005027,disease\n",
+    "MONDO:0005027,associated_with,HGNC:1100,\n",  # an empty last field: allowed
+    '"CHEBI:15365, acetylsalicylic acid",associated_with,MONDO:0005027,\n',
+    "HGNC:1100,associated_with,HP:0001250,\n",
+]
+
+
+def test_edge_list_empty_last_field_loads_but_a_short_or_long_row_does_not(tmp_path):
+    snapshot = load("edges", [_write(tmp_path, EDGES, "edges.csv")])
+    assert snapshot.manifest.counts.edges == 4
+
+    short = [*EDGES[:3], "HGNC:1100,associated_with,HP:0001250\n", *EDGES[3:]]
+    with pytest.raises(InputFormatError, match=r"3 fields where the header has 4 \(no tail_type\)") as error:
+        load("edges", [_write(tmp_path, short, "short.csv")])
+    assert (error.value.line, error.value.field) == (4, "tail_type")
+
+    long = [*EDGES[:2], "HP:0001250,associated_with,MONDO:0005027,disease,extra\n", *EDGES[2:]]
+    with pytest.raises(InputFormatError, match="5 fields where the header has 4") as error:
+        load("edges", [_write(tmp_path, long, "long.csv")])
+    assert (error.value.line, error.value.field) == (3, "tail_type")
+
+
+def test_edge_list_with_a_line_break_inside_a_quoted_value_still_finds_the_short_row(tmp_path):
+    lines = [*EDGES[:2], '"HGNC:1100",associated_with,"MONDO:0005027\n(epilepsy)",\n', *EDGES[2:]]
+    snapshot = load("edges", [_write(tmp_path, lines, "edges.csv")])
+    assert snapshot.manifest.counts.edges == 5
+
+    lines.append("HP:0001250,associated_with\n")
+    with pytest.raises(InputFormatError, match="2 fields where the header has 4") as error:
+        load("edges", [_write(tmp_path, lines, "short.csv")])
+    assert (error.value.line, error.value.field) == (8, "tail_id")
