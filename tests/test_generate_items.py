@@ -107,7 +107,7 @@ def test_template_items_pass_verification_text_and_graph_checks(tmp_path, paths,
     if source != "hpo_paths":  # the sampling room's own samplers
         paths = sample_paths(open_engine(snapshot), source, n=60, seed=1)
     items = pl.read_parquet(template(tmp_path, paths, snapshot).out)
-    assert items.height > 40
+    assert items.height > 20  # sampled paths marked unique_answer false make no open item
     result = verify_items(items, snapshot, checks=["edges", "answer", "leak", "thinking"])
     assert result.rejected.height == 0, result.summary["by_reason"]
     assert result.accepted.height == items.height

@@ -2,7 +2,11 @@
 
 `generate_items` walks every (path, kind) whose item id is not in the output yet,
 has the writer word it, checks the question masks the path's bridges, and writes
-finished items in batches. Beside the items it writes `failures.parquet` (one row
+finished items in batches. Paths that cannot make an item are turned away before
+any model call: an MCQ without usable hard negatives (`no_negatives`), an open
+question whose path is marked `unique_answer` false (`answer_not_unique`: its
+pattern reaches other nodes than the answer, so verification would reject it).
+Beside the items it writes `failures.parquet` (one row
 per item not made in this run, with a reason code; calls that failed are tried
 again by the next run) and `generate.json` (counts, usage and cost).
 
@@ -52,7 +56,7 @@ FAILURES_SCHEMA: dict[str, pl.DataType] = {
     "item_id": pl.String(),
     "path_id": pl.String(),
     "kind": pl.String(),
-    "reason": pl.String(),  # a short code: rate_limited, not_json, question_names_bridge, no_negatives, …
+    "reason": pl.String(),  # a short code: rate_limited, not_json, question_names_bridge, no_negatives, answer_not_unique, …
     "error": pl.String(),
     "attempts": pl.Int32(),
     "retryable": pl.Boolean(),  # a re-run tries it again (a failed call), or not (a rejected path)
@@ -163,6 +167,9 @@ async def agenerate_items(
                 run.reject(iid, row, kind, problem, f"path names: {' → '.join(i.name for i in infos)}")
             elif kind == "mcq" and not _distractors(row, infos, nodes, n_options):
                 run.reject(iid, row, kind, "no_negatives", "no usable hard negative to make options from")
+            elif kind == "open" and row["unique_answer"] is False:
+                run.reject(iid, row, kind, "answer_not_unique",
+                           "the path's pattern from its anchor reaches other nodes than the answer (unique_answer false)")
             else:
                 tasks.append(_Task(row, kind, iid, facts, infos))
 

@@ -25,6 +25,8 @@ PATHS_SCHEMA: dict[str, pl.DataType] = {
     "negatives": pl.List(pl.String()),  # hard negatives for the answer (node ids)
     "group_id": pl.String(),  # convergent paths meeting at one answer share it; else null
     "snapshot": pl.String(),  # hash of the snapshot sampled from
+    # the pattern from the anchor reaches the answer only (in the full graph); null: not judged
+    "unique_answer": pl.Boolean(),
 }
 
 
