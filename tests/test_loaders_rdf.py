@@ -118,3 +118,135 @@ def test_non_utf8_empty_and_missing_files(tmp_path):
         load("rdf", [tmp_path / "absent.ttl"])
     with pytest.raises(SourceNotFoundError, match="no RDF files"):
         load("rdf", [tmp_path / "sub" if (tmp_path / "sub").mkdir() is None else tmp_path])
+
+
+OBO = "http://purl.obolibrary.org/obo/"
+GO_UBERON_OWL = """<?xml version="1.0"?>
+<rdf:RDF xmlns="http://purl.obolibrary.org/obo/go-uberon-slim.owl#"
+     xml:base="http://purl.obolibrary.org/obo/go-uberon-slim.owl"
+     xmlns:obo="http://purl.obolibrary.org/obo/"
+     xmlns:owl="http://www.w3.org/2002/07/owl#"
+     xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+     xmlns:rdfs="http://www.w3.org/2000/01/rdf-schema#">
+    <owl:Ontology rdf:about="http://purl.obolibrary.org/obo/go-uberon-slim.owl"/>
+    <owl:ObjectProperty rdf:about="http://purl.obolibrary.org/obo/BFO_0000050">
+        <rdfs:label>part of</rdfs:label>
+    </owl:ObjectProperty>
+    <owl:ObjectProperty rdf:about="http://purl.obolibrary.org/obo/RO_0002211">
+        <rdfs:label>regulates</rdfs:label>
+    </owl:ObjectProperty>
+    <owl:ObjectProperty rdf:about="http://purl.obolibrary.org/obo/RO_0002215">
+        <rdfs:label>capable of</rdfs:label>
+    </owl:ObjectProperty>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0016020"><rdfs:label>membrane</rdfs:label></owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0043231">
+        <rdfs:label>intracellular membrane-bounded organelle</rdfs:label>
+    </owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0005739">
+        <rdfs:subClassOf rdf:resource="http://purl.obolibrary.org/obo/GO_0043231"/>
+        <rdfs:label>mitochondrion</rdfs:label>
+    </owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0031966">
+        <owl:equivalentClass>
+            <owl:Class>
+                <owl:intersectionOf rdf:parseType="Collection">
+                    <rdf:Description rdf:about="http://purl.obolibrary.org/obo/GO_0016020"/>
+                    <owl:Restriction>
+                        <owl:onProperty rdf:resource="http://purl.obolibrary.org/obo/BFO_0000050"/>
+                        <owl:someValuesFrom rdf:resource="http://purl.obolibrary.org/obo/GO_0005739"/>
+                    </owl:Restriction>
+                </owl:intersectionOf>
+            </owl:Class>
+        </owl:equivalentClass>
+        <rdfs:label>mitochondrial membrane</rdfs:label>
+    </owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0065007"><rdfs:label>biological regulation</rdfs:label></owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0006119"><rdfs:label>oxidative phosphorylation</rdfs:label></owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0002082">
+        <owl:equivalentClass>
+            <owl:Class>
+                <owl:intersectionOf rdf:parseType="Collection">
+                    <rdf:Description rdf:about="http://purl.obolibrary.org/obo/GO_0065007"/>
+                    <owl:Restriction>
+                        <owl:onProperty rdf:resource="http://purl.obolibrary.org/obo/RO_0002211"/>
+                        <owl:someValuesFrom rdf:resource="http://purl.obolibrary.org/obo/GO_0006119"/>
+                    </owl:Restriction>
+                </owl:intersectionOf>
+            </owl:Class>
+        </owl:equivalentClass>
+        <rdfs:label>regulation of oxidative phosphorylation</rdfs:label>
+    </owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0005737"><rdfs:label>cytoplasm</rdfs:label></owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0044444">
+        <owl:equivalentClass>
+            <owl:Restriction>
+                <owl:onProperty rdf:resource="http://purl.obolibrary.org/obo/BFO_0000050"/>
+                <owl:someValuesFrom rdf:resource="http://purl.obolibrary.org/obo/GO_0005737"/>
+            </owl:Restriction>
+        </owl:equivalentClass>
+        <rdfs:label>cytoplasmic part</rdfs:label>
+    </owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/UBERON_0000948"><rdfs:label>heart</rdfs:label></owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/UBERON_0002385"><rdfs:label>muscle tissue</rdfs:label></owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/UBERON_0002349">
+        <rdfs:subClassOf>
+            <owl:Restriction>
+                <owl:onProperty rdf:resource="http://purl.obolibrary.org/obo/BFO_0000050"/>
+                <owl:someValuesFrom rdf:resource="http://purl.obolibrary.org/obo/UBERON_0000948"/>
+            </owl:Restriction>
+        </rdfs:subClassOf>
+        <rdfs:label>myocardium</rdfs:label>
+    </owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/UBERON_0001133">
+        <owl:equivalentClass>
+            <owl:Class>
+                <owl:intersectionOf rdf:parseType="Collection">
+                    <rdf:Description rdf:about="http://purl.obolibrary.org/obo/UBERON_0002385"/>
+                    <owl:Restriction>
+                        <owl:onProperty rdf:resource="http://purl.obolibrary.org/obo/BFO_0000050"/>
+                        <owl:someValuesFrom rdf:resource="http://purl.obolibrary.org/obo/UBERON_0000948"/>
+                    </owl:Restriction>
+                    <owl:Restriction>
+                        <owl:onProperty rdf:resource="http://purl.obolibrary.org/obo/RO_0002215"/>
+                        <owl:allValuesFrom rdf:resource="http://purl.obolibrary.org/obo/GO_0006119"/>
+                    </owl:Restriction>
+                </owl:intersectionOf>
+            </owl:Class>
+        </owl:equivalentClass>
+        <rdfs:label>cardiac muscle tissue</rdfs:label>
+    </owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/UBERON_0000479">
+        <owl:equivalentClass>
+            <owl:Class>
+                <owl:unionOf rdf:parseType="Collection">
+                    <rdf:Description rdf:about="http://purl.obolibrary.org/obo/UBERON_0002385"/>
+                    <rdf:Description rdf:about="http://purl.obolibrary.org/obo/UBERON_0002349"/>
+                </owl:unionOf>
+            </owl:Class>
+        </owl:equivalentClass>
+        <rdfs:label>tissue</rdfs:label>
+    </owl:Class>
+</rdf:RDF>
+"""
+
+
+def test_equivalent_class_definitions_give_genus_and_restriction_edges(tmp_path):
+    path = tmp_path / "go-uberon-slim.owl"
+    path.write_text(GO_UBERON_OWL, encoding="utf-8")
+    snapshot = load("rdf", [path], allow_unknown_relations=True)  # RO's 'regulates' is not in the generic vocabulary
+    triples = {(s.removeprefix(OBO), r, d.removeprefix(OBO)) for s, d, r, _ in snapshot.edges.iter_rows()}
+    assert triples == {
+        ("GO_0005739", "subclass_of", "GO_0043231"),  # plain subClassOf
+        ("UBERON_0002349", "part_of", "UBERON_0000948"),  # subClassOf ∃part_of.heart
+        ("GO_0031966", "subclass_of", "GO_0016020"),  # mitochondrial membrane ≡ membrane ⊓ ∃part_of.mitochondrion
+        ("GO_0031966", "part_of", "GO_0005739"),
+        ("GO_0002082", "subclass_of", "GO_0065007"),  # ≡ biological regulation ⊓ ∃regulates.oxidative phosphorylation
+        ("GO_0002082", "regulates", "GO_0006119"),
+        ("GO_0044444", "part_of", "GO_0005737"),  # cytoplasmic part ≡ ∃part_of.cytoplasm
+        ("UBERON_0001133", "subclass_of", "UBERON_0002385"),  # cardiac muscle tissue ≡ muscle tissue ⊓ ∃part_of.heart
+        ("UBERON_0001133", "part_of", "UBERON_0000948"),  # … ⊓ ∀capable_of.… makes no edge
+    }
+    names = dict(snapshot.nodes.select("id", "name").iter_rows())
+    assert names[OBO + "GO_0031966"] == "mitochondrial membrane"
+    # the ∀ restriction inside the intersection and the union under equivalentClass are counted, not lost
+    assert sum(snapshot.manifest.dropped.values()) == 2

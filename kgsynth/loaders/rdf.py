@@ -3,7 +3,10 @@
 Edges come from three kinds of triple between named resources (IRIs):
 
 - `A rdfs:subClassOf B`                                   → (A, subclass_of, B)
-- `A rdfs:subClassOf [owl:onProperty P; owl:someValuesFrom B]` → (A, <P>, B)
+- `A rdfs:subClassOf [owl:onProperty P; owl:someValuesFrom B]` → (A, <P>, B), and
+  the same restriction under `owl:equivalentClass` (A ≡ ∃P.B)
+- an `owl:intersectionOf` list under either (the usual `A ≡ B ⊓ ∃P.C`) → an edge
+  per member: (A, subclass_of, B) for a named class, (A, <P>, C) for a restriction
 - `A P B` for any other property P whose object is an IRI (object-property
   assertions), except RDF/RDFS/OWL/SKOS/oboInOwl/Dublin Core terms and properties
   the file declares as annotation or datatype properties.
@@ -25,6 +28,7 @@ from pathlib import Path
 import polars as pl
 import rdflib
 from rdflib import OWL, RDF, RDFS, BNode, Literal, URIRef
+from rdflib.collection import Collection
 
 from kgsynth.errors import InputFormatError, SourceNotFoundError
 from kgsynth.graph.snapshot import Snapshot, SourceInfo, build_snapshot
@@ -142,6 +146,27 @@ def _relation_name(labels: _Labels, prop) -> str:
     return _snake(label) if label else _snake(_local_name(str(prop)))
 
 
+def _superclasses(union: rdflib.Graph, expression) -> tuple[list[tuple[URIRef, URIRef]], int]:
+    """What `A ⊑ expression` says of A, as (property, named class) pairs — subClassOf for a named
+    class, P for ∃P.C, each member's for an intersection — and how many parts say nothing kept."""
+    if isinstance(expression, URIRef):
+        return ([], 1) if _reserved(str(expression)) else ([(RDFS.subClassOf, expression)], 0)
+    members = union.value(expression, OWL.intersectionOf)
+    if members is not None:
+        found: list[tuple[URIRef, URIRef]] = []
+        skipped = 0
+        for member in Collection(union, members):
+            pairs, missed = _superclasses(union, member)
+            found += pairs
+            skipped += missed
+        return found, skipped
+    prop = union.value(expression, OWL.onProperty)
+    target = union.value(expression, OWL.someValuesFrom)
+    if isinstance(prop, URIRef) and isinstance(target, URIRef) and not _reserved(str(target)):
+        return [(prop, target)], 0
+    return [], 1  # other restrictions (allValuesFrom, cardinalities), unions, complements, nested fillers
+
+
 def _triples(
     union: rdflib.Graph, graphs: dict[str, rdflib.Graph], labels: _Labels
 ) -> tuple[list[tuple[str, str, str, str]], int]:
@@ -162,13 +187,11 @@ def _triples(
         for s, p, o in graph:
             if not isinstance(s, URIRef) or _reserved(str(s)):
                 continue
-            if p == RDFS.subClassOf and isinstance(o, BNode):
-                prop = union.value(o, OWL.onProperty)
-                target = union.value(o, OWL.someValuesFrom)
-                if isinstance(prop, URIRef) and isinstance(target, URIRef) and not _reserved(str(target)):
-                    edges.append((str(s), name(prop), str(target), source))
-                else:
-                    skipped += 1
+            if p in (RDFS.subClassOf, OWL.equivalentClass) and isinstance(o, BNode):
+                # A ≡ X entails A ⊑ X, so both read the class expression the same way.
+                pairs, missed = _superclasses(union, o)
+                edges += [(str(s), name(prop), str(target), source) for prop, target in pairs]
+                skipped += missed
             elif isinstance(o, URIRef) and (p == RDFS.subClassOf or not (_reserved(str(p)) or p in skipped_props)):
                 if _reserved(str(o)):  # e.g. subClassOf owl:Thing
                     skipped += 1
@@ -255,7 +278,10 @@ def load_rdf(
         orient="row",
     )
     edges = pl.DataFrame(edge_rows, schema=["src", "relation", "dst", "source"], orient="row")
-    dropped = {"subClassOf restrictions other than someValuesFrom, and edges to RDF/RDFS/OWL terms": skipped}
+    dropped = {
+        "class expressions under subClassOf or equivalentClass other than someValuesFrom restrictions "
+        "and intersections of them, and edges to RDF/RDFS/OWL terms": skipped
+    }
     return build_snapshot(
         nodes,
         edges,
