@@ -113,6 +113,11 @@ def test_cache_is_memory_mapped_and_rebuilt_when_damaged(small_dir: Path) -> Non
     assert not isinstance(rebuilt.indices, np.memmap)
     assert np.array_equal(rebuilt.group_key, first.group_key)
     assert json.loads((where / "meta.json").read_text())["snapshot_hash"] == snapshot.hash
+    (where / "meta.json").unlink()  # a cache folder that lost its meta (a partial copy) is replaced whole
+    open_engine(read_snapshot(small_dir))
+    assert json.loads((where / "meta.json").read_text())["snapshot_hash"] == snapshot.hash
+    assert isinstance(open_engine(read_snapshot(small_dir)).indices, np.memmap)
+    assert [p.name for p in small_dir.iterdir() if p.name.startswith("..")] == []  # no temp folders left
 
 
 def test_indices_of_many_ids_marks_unknown_ones(small_dir: Path) -> None:
