@@ -81,6 +81,10 @@ def sample(
         Optional[Path], typer.Option(help="The unpruned snapshot, on which hard negatives are proven (default: SNAPSHOT).")
     ] = None,
     negatives: Annotated[int, typer.Option(min=0, help="Hard negatives per path (0: none).")] = 3,
+    unique_answer: Annotated[
+        bool,
+        typer.Option("--unique-answer", help="Keep only paths whose pattern reaches their answer alone (open questions)."),
+    ] = False,
     start_type: Annotated[Optional[list[str]], typer.Option(help="Node type walks start from (repeatable).")] = None,
     end_type: Annotated[Optional[list[str]], typer.Option(help="Node type walks end on (repeatable).")] = None,
     relation: Annotated[Optional[list[str]], typer.Option(help="Only these relations (repeatable).")] = None,
@@ -122,7 +126,7 @@ def sample(
     with new_progress() as progress:
         task = progress.add_task(f"sampling {strategy}", total=None if strategy == "between" else n)
         frame, stats = sample_with_stats(
-            engine, strategy, n, seed, full=full_engine, negatives=negatives,
+            engine, strategy, n, seed, full=full_engine, negatives=negatives, unique_answer=unique_answer,
             advance=lambda count: progress.advance(task, count), **params,
         )
     write_paths(frame, out)
@@ -140,12 +144,18 @@ def sample(
     if turned_away:
         console.print("  rejected: " + ", ".join(f"{reason} {count:,}" for reason, count in turned_away.items()))
     if stats.shortfall:
-        console.print("  [yellow]short of quota[/]: " + ", ".join(f"{h} hops: {c:,}" for h, c in stats.shortfall.items()))
+        console.print("  [yellow]short of quota[/]: " + ", ".join(f"{h}: {c:,}" if h == "unique_answer" else f"{h} hops: {c:,}" for h, c in stats.shortfall.items()))
     if negatives:
         console.print(
             f"  hard negatives: {stats.negatives_total:,}; {stats.paths_without_negatives:,} paths with none proven"
             + ("" if full is not None or snapshot.manifest.parent is None else
                " (proven on this pruned graph; pass --full PARENT to prove them on the full graph)")
+        )
+    if negatives or unique_answer:
+        judged = stats.unique_answers + stats.not_unique_answers
+        console.print(
+            f"  unique answer (open questions): {stats.unique_answers:,} paths, not unique {stats.not_unique_answers:,}, "
+            f"unknown {stats.produced - judged:,} ({stats.seconds['unique_answer']:.1f}s)"
         )
     if strategy == "between":
         extra = stats.extra
