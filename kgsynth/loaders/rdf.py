@@ -1,6 +1,6 @@
 """RDF / OWL / Turtle → snapshot, parsed with rdflib.
 
-Edges come from three kinds of triple between named resources (IRIs):
+Edges come from these triples between named resources (IRIs):
 
 - `A rdfs:subClassOf B`                                   → (A, subclass_of, B)
 - `A rdfs:subClassOf [owl:onProperty P; owl:someValuesFrom B]` → (A, <P>, B), and
