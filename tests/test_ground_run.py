@@ -172,3 +172,70 @@ def test_cli_grounds_offline_and_rejects_bad_input(hpo_snapshot_dir: Path, tmp_p
     with pytest.raises(SystemExit) as exited:
         main(["ground", str(bad), "--snapshot", str(hpo_snapshot_dir), "--out", str(tmp_path / "bad"), "--link", "dictionary"])
     assert exited.value.code == 2 and not (tmp_path / "bad").exists()
+
+
+def _write_and_answer(body: dict) -> str:
+    """A model that rewrites the draft faithfully and, asked to answer, names what the reasoning concludes."""
+    user = body["messages"][-1]["content"]
+    if "<<reasoning>>" in user:
+        return _llm_responder("faithful")(body)
+    return json.dumps({"answer": re.search(r"asked for is (.*)\.\n", user).group(1)})
+
+
+def test_every_model_call_is_counted_in_usage_and_priced(hpo_snapshot_dir: Path, tmp_path: Path):
+    from llm_server import LLMServer, _text_tokens
+
+    from kgsynth.llm.config import LLMConfig, Price
+
+    replies = []
+
+    def respond(body: dict) -> str:
+        replies.append(_write_and_answer(body))
+        return replies[-1]
+
+    config = OFFLINE.model_copy(update={"writer": "openai", "consistency": True, "paths_per_question": 1})
+    with LLMServer(responder=respond) as server:
+        result = ground_qa(read_qa(DATA), read_snapshot(hpo_snapshot_dir), tmp_path / "run", config=config,
+                           llm=LLMConfig(model="local", base_url=server.url, prices={"local": Price(input=1.0, output=2.0)}))
+        sent = list(server.requests)
+    usage = json.loads((tmp_path / "run" / "ground.json").read_text())["model_usage"]
+    asked = [body for body in sent if "<<reasoning>>" not in body["messages"][-1]["content"]]
+    assert len(sent) == 16 and len(asked) == 8  # 8 reasonings written, then each answered from the reasoning alone
+    assert usage["total"]["requests"] == len(sent) and usage["total"]["calls"] == len(sent)
+    assert usage["stages"]["ground_consistency"]["requests"] == len(asked)
+    prompt_tokens = sum(_text_tokens("".join(m["content"] for m in body["messages"])) for body in sent)
+    completion_tokens = sum(_text_tokens(text) for text in replies)
+    assert (usage["total"]["prompt_tokens"], usage["total"]["completion_tokens"]) == (prompt_tokens, completion_tokens)
+    assert usage["total"]["cost_usd"] == pytest.approx((prompt_tokens * 1.0 + completion_tokens * 2.0) / 1e6)
+    assert result.stopped is None and result.accepted == 8
+
+    summary = json.loads((tmp_path / "run" / "verified" / "summary.json").read_text())
+    assert summary["by_check"]["llm_consistency"] == {"stage": "llm", "judged": 8, "failed": 0, "codes": {}}
+    assert "llm_consistency" in summary["checks"] and "llm_consistency" not in summary["skipped"]
+    accepted = pl.read_parquet(tmp_path / "run" / "verified" / "accepted.parquet")
+    assert all(v[-1] == {"check": "llm_consistency", "passed": True, "code": None, "detail": None} for v in accepted["verdicts"].to_list())
+
+
+def test_a_budget_stop_during_consistency_is_reported_and_nothing_is_lost(hpo_snapshot_dir: Path, tmp_path: Path):
+    from llm_server import LLMServer
+
+    from kgsynth.cli import main
+
+    out = tmp_path / "budget"
+    # each call reserves its worst case (1,024 completion tokens at $1/1M) before any reply: two fit in $0.0025
+    with LLMServer(responder=_write_and_answer) as server, pytest.raises(SystemExit) as exited:
+        main(["ground", str(DATA), "--snapshot", str(hpo_snapshot_dir), "--out", str(out), "--link", "dictionary",
+              "--consistency", "--model", "local", "--base-url", server.url, "--price", "local=0,1", "--budget-usd", "0.0025"])
+    assert exited.value.code == 3
+    ground = json.loads((out / "ground.json").read_text())
+    usage = ground["model_usage"]
+    assert ground["stopped"] == "budget" and usage["budget_reached"]
+    assert usage["total"]["requests"] == server.chat_requests == 2
+    assert usage["failures"] == {"consistency:budget": 6}
+
+    outcomes = pl.read_parquet(out / "questions.parquet")
+    assert outcomes.filter(pl.col("status") == "accepted").height == 2
+    refused = outcomes.filter(pl.col("reason") == "LLM_UNAVAILABLE")
+    assert refused.height == 6 and all("budget" in d for d in refused["detail"].to_list())
+    summary = json.loads((out / "verified" / "summary.json").read_text())
+    assert (summary["accepted"], summary["rejected"], summary["by_reason"]) == (2, 6, {"LLM_UNAVAILABLE": 6})

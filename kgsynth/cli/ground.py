@@ -64,12 +64,14 @@ def ground(
     price: Annotated[Optional[list[str]], typer.Option(help="Price MODEL=IN,OUT in USD per 1M tokens (repeatable).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not cache model replies (a re-run pays again).")] = False,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Use only the first N questions.")] = None,
-) -> None:
+) -> int:
     """Ground existing QA pairs in the graph: link entities, find paths from the question's
     entities to the answer, write a reasoning along them, verify it against the full graph.
 
     Writes items and verified items (so `kgsynth export OUT` works), MedReason-compatible
-    grounded.jsonl/parquet, every question's outcome and a coverage report.
+    grounded.jsonl/parquet, every question's outcome and a coverage report. Exit code 3
+    means the budget was reached (everything is written; re-run with a larger budget,
+    the replies already paid for come from the cache).
     """
     from kgsynth.errors import ConfigError
     from kgsynth.graph.snapshot import read_snapshot
@@ -138,3 +140,14 @@ def ground(
             f"${total['cost_usd']:.4f}" + (f"; failed: {usage['failures']}" if usage["failures"] else "")
         )
     console.print(f"  MedReason rows → {result.out / 'grounded.jsonl'}; coverage → {result.out / 'coverage.md'}")
+    if result.stopped == "budget":
+        from kgsynth.cli.generate import BUDGET_EXIT_CODE
+
+        refused = {key.split(":")[0]: n for key, n in usage["failures"].items() if key.endswith(":budget")}
+        console.print(
+            f"[bold yellow]budget reached[/] (${budget_usd}): model calls refused: "
+            + ", ".join(f"{name} {n:,}" for name, n in refused.items())
+            + ". Everything is written; re-run with a larger --budget-usd to continue."
+        )
+        return BUDGET_EXIT_CODE
+    return 0

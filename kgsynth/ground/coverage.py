@@ -31,6 +31,7 @@ REASONS = {
     "entity_pruned": "the question entities or the answer are not in the sampled (pruned) graph",
     "no_path_within_hops": "no path within the hop cap joins a question entity to the answer",
     "model_failed": "the model call writing the reasoning failed after its retries",
+    "budget_reached": "the run's budget was reached before the reasoning was written",
 }
 
 OUTCOME_SCHEMA: dict[str, pl.DataType] = {

@@ -389,6 +389,7 @@ def refine_with_model(linker: QALinker, records: Sequence[QARecord], linked: lis
     disambiguation of mentions that only have candidates. Links found this way say
     `method="llm"`; their score is the dictionary coverage or the cosine of the node chosen."""
     from kgsynth.ground.llm import EXTRACT, Extraction, messages, options_text
+    from kgsynth.llm.client import CallFailed
 
     needy = [i for i, lk in enumerate(linked) if not lk.question_nodes or not lk.answer_nodes]
     requests = [
@@ -404,7 +405,7 @@ def refine_with_model(linker: QALinker, records: Sequence[QARecord], linked: lis
         for i in needy
     ]
     for i, reply in zip(needy, steps.run(requests, "extract"), strict=True):
-        if reply is not None:
+        if not isinstance(reply, CallFailed):
             _add_extracted(linker, linked[i], reply.parsed)
     _disambiguate(linker, records, linked, steps)
     for lk in linked:
@@ -441,6 +442,7 @@ def _model_link(linker: QALinker, role: Role, text: str, types: set[str] | None)
 
 def _disambiguate(linker: QALinker, records: Sequence[QARecord], linked: list[Linked], steps: ModelSteps) -> None:
     from kgsynth.ground.llm import DISAMBIGUATE, Disambiguation, messages
+    from kgsynth.llm.client import CallFailed
 
     work = []
     for i, lk in enumerate(linked):
@@ -456,7 +458,7 @@ def _disambiguate(linker: QALinker, records: Sequence[QARecord], linked: list[Li
         )
         requests.append((messages(DISAMBIGUATE, question=records[i].question, answer=records[i].answer, mentions=listing), Disambiguation))
     for (i, open_links), reply in zip(work, steps.run(requests, "disambiguate"), strict=True):
-        if reply is None:
+        if isinstance(reply, CallFailed):
             continue
         chosen: dict[int, Link] = {}
         for pick in reply.parsed.picks:

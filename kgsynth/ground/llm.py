@@ -5,11 +5,15 @@
 - `disambiguate`: which candidate node a mention that did not link means;
 - `select`: the most relevant of the paths found;
 - `write`: the reasoning along the selected paths (verification then checks every
-  step it states).
+  step it states);
+- `consistency`: verification's answer-consistency check (`kgsynth.ground.consistency`).
 
 One accountant spans every step, so the budget and the usage summary cover the
 whole run. Prompts are versioned files in `prompts/`. A failed call never stops
 the run: the record keeps what the offline steps found, and the failure is counted.
+A call the budget refuses fails the same way with reason `budget`, and every later
+call is refused too (cache hits are still served), so the run winds down with the
+calls in flight and `stopped == "budget"`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kgsynth.errors import BudgetExceeded
 from kgsynth.llm.accounting import Accountant
 from kgsynth.llm.client import CallFailed, LLMClient, Reply
 from kgsynth.llm.config import LLMConfig
@@ -82,27 +87,37 @@ class ModelSteps:
         self.accountant = Accountant.for_config(config)
         self.failures: Counter[str] = Counter()  # "<step>:<reason>" → calls that failed
 
-    def run(self, requests: list[tuple[list[dict[str, Any]], type[BaseModel]]], name: str) -> list[Reply | None]:
-        """Replies in order; a failed call is None and counted under its reason."""
+    @property
+    def stopped(self) -> str | None:
+        """"budget" once the budget refused a call, else None."""
+        return "budget" if self.accountant.exhausted else None
+
+    def run(self, requests: list[tuple[list[dict[str, Any]], type[BaseModel]]], name: str) -> list[Reply | CallFailed]:
+        """Replies in order; a failed or refused call comes back as `CallFailed` and is counted under its reason."""
         if not requests:
             return []
+        stage = f"ground_{name}"
+
+        async def one(client: LLMClient, messages: list[dict[str, Any]], schema: type[BaseModel]) -> Reply | CallFailed:
+            try:
+                return await client.complete(messages, schema, stage=stage)
+            except CallFailed as exc:
+                return exc
+            except BudgetExceeded as exc:
+                return CallFailed("budget", str(exc))
 
         async def go() -> list[Reply | CallFailed]:
             async with LLMClient(self.config, accountant=self.accountant) as client:
-                return await client.complete_many(requests, stage=f"ground_{name}")
+                return list(await asyncio.gather(*(one(client, m, s) for m, s in requests)))
 
         from kgsynth.progress import step
 
         with step(f"model: {name} ({len(requests):,} calls)"):
             replies = asyncio.run(go())
-        out: list[Reply | None] = []
         for reply in replies:
             if isinstance(reply, CallFailed):
                 self.failures[f"{name}:{reply.reason}"] += 1
-                out.append(None)
-            else:
-                out.append(reply)
-        return out
+        return replies
 
     def summary(self) -> dict[str, Any]:
         return {**self.accountant.summary(), "failures": dict(sorted(self.failures.items()))}

@@ -78,6 +78,7 @@ class GroundResult:
     coverage: dict[str, Any]
     seconds: dict[str, float]
     summary: dict[str, Any] = field(default_factory=dict)  # what ground.json holds
+    stopped: str | None = None  # "budget" when the budget refused a model call
 
 
 @dataclass
@@ -159,7 +160,11 @@ def ground_qa(
 
     clock = time.perf_counter()
     with step(f"verifying {len(items):,} reasoning(s)"):
-        result = verify_items(items, full, hubs=hubs, checks=config.checks, llm=llm if config.consistency else None)
+        result = verify_items(items, full, hubs=hubs, checks=config.checks)
+    if config.consistency:
+        from kgsynth.ground.consistency import check_consistency
+
+        result = check_consistency(result, steps, full)
     seconds["verify"] = _lap(clock)
 
     clock = time.perf_counter()
@@ -180,6 +185,7 @@ def ground_qa(
         "sampled_snapshot": {"name": (sampled or full).name, "hash": (sampled or full).hash},
         "model": llm.model if llm is not None and needs else None,
         "model_usage": steps.summary() if steps is not None else None,
+        "stopped": steps.stopped if steps is not None else None,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "questions_per_second": {
             "link_and_paths": round(len(records) / max(seconds["link"] + seconds["paths"], 1e-9), 1),
@@ -192,6 +198,7 @@ def ground_qa(
     return GroundResult(
         out=run.root, questions=len(records), items=len(items), accepted=result.accepted.height,
         rejected=result.rejected.height, coverage=report, seconds=summary["seconds"], summary=summary,
+        stopped=summary["stopped"],
     )
 
 
@@ -220,6 +227,7 @@ def _select(records, found: dict[int, list[dict]], engine, full: Snapshot, confi
     from kgsynth.generate.prepare import Phrasebook, node_lookup, path_facts
     from kgsynth.ground.llm import SELECT, Selection, messages
     from kgsynth.ground.reason import facts_text
+    from kgsynth.llm.client import CallFailed
     from kgsynth.llm.prompts import load_prompt
     from kgsynth.llm.writers import TEMPLATE_PROMPT
 
@@ -239,7 +247,7 @@ def _select(records, found: dict[int, list[dict]], engine, full: Snapshot, confi
     ]
     replies = steps.run(requests, "select")
     return {
-        r: choose(offered[r], config.paths_per_question, reply.parsed.paths if reply is not None else None)
+        r: choose(offered[r], config.paths_per_question, None if isinstance(reply, CallFailed) else reply.parsed.paths)
         for r, reply in zip(order, replies, strict=True)
     }
 
@@ -249,6 +257,7 @@ def _write(records, linked, chosen, full: Snapshot, sampled: Snapshot, config: G
     from kgsynth.generate.prepare import Phrasebook, node_lookup, path_facts
     from kgsynth.ground.llm import WRITE, Reasoning, messages, options_text, prompt
     from kgsynth.ground.reason import facts_text, grounded_item, thinking_text
+    from kgsynth.llm.client import CallFailed
     from kgsynth.llm.prompts import load_prompt
     from kgsynth.llm.writers import TEMPLATE_PROMPT
 
@@ -281,8 +290,11 @@ def _write(records, linked, chosen, full: Snapshot, sampled: Snapshot, config: G
             for r in order
         ]
         for r, reply in zip(order, steps.run(requests, "write"), strict=True):
-            if reply is None:
-                outcomes.lose(r, records[r], "reasoning", "model_failed", "the reasoning call failed after its retries")
+            if isinstance(reply, CallFailed):
+                if reply.reason == "budget":
+                    outcomes.lose(r, records[r], "reasoning", "budget_reached", str(reply))
+                else:
+                    outcomes.lose(r, records[r], "reasoning", "model_failed", f"the reasoning call failed after its retries: {reply.reason}")
                 del texts[r]
                 continue
             u = reply.usage
