@@ -10,9 +10,9 @@ import networkx as nx
 import numpy as np
 import polars as pl
 import pytest
+from test_cli_graph import _run
 from test_engine import small_hpo
 
-from kgsynth.cli import main
 from kgsynth.errors import ConfigError, SnapshotError
 from kgsynth.graph.engine import open_engine
 from kgsynth.graph.snapshot import Snapshot, read_snapshot, write_snapshot
@@ -37,15 +37,6 @@ def small(small_dir: Path) -> Snapshot:
 @pytest.fixture(scope="module")
 def shattered(small: Snapshot):
     return shatter(small, k=20, pairs=400, seed=3, budget=30)
-
-
-def _run(capsys, *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit:
-        code = exit.code
-    return code, capsys.readouterr().err
 
 
 def test_shortest_paths_are_shortest_and_uniform(small: Snapshot) -> None:
