@@ -213,7 +213,25 @@ def test_writer_openai_items_through_a_local_endpoint_then_all_from_cache(tmp_pa
 
 
 def _path_rejections(result) -> int:
-    return sum(v for k, v in result.rejected.items() if k.startswith("anchor_") or k == "no_negatives")
+    return sum(v for k, v in result.rejected.items() if k.startswith("anchor_") or k in ("no_negatives", "answer_not_unique"))
+
+
+def test_open_items_of_paths_marked_not_unique_are_turned_away_before_any_call(tmp_path, paths, snapshot):
+    flags = [False, True, None] * 4
+    subset = paths.head(12).with_columns(pl.Series("unique_answer", flags, dtype=pl.Boolean))
+    with LLMServer(responder=echo_responder) as server:
+        result = generate_items(subset, snapshot, writer=model_writer(server, tmp_path), out=tmp_path / "items.parquet")
+        calls = server.chat_requests
+    failures = pl.read_parquet(result.failures_path)
+    turned_away = failures.filter(pl.col("reason") == "answer_not_unique")
+    marked = subset.filter(pl.col("unique_answer") == False)  # noqa: E712
+    assert sorted(turned_away["path_id"]) == sorted(marked["path_id"]) and set(turned_away["kind"]) == {"open"}
+    assert not turned_away["retryable"].any() and result.rejected["answer_not_unique"] == 4
+    made = pl.read_parquet(result.out)
+    assert not made.filter(pl.col("kind") == "open")["path_id"].is_in(marked["path_id"].implode()).any()
+    assert made.filter(pl.col("kind") == "mcq")["path_id"].is_in(marked["path_id"].implode()).any()  # MCQ still made
+    assert calls == result.items_new  # no call was paid for a turned-away item
+    assert json.loads(result.stats_path.read_text())["rejected"]["answer_not_unique"] == 4
 
 
 def test_failed_calls_are_recorded_and_the_next_run_tries_them_again(tmp_path, paths, snapshot):

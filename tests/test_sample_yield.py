@@ -1,0 +1,118 @@
+"""Sampling yield: hard negatives and `unique_answer` read the pattern exactly as verification does.
+
+Cross-checked against `verify_items` on template items built from the sampled
+paths, on the HPO graph and on a small PrimeKG-like graph whose symmetric
+relations (protein_protein, drug_drug, …) are where the two used to disagree.
+`tests/data/primekg/kg_scale0.001.csv.gz` is the output of
+`python ../shared/tools/make_primekg_like.py --scale 0.001 --seed 7`, gzipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from kgsynth.generate import WRITERS, generate_items
+from kgsynth.graph.engine import open_engine
+from kgsynth.graph.snapshot import read_snapshot, write_snapshot
+from kgsynth.sample import sample_with_stats
+from kgsynth.sample.paths import read_paths, write_paths
+from kgsynth.verify import verify_items
+
+PRIMEKG_LIKE = Path(__file__).parent / "data" / "primekg" / "kg_scale0.001.csv.gz"
+
+
+@pytest.fixture(scope="module")
+def primekg_like(tmp_path_factory):
+    from kgsynth.loaders import load
+
+    where = tmp_path_factory.mktemp("primekg_like")
+    csv = where / "kg.csv"
+    csv.write_bytes(gzip.decompress(PRIMEKG_LIKE.read_bytes()))
+    write_snapshot(load("primekg", [csv]), where / "snapshot")
+    return read_snapshot(where / "snapshot")
+
+
+@pytest.fixture(scope="module")
+def hpo(hpo_snapshot_dir):
+    return read_snapshot(hpo_snapshot_dir)
+
+
+def verdicts(tmp: Path, paths: pl.DataFrame, snapshot, kinds=("mcq", "open")) -> pl.DataFrame:
+    """Template items for every path (open ones too, whatever unique_answer says), judged by the pattern check:
+    path_id, kind, unique_answer, and the reasons verification gave."""
+    unmarked = paths.with_columns(pl.lit(None, dtype=pl.Boolean).alias("unique_answer"))
+    out = generate_items(unmarked, snapshot, writer=WRITERS.get("template")(None), out=tmp / "items.parquet", kinds=kinds).out
+    result = verify_items(pl.read_parquet(out), snapshot, checks=["edges", "answer", "pattern"])
+    judged = pl.concat([
+        result.accepted.select("path_id", "kind", pl.lit([], dtype=pl.List(pl.String)).alias("reasons")),
+        result.rejected.select("path_id", "kind", "reasons"),
+    ])
+    return judged.join(paths.select("path_id", "unique_answer"), on="path_id")
+
+
+def test_proven_negatives_never_satisfy_the_pattern_with_symmetric_hops_either_way(tmp_path, primekg_like):
+    engine = open_engine(primekg_like)
+    symmetric = {name for name, flag in zip(engine.relation_names, engine.symmetric.tolist(), strict=True) if flag}
+    paths = sample_with_stats(engine, "walk", 1000, 0, hops="2-3")[0]
+    through_symmetric = paths.filter(pl.col("relations").list.eval(pl.element().is_in(list(symmetric))).list.any())
+    assert through_symmetric.height > 200  # the case that used to slip through is well represented
+    judged = verdicts(tmp_path, paths, primekg_like, kinds=["mcq"])
+    assert judged.height > 300
+    valid = judged.filter(pl.col("reasons").list.contains("DISTRACTOR_VALID"))
+    assert valid.height == 0, valid.head(3).to_dicts()
+
+
+@pytest.mark.parametrize("graph", ["hpo", "primekg_like"])
+def test_unique_answer_agrees_with_verification_of_open_items(tmp_path, graph, request):
+    snapshot = request.getfixturevalue(graph)
+    paths = sample_with_stats(open_engine(snapshot), "walk", 600, 1, hops="1-3")[0]
+    assert paths["unique_answer"].null_count() == 0
+    open_items = verdicts(tmp_path, paths, snapshot, kinds=["open"]).with_columns(
+        pl.col("reasons").list.contains("ANSWER_NOT_UNIQUE").alias("not_unique")
+    )
+    flagged = open_items.filter(pl.col("unique_answer"))
+    refused = open_items.filter(~pl.col("unique_answer"))
+    assert flagged.height >= 10 and refused.height >= 10
+    assert not flagged["not_unique"].any()  # a path marked unique never makes an ANSWER_NOT_UNIQUE item
+    assert refused["not_unique"].all()  # and one marked not unique always would
+
+
+def test_unique_answer_option_keeps_only_open_question_ready_paths(tmp_path, hpo):
+    engine = open_engine(hpo)
+    frame, stats = sample_with_stats(engine, "walk", 80, 2, hops="2-3", unique_answer=True)
+    assert frame.height == 80 and frame["unique_answer"].all()
+    assert stats.rejections["answer_not_unique"] > 80  # most HPO walks reach several ends
+    assert stats.unique_answers == 80 and not stats.shortfall
+    assert frame.select(pl.struct("nodes", "relations", "forward").is_unique().all()).item()
+    again, _ = sample_with_stats(engine, "walk", 80, 2, hops="2-3", unique_answer=True)
+    assert again.equals(frame)  # deterministic for a seed
+    judged = verdicts(tmp_path, frame, hpo, kinds=["open"])
+    assert judged.height > 40 and not judged["reasons"].list.contains("ANSWER_NOT_UNIQUE").any()
+
+
+def test_unique_answer_stays_null_without_negatives_and_old_paths_files_read(tmp_path, hpo):
+    frame, stats = sample_with_stats(open_engine(hpo), "walk", 50, 0, hops=2, negatives=0)
+    assert frame["unique_answer"].null_count() == 50 and stats.unique_answers == 0
+    old = tmp_path / "old.parquet"
+    write_paths(frame, tmp_path / "new.parquet")
+    pl.read_parquet(tmp_path / "new.parquet").drop("unique_answer").write_parquet(old)
+    read = read_paths(old)
+    assert read.schema["unique_answer"] == pl.Boolean and read["unique_answer"].null_count() == 50
+
+
+def test_unique_answer_on_a_pruned_graph_is_judged_on_the_full_one(hpo):
+    full = open_engine(hpo)
+    from kgsynth.prune import shatter
+
+    pruned = open_engine(shatter(hpo, k=32, pairs=300, seed=0, budget=5).snapshot)
+    on_full, _ = sample_with_stats(pruned, "walk", 200, 4, hops=2, full=full)
+    on_pruned, _ = sample_with_stats(pruned, "walk", 200, 4, hops=2)
+    assert on_full["path_id"].equals(on_pruned["path_id"])
+    # the full graph has every edge of the pruned one: a unique answer there is unique here too, not the reverse
+    both = np.asarray(on_full["unique_answer"].to_numpy(), dtype=bool)
+    assert not (both & ~np.asarray(on_pruned["unique_answer"].to_numpy(), dtype=bool)).any()
