@@ -239,3 +239,19 @@ def test_a_budget_stop_during_consistency_is_reported_and_nothing_is_lost(hpo_sn
     assert refused.height == 6 and all("budget" in d for d in refused["detail"].to_list())
     summary = json.loads((out / "verified" / "summary.json").read_text())
     assert (summary["accepted"], summary["rejected"], summary["by_reason"]) == (2, 6, {"LLM_UNAVAILABLE": 6})
+
+
+def test_export_adds_the_medreason_configuration(grounded: Path, tmp_path: Path):
+    from datasets import load_dataset
+
+    from kgsynth.cli import main
+
+    main(["export", str(grounded), "--out", str(tmp_path / "dataset"), "--format", "parquet"])
+    medreason = load_dataset(str(tmp_path / "dataset"), "medreason")
+    default = load_dataset(str(tmp_path / "dataset"), "default")
+    assert medreason.column_names == dict.fromkeys(medreason, list(MEDREASON_COLUMNS))
+    assert sum(d.num_rows for d in medreason.values()) == 8  # every verified question, in the split of its item
+    assert {s: d.num_rows for s, d in medreason.items()} == {s: d.num_rows for s, d in default.items()}
+    rows = {row["id_in_dataset"]: row for d in medreason.values() for row in d}
+    jsonl = {row["id_in_dataset"]: row for row in map(json.loads, (grounded / "grounded.jsonl").read_text().splitlines())}
+    assert rows == {key: {c: row[c] for c in MEDREASON_COLUMNS} for key, row in jsonl.items()}

@@ -1,4 +1,5 @@
-"""Accepted items → `DatasetDict`s: the default configuration plus `sft` and `mcq`.
+"""Accepted items → `DatasetDict`s: the default configuration plus `sft` and `mcq`, and
+`medreason` (MedReason's six columns) for a run written by `kgsynth ground`.
 
 All configurations share one split plan, so an item is in the same split in every
 configuration and training on `sft/train` never sees an answer from `mcq/test`.
@@ -7,7 +8,7 @@ configuration and training on `sft/train` never sees an answer from `mcq/test`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from kgsynth.errors import InputFormatError
 from kgsynth.export.inputs import RunInputs, read_run
 from kgsynth.export.rows import FEATURES, default_row, is_mcq, mcq_row, sft_row
 from kgsynth.export.splits import SPLITS, SplitKey, SplitPlan, plan_splits
+from kgsynth.ground.medreason import medreason_features, read_medreason_rows
 
 
 @dataclass
@@ -27,13 +29,18 @@ class Prepared:
     inputs: RunInputs
     plan: SplitPlan
     rows: dict[str, list[dict[str, Any]]]  # split → default rows, sorted by id
+    medreason: dict[str, dict[str, Any]] = field(default_factory=dict)  # item id → MedReason row (grounded runs)
 
     def config_names(self) -> list[str]:
         mcq = any(is_mcq(r) for rows in self.rows.values() for r in rows)
-        return ["default", "sft", "mcq"] if mcq else ["default", "sft"]
+        names = ["default", "sft", "mcq"] if mcq else ["default", "sft"]
+        return [*names, "medreason"] if self.medreason else names
 
     def config(self, name: str) -> DatasetDict:
-        to_row, keep = _CONFIGS[name]
+        if name == "medreason":  # grounded rows, each in the split of its item
+            to_row, keep = (lambda r: self.medreason[r["id"]]), (lambda r: r["id"] in self.medreason)
+        else:
+            to_row, keep = _CONFIGS[name]
         features = FEATURES[name]
         splits = {}
         for split, rows in self.rows.items():
@@ -51,6 +58,7 @@ _CONFIGS = {
     "sft": (sft_row, lambda r: True),
     "mcq": (mcq_row, is_mcq),
 }
+FEATURES.setdefault("medreason", medreason_features())  # the card and the Hub push read every configuration's features here
 
 
 def prepare(
@@ -75,7 +83,9 @@ def prepare(
         split = plan.split_of.get(row["id"])
         if split is not None:
             by_split[split].append(row)
-    return Prepared(inputs=inputs, plan=plan, rows={s: rs for s, rs in by_split.items() if rs})
+    return Prepared(
+        inputs=inputs, plan=plan, rows={s: rs for s, rs in by_split.items() if rs}, medreason=read_medreason_rows(inputs.run.root)
+    )
 
 
 def build_dataset(
@@ -96,7 +106,8 @@ def build_configs(
     seed: int = 0,
     hop_split: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, DatasetDict]:
-    """The configurations "default", "sft" and (when there are multiple-choice items) "mcq"."""
+    """The configurations "default", "sft", (when there are multiple-choice items) "mcq" and
+    (for a grounded run) "medreason"."""
     return prepare(run_dir, ratios=ratios, seed=seed, hop_split=hop_split).configs()
 
 

@@ -35,12 +35,12 @@ from kgsynth.generate.item import VERDICT_STRUCT, Item, Usage, items_to_frame
 from kgsynth.graph.snapshot import Snapshot
 from kgsynth.ground.coverage import OUTCOME_SCHEMA, coverage, coverage_markdown
 from kgsynth.ground.link import LinkConfig, Linked
+from kgsynth.ground.medreason import GROUNDED, MEDREASON_COLUMNS
 from kgsynth.ground.qa import QARecord
 from kgsynth.llm.config import LLMConfig
 from kgsynth.rundir import RunDir
 
 DEFAULT_CHECKS = ("edges", "answer", "thinking")
-MEDREASON_COLUMNS = ("dataset_name", "id_in_dataset", "question", "answer", "reasoning", "options")
 
 
 class GroundConfig(BaseModel):
@@ -420,7 +420,7 @@ def _write_outputs(run: RunDir, frames: dict[str, pl.DataFrame], result, report:
     write_verified(result, run.verified)
     write_parquet_atomic(frames["links"], run.root / "links.parquet")
     write_parquet_atomic(frames["questions"], run.root / "questions.parquet")
-    write_parquet_atomic(frames["grounded"], run.root / "grounded.parquet")
+    write_parquet_atomic(frames["grounded"], run.root / GROUNDED)
     write_text_atomic(run.root / "grounded.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in frames["grounded"].to_dicts()))
     write_text_atomic(run.root / "coverage.json", json.dumps(report, indent=2) + "\n")
     write_text_atomic(run.root / "coverage.md", coverage_markdown(report))
