@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import openai
 from pydantic import BaseModel
 
+from kgsynth.atomic import write_text_atomic
 from kgsynth.errors import BudgetExceeded, ConfigError, LLMError
 from kgsynth.llm.cache import CachedReply
 from kgsynth.llm.client import BadResponse, LLMClient, Messages, read_completion
@@ -84,16 +85,14 @@ async def _submitted(client: LLMClient, pending: dict, stage: str, state_path: P
             metadata={"kgsynth_stage": stage},
         ),
     )
-    tmp = state_path.with_name(f".{state_path.name}.tmp")
-    tmp.write_text(json.dumps({"batch_id": batch.id, "input_file_id": upload.id, "requests": len(pending)}))
-    os.replace(tmp, state_path)
+    write_text_atomic(state_path, json.dumps({"batch_id": batch.id, "input_file_id": upload.id, "requests": len(pending)}))
     return batch
 
 
 async def _wait(client: LLMClient, batch):
     while batch.status not in _ENDED:
         await asyncio.sleep(client.config.batch_poll_s)
-        batch = await _retry(client, lambda: client.sdk.batches.retrieve(batch.id))
+        batch = await _retry(client, partial(client.sdk.batches.retrieve, batch.id))
     if batch.status != "completed" and not batch.output_file_id:
         raise LLMError(f"batch {batch.id} ended '{batch.status}' with no output; re-run to call the requests live")
     return batch
