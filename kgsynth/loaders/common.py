@@ -370,24 +370,8 @@ def _check_short_rows(path: Path, separator: str, header: list[str], last_missin
     fields, like an empty last field, so only the lines of rows whose last field is null are looked at."""
     if not last_missing.any():
         return
-    if count_lines(path) != len(last_missing) + skip:
-        # Line breaks inside quoted values or blank lines: data rows are not lines, so walk the file.
-        error = diagnose(path, separator, header, has_header=skip > 0)
-        if error is not None:
-            raise error
-        return
-    candidates = last_missing.arg_true() + skip
-    fields = pl.col("line").str.count_matches(separator, literal=True) + 1
-    quoted = pl.col("line").str.contains('"', literal=True)
-    try:
-        # Without quotes the separators count the fields exactly; a quoted value may hide some.
-        lines = (
-            _raw_lines(path)
-            .filter(pl.col("_row").is_in(candidates.implode()))
-            .filter(quoted | (fields < len(header)))
-            .collect(engine="streaming")
-        )
-    except pl.exceptions.PolarsError:  # a NUL byte in the file; the line-by-line check explains it
+    lines = _maybe_short_lines(path, separator, len(header), last_missing, skip=skip)
+    if lines is None:
         error = diagnose(path, separator, header, has_header=skip > 0)
         if error is not None:
             raise error
@@ -396,6 +380,26 @@ def _check_short_rows(path: Path, separator: str, header: list[str], last_missin
         count = len(_split((line or "").rstrip("\r"), separator, True))
         if count < len(header):
             raise field_count_error(path, row + 1, count, header, line or "")
+
+
+def _maybe_short_lines(path: Path, separator: str, fields: int, wanted: pl.Series, *, skip: int) -> pl.DataFrame | None:
+    """The lines (`_row`, `line`) of the data rows flagged in `wanted` that may have fewer than
+    `fields` fields. None when data rows are not lines (line breaks inside quoted values) or a
+    NUL byte stops polars: the line-by-line walk settles those."""
+    if count_lines(path) != len(wanted) + skip:
+        return None
+    count = pl.col("line").str.count_matches(separator, literal=True) + 1
+    quoted = pl.col("line").str.contains('"', literal=True)
+    try:
+        # Without quotes the separators count the fields exactly; a quoted value may hide some.
+        return (
+            _raw_lines(path)
+            .filter(pl.col("_row").is_in((wanted.arg_true() + skip).implode()))
+            .filter(quoted | (count < fields))
+            .collect(engine="streaming")
+        )
+    except pl.exceptions.PolarsError:
+        return None
 
 
 def row_line(row: int, *, has_header: bool = True) -> int:
