@@ -116,3 +116,27 @@ def test_unique_answer_on_a_pruned_graph_is_judged_on_the_full_one(hpo):
     # the full graph has every edge of the pruned one: a unique answer there is unique here too, not the reverse
     both = np.asarray(on_full["unique_answer"].to_numpy(), dtype=bool)
     assert not (both & ~np.asarray(on_pruned["unique_answer"].to_numpy(), dtype=bool)).any()
+
+
+def test_prove_paths_gives_a_paths_table_from_elsewhere_the_same_proofs(tmp_path, primekg_like):
+    from kgsynth.errors import ConfigError
+    from kgsynth.sample.prove import prove_paths
+
+    engine = open_engine(primekg_like)
+    sampled = sample_with_stats(engine, "walk", 400, 5, hops="1-3")[0]
+    bare = sampled.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias("negatives"), pl.lit(None, dtype=pl.Boolean).alias("unique_answer"))
+    proven = prove_paths(bare, engine, negatives=3, seed=5)
+    assert proven.drop("negatives", "unique_answer").equals(bare.drop("negatives", "unique_answer"))  # order kept
+    assert proven["unique_answer"].equals(sampled["unique_answer"])
+    with_negatives = (proven["negatives"].list.len() > 0).mean()
+    assert with_negatives > 0.4 and abs(with_negatives - (sampled["negatives"].list.len() > 0).mean()) < 0.1
+    judged = verdicts(tmp_path, proven, primekg_like, kinds=["mcq"])
+    assert judged.height > 200 and not judged["reasons"].list.contains("DISTRACTOR_VALID").any()
+
+    # hops of non-symmetric relations walked the wrong way round
+    broken = bare.filter(~pl.col("pattern").str.contains(" -[a-z_]+- ")).head(3)
+    assert broken.height == 3
+    with pytest.raises(ConfigError, match="is not an edge of snapshot"):
+        prove_paths(broken.with_columns(pl.col("forward").list.eval(~pl.element())), engine)
+    with pytest.raises(ConfigError, match="lacks"):
+        prove_paths(bare.head(1).with_columns(pl.lit(["primekg:drug:nope", "x"]).alias("nodes"), pl.lit(1).alias("hops")).with_columns(pl.col("relations").list.head(1), pl.col("forward").list.head(1)), engine)
