@@ -241,6 +241,19 @@ def test_a_budget_stop_during_consistency_is_reported_and_nothing_is_lost(hpo_sn
     assert (summary["accepted"], summary["rejected"], summary["by_reason"]) == (2, 6, {"LLM_UNAVAILABLE": 6})
 
 
+def test_a_budget_stop_while_writing_loses_the_unwritten_questions_with_a_reason(hpo_snapshot_dir: Path, tmp_path: Path):
+    from llm_server import LLMServer
+
+    from kgsynth.llm.config import LLMConfig, Price
+
+    config = OFFLINE.model_copy(update={"writer": "openai"})
+    with LLMServer(responder=_write_and_answer) as server:
+        result = ground_qa(read_qa(DATA), read_snapshot(hpo_snapshot_dir), tmp_path / "run", config=config,
+                           llm=LLMConfig(model="local", base_url=server.url, prices={"local": Price(input=0, output=1)}, budget_usd=0.0025))
+    assert result.stopped == "budget" and result.summary["model_usage"]["total"]["requests"] == server.chat_requests == 2
+    assert result.coverage["losses"]["reasoning"] == {"budget_reached": 6} and result.accepted == 2
+
+
 def test_export_adds_the_medreason_configuration(grounded: Path, tmp_path: Path):
     from datasets import load_dataset
 
@@ -249,7 +262,7 @@ def test_export_adds_the_medreason_configuration(grounded: Path, tmp_path: Path)
     main(["export", str(grounded), "--out", str(tmp_path / "dataset"), "--format", "parquet"])
     medreason = load_dataset(str(tmp_path / "dataset"), "medreason")
     default = load_dataset(str(tmp_path / "dataset"), "default")
-    assert medreason.column_names == dict.fromkeys(medreason, list(MEDREASON_COLUMNS))
+    assert all(columns == list(MEDREASON_COLUMNS) for columns in medreason.column_names.values())
     assert sum(d.num_rows for d in medreason.values()) == 8  # every verified question, in the split of its item
     assert {s: d.num_rows for s, d in medreason.items()} == {s: d.num_rows for s, d in default.items()}
     rows = {row["id_in_dataset"]: row for d in medreason.values() for row in d}
