@@ -107,7 +107,7 @@ def _llm_responder(mode: str):
 
     def respond(body: dict) -> str:
         user = body["messages"][-1]["content"]
-        draft = re.search(r"^<<reasoning>> (.*)$", user, re.M).group(1)
+        draft = re.search(r"^<<reasoning>> (.*)$", user, re.MULTILINE).group(1)
         sentences = re.split(r"(?<=\.) ", draft)
         if mode == "skip":
             sentences = sentences[1:]
