@@ -164,3 +164,38 @@ def test_a_symmetric_relation_matches_either_stored_direction(neo4j_config: Neo4
                                 max_attempts=200)
     assert sorted(paths["nodes"].to_list()) == [["b", "a", "c"], ["c", "a", "b"]]
     assert set(paths["pattern"]) == {"drug -drug_drug- drug -drug_drug- drug"}
+
+
+def test_cypher_paths_get_hard_negatives_and_unique_answers_from_the_snapshot(
+    eye_in_neo4j: Neo4jConfig, hpo_eye_dir: Path, hpo_eye: Snapshot, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from kgsynth.cli import main
+    from kgsynth.generate import WRITERS, generate_items
+    from kgsynth.verify import verify_items
+
+    for name, value in (("NEO4J_URI", eye_in_neo4j.uri), ("NEO4J_USER", eye_in_neo4j.user),
+                        ("NEO4J_PASSWORD", eye_in_neo4j.password.get_secret_value()),
+                        ("NEO4J_DATABASE", eye_in_neo4j.database or "")):
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "paths.parquet"
+    argv = ["neo4j", "sample", "-n", "40", "--seed", "4", "--hops", "2-3", "--snapshot", str(hpo_eye_dir), "--out", str(out)]
+    try:
+        main(argv)
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    summary = " ".join(capsys.readouterr().err.split())
+    assert "hard negatives:" in summary and "unique answer (open questions):" in summary
+    paths = read_paths(out)
+    check_paths(paths, hpo_eye)
+    assert (paths["negatives"].list.len() > 0).mean() > 0.5 and paths["unique_answer"].null_count() == 0
+    bare = sample_paths_cypher(eye_in_neo4j, "walk", n=40, seed=4, hops="2-3")
+    assert bare.drop("negatives", "unique_answer").equals(paths.drop("negatives", "unique_answer"))
+    assert bare["negatives"].list.len().sum() == 0  # without a snapshot: none
+
+    items = generate_items(paths, hpo_eye, writer=WRITERS.get("template")(None), out=tmp_path / "items.parquet")
+    made = pl.read_parquet(items.out)
+    assert made.filter(pl.col("kind") == "mcq").height > 15
+    assert items.rejected.get("no_negatives", 0) < 20
+    result = verify_items(made, hpo_eye, checks=["edges", "answer", "pattern"])
+    assert result.rejected.height == 0, result.summary["by_reason"]  # no valid distractor, no open item with other answers

@@ -145,13 +145,22 @@ def sample(
         typer.Option(help="pattern: template like 'disease -has_phenotype-> phenotype' (repeatable)."),
     ] = None,
     mapping: Annotated[Optional[Path], typer.Option(help="Mapping file for a graph kgsynth did not push.")] = None,
+    snapshot: Annotated[
+        Optional[Path],
+        typer.Option(help="The snapshot the graph was loaded from: hard negatives and unique answers are proven on it."),
+    ] = None,
+    full: Annotated[
+        Optional[Path], typer.Option(help="With a pruned --snapshot: the unpruned one, to prove on (default: --snapshot).")
+    ] = None,
+    negatives: Annotated[int, typer.Option(min=0, help="Hard negatives per path, with --snapshot (0: none).")] = 3,
     uri: Uri = None,
     user: User = None,
     database: Database = None,
 ) -> None:
     """Sample paths inside Neo4j with Cypher (same paths.parquet as `kgsynth sample`)."""
     sample_in_neo4j(out=out, strategy=strategy, n=n, seed=seed, hops=hops, start_type=start_type, relation=relation,
-                    exclude=exclude, pattern=pattern, mapping=mapping, uri=uri, user=user, database=database)
+                    exclude=exclude, pattern=pattern, mapping=mapping, snapshot=snapshot, full=full,
+                    negatives=negatives, uri=uri, user=user, database=database)
 
 
 def sample_in_neo4j(
@@ -166,11 +175,18 @@ def sample_in_neo4j(
     exclude: Path | None = None,
     pattern: list[str] | None = None,
     mapping: Path | None = None,
+    snapshot: Path | None = None,
+    full: Path | None = None,
+    negatives: int = 3,
     uri: str | None = None,
     user: str | None = None,
     database: str | None = None,
 ) -> None:
-    """`kgsynth neo4j sample` and `kgsynth sample --store neo4j`: sample, write, summarise."""
+    """`kgsynth neo4j sample` and `kgsynth sample --store neo4j`: sample, write, summarise.
+
+    With the snapshot the graph was loaded from, the paths get proven hard negatives
+    and `unique_answer` as in-memory paths do; without it they have neither.
+    """
     from kgsynth.progress import console
     from kgsynth.sample.paths import write_paths
     from kgsynth.stores.neo4j import Neo4jConfig
@@ -183,11 +199,29 @@ def sample_in_neo4j(
         config, strategy, n=n, seed=seed, hops=hops or "2-4", patterns=pattern, hubs=exclude,
         relations=relation, start_types=start_type, mapping=read_mapping(mapping) if mapping else None,
     )
+    sampled_s = time.perf_counter() - started
+    if snapshot is not None:
+        from kgsynth.graph.engine import open_engine
+        from kgsynth.graph.snapshot import read_snapshot
+        from kgsynth.sample.prove import prove_paths
+
+        engine = open_engine(read_snapshot(snapshot))
+        full_engine = open_engine(read_snapshot(full)) if full is not None else None
+        frame = prove_paths(frame, engine, full=full_engine, negatives=negatives, seed=seed)
     write_paths(frame, out)
     console.print(
         f"[bold green]sampled[/] {frame.height:,} {strategy} paths (of {n:,} asked) in {config.target} → {out} "
-        f"in {time.perf_counter() - started:.1f}s (seed {seed}; no hard negatives: they need the graph in memory)"
+        f"in {time.perf_counter() - started:.1f}s (Cypher {sampled_s:.1f}s, seed {seed})"
     )
+    if snapshot is None:
+        console.print("  no hard negatives or unique answers: give --snapshot (the graph in memory) to prove them")
+    else:
+        counts = frame["negatives"].list.len()
+        console.print(
+            f"  hard negatives: {int(counts.sum()):,}; {int((counts == 0).sum()):,} paths with none proven; "
+            f"unique answer (open questions): {int(frame['unique_answer'].sum()):,} paths, "
+            f"not unique {int((~frame['unique_answer']).sum()):,}, unknown {frame['unique_answer'].null_count():,}"
+        )
     counts = frame["hops"].value_counts().sort("hops")
     console.print("  by hops: " + ", ".join(f"{h}: {c:,}" for h, c in counts.iter_rows()))
     for text, count in frame["pattern"].value_counts(sort=True).head(8).iter_rows():

@@ -70,7 +70,7 @@ def shatter(
 
 def sample(
     snapshot_dir: Annotated[
-        Optional[Path], typer.Argument(help="Snapshot to sample from (usually the pruned one); none with --store neo4j.")
+        Optional[Path], typer.Argument(help="Snapshot to sample from (usually the pruned one); with --store neo4j, optional: the one the graph was loaded from, to prove negatives on.")
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Paths table to write (parquet).")] = Path("paths.parquet"),
     strategy: Annotated[str, typer.Option(help="walk, pattern, between, rare-chain or convergent.")] = "walk",
@@ -107,7 +107,8 @@ def sample(
         from kgsynth.cli.neo4j import sample_in_neo4j
 
         return sample_in_neo4j(out=out, strategy=strategy, n=n, seed=seed, hops=hops, start_type=start_type,
-                               relation=relation, exclude=exclude, pattern=pattern)
+                               relation=relation, exclude=exclude, pattern=pattern, snapshot=snapshot_dir, full=full,
+                               negatives=negatives)
     if store != "memory" or snapshot_dir is None:
         from kgsynth.errors import ConfigError
 
