@@ -53,9 +53,9 @@ def unique_answers(
 
 def unique_column(verdict: np.ndarray | None, rows: int) -> pl.Series:
     """The nullable boolean `unique_answer` column (all null when nothing was judged)."""
-    if verdict is None:
-        return pl.Series("unique_answer", [None] * rows, dtype=pl.Boolean)
     nulls = pl.Series("unique_answer", [None], dtype=pl.Boolean).new_from_index(0, rows)
+    if verdict is None:
+        return nulls
     return pl.Series("unique_answer", verdict == UNIQUE).zip_with(pl.Series(verdict != UNKNOWN), nulls)
 
 
