@@ -19,7 +19,7 @@ from kgsynth.errors import InputFormatError
 from kgsynth.export.inputs import RunInputs, read_run
 from kgsynth.export.rows import FEATURES, default_row, is_mcq, mcq_row, sft_row
 from kgsynth.export.splits import SPLITS, SplitKey, SplitPlan, plan_splits
-from kgsynth.ground.medreason import medreason_features, read_medreason_rows
+from kgsynth.ground.medreason import read_medreason_rows
 
 
 @dataclass
@@ -58,7 +58,6 @@ _CONFIGS = {
     "sft": (sft_row, lambda r: True),
     "mcq": (mcq_row, is_mcq),
 }
-FEATURES.setdefault("medreason", medreason_features())  # the card and the Hub push read every configuration's features here
 
 
 def prepare(

@@ -4,7 +4,8 @@
   and the provenance needed to trace a row back to the graph;
 - `sft`: chat `messages` (user question, assistant answer with the thinking path
   inside `<think>…</think>`), the conversational format TRL's SFTTrainer reads;
-- `mcq`: question, options and the answer letter, for evaluation harnesses.
+- `mcq`: question, options and the answer letter, for evaluation harnesses;
+- `medreason`: MedReason's six text columns, for a run written by `kgsynth ground`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import hashlib
 from typing import Any
 
 from datasets import Features, List, Value
+
+from kgsynth.ground.medreason import MEDREASON_COLUMNS
 
 _STR = Value("string")
 
@@ -84,7 +87,9 @@ MCQ_FEATURES = Features(
     }
 )
 
-FEATURES = {"default": DEFAULT_FEATURES, "sft": SFT_FEATURES, "mcq": MCQ_FEATURES}
+MEDREASON_FEATURES = Features({column: _STR for column in MEDREASON_COLUMNS})  # in MedReason's order
+
+FEATURES = {"default": DEFAULT_FEATURES, "sft": SFT_FEATURES, "mcq": MCQ_FEATURES, "medreason": MEDREASON_FEATURES}
 
 
 def stored_triples(item: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -18,13 +18,6 @@ MEDREASON_COLUMNS = ("dataset_name", "id_in_dataset", "question", "answer", "rea
 GROUNDED = "grounded.parquet"
 
 
-def medreason_features():
-    """The `datasets.Features` of the configuration: six strings, in MedReason's order."""
-    from datasets import Features, Value
-
-    return Features({column: Value("string") for column in MEDREASON_COLUMNS})
-
-
 def read_medreason_rows(run_root: str | Path) -> dict[str, dict[str, Any]]:
     """Item id → MedReason row, from the run's grounded.parquet; empty when the run was not grounded."""
     import polars as pl
