@@ -9,7 +9,7 @@ import shutil
 import polars as pl
 import pytest
 from hpo_paths import make_paths
-from llm_server import LLMServer
+from llm_server import LLMServer, _text_tokens
 
 from kgsynth.cli import main
 from kgsynth.errors import ConfigError, InputFormatError
@@ -59,6 +59,12 @@ def test_check_llm_consistency_rejects_thinking_that_leads_elsewhere(items, full
         assert server.chat_requests == 4
         assert reasons_by_id(result) == {"elsewhere": ["ANSWER_INCONSISTENT"]}
         assert result.summary["by_stage"]["llm"] == 1 and result.accepted.height == 3
+        # what the model cost is in the summary, counted as the server saw it
+        usage = result.summary["usage"]["total"]
+        assert usage["calls"] == usage["requests"] == server.chat_requests == 4
+        assert usage["prompt_tokens"] == sum(_text_tokens("".join(m["content"] for m in r["messages"])) for r in server.requests)
+        again = verify_items(frame, full, llm=config).summary["usage"]["total"]
+        assert (again["calls"], again["cache_hits"], server.chat_requests) == (0, 4, 4)
         sent = json.dumps(server.requests)
         assert good["answer_label"] + ". " in sent  # options are shown …
         assert "answer_label" not in sent  # … the gold answer is not

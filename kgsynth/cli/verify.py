@@ -102,6 +102,13 @@ def verify(
         + f" in {time.perf_counter() - started:.1f}s → {out}"
     )
     console.print(f"  checks: {', '.join(summary['checks'])}")
+    if summary["usage"]:
+        total = summary["usage"]["total"]
+        console.print(
+            f"  model: {total['calls']:,} calls ({total['cache_hits']:,} from the cache), "
+            f"{total['prompt_tokens'] + total['completion_tokens']:,} tokens, ${total['cost_usd']:.4f}"
+            + (" — budget reached" if summary["usage"]["budget_reached"] else "")
+        )
     for name, why in summary["skipped"].items():
         console.print(f"  skipped {name}: {why}")
     if summary["snapshot_mismatch"]:

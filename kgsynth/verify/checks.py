@@ -31,6 +31,7 @@ class Outcome:
     code: list[str | None]
     detail: list[str]
     extra: list[tuple[int, str, str]] = field(default_factory=list)
+    usage: dict | None = None  # model usage (kgsynth.llm accounting summary) of a check that calls a model
 
     @classmethod
     def passing(cls, n: int) -> Outcome:

@@ -68,7 +68,7 @@ def run_llm_check(frame: pl.DataFrame, llm, index: GraphIndex) -> Outcome:
     items = frame.to_dicts()
     if not items:
         return Outcome.passing(0)
-    replies, _usage = complete_all(llm, [(messages_for(item), ReadAnswer) for item in items], stage="verify")
+    replies, usage = complete_all(llm, [(messages_for(item), ReadAnswer) for item in items], stage="verify")
     failures = []
     for row, (item, reply) in enumerate(zip(items, replies, strict=True)):
         if isinstance(reply, CallFailed):
@@ -79,7 +79,9 @@ def run_llm_check(frame: pl.DataFrame, llm, index: GraphIndex) -> Outcome:
         if not consistent(item, said, forms):
             gold = item.get("answer_label") or item["answer"]
             failures.append((row, "ANSWER_INCONSISTENT", f"from the thinking alone the model answered '{said}', the gold answer is '{gold}'"))
-    return Outcome.of(len(items), failures)
+    outcome = Outcome.of(len(items), failures)
+    outcome.usage = usage
+    return outcome
 
 
 def _answer_forms(index: GraphIndex, item: dict[str, Any]) -> tuple[str, ...]:

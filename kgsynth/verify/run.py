@@ -115,6 +115,7 @@ class _Run:
     hub_index: Any = None
     timings: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
+    usage: dict | None = None  # model usage of the llm stage
 
     def judge_alive(self, stage: str, judge: Callable[[pl.DataFrame], Iterable[Judged]]) -> None:
         """Run a later stage on the items no earlier stage rejected; `judge` gets those items."""
@@ -122,6 +123,8 @@ class _Run:
         alive = self.ledger.alive()
         for check, positions, outcome in judge(_take(self.frame, alive)):
             self.ledger.add(check, stage, alive if positions is None else alive[positions], outcome)
+            if outcome.usage is not None:
+                self.usage = outcome.usage
         self.timings[stage] = time.perf_counter() - clock
 
 
@@ -305,6 +308,7 @@ def _summary(run: _Run, accepted: pl.DataFrame, rejected: pl.DataFrame) -> dict[
         "seconds": {k: round(v, 3) for k, v in run.timings.items()},
         "cpu_seconds": {k: round(v, 3) for k, v in run.cpu.items()},
         "graph_items_per_second": round(run.frame.height / graph_seconds, 1) if graph_seconds > 0 else None,
+        "usage": run.usage,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
