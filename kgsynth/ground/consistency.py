@@ -31,7 +31,7 @@ def check_consistency(result: VerifyResult, steps: ModelSteps, full: Snapshot) -
     from kgsynth.verify.index import graph_index
     from kgsynth.verify.llm_check import (
         ReadAnswer,
-        _answer_forms,
+        answer_forms,
         consistent,
         messages_for,
     )
@@ -47,7 +47,7 @@ def check_consistency(result: VerifyResult, steps: ModelSteps, full: Snapshot) -
         if isinstance(reply, CallFailed):
             said = "the run's budget was reached before this call" if reply.reason == "budget" else f"the model call failed: {reply.reason}"
             verdicts.append({"check": CHECK, "passed": False, "code": "LLM_UNAVAILABLE", "detail": said})
-        elif consistent(item, reply.parsed.answer, _answer_forms(index, item)):
+        elif consistent(item, reply.parsed.answer, answer_forms(index, item)):
             verdicts.append({"check": CHECK, "passed": True, "code": None, "detail": None})
         else:
             gold = item.get("answer_label") or item["answer"]

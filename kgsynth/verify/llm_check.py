@@ -42,7 +42,7 @@ def messages_for(item: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def consistent(item: dict[str, Any], reply: str, answer_forms: tuple[str, ...]) -> bool:
+def consistent(item: dict[str, Any], reply: str, forms: tuple[str, ...]) -> bool:
     """Does the model's reply pick the gold answer?"""
     said = normalize(reply)
     if not said:
@@ -52,7 +52,7 @@ def consistent(item: dict[str, Any], reply: str, answer_forms: tuple[str, ...]) 
         gold = next((normalize(o["text"]) for o in item.get("options") or [] if o["label"] == item.get("answer_label")), "")
         return said in {label, gold, f"{label} {gold}", f"option {label}", f"option {label} {gold}"}
     padded = f" {said} "
-    return any(said == form or f" {form} " in padded for form in answer_forms)
+    return any(said == form or f" {form} " in padded for form in forms)
 
 
 @register(
@@ -74,7 +74,7 @@ def run_llm_check(frame: pl.DataFrame, llm, index: GraphIndex) -> Outcome:
         if isinstance(reply, CallFailed):
             failures.append((row, "LLM_UNAVAILABLE", f"the model call failed: {reply.reason}"))
             continue
-        forms = _answer_forms(index, item)
+        forms = answer_forms(index, item)
         said = reply.parsed.answer
         if not consistent(item, said, forms):
             gold = item.get("answer_label") or item["answer"]
@@ -84,7 +84,8 @@ def run_llm_check(frame: pl.DataFrame, llm, index: GraphIndex) -> Outcome:
     return outcome
 
 
-def _answer_forms(index: GraphIndex, item: dict[str, Any]) -> tuple[str, ...]:
+def answer_forms(index: GraphIndex, item: dict[str, Any]) -> tuple[str, ...]:
+    """The answer's name and the graph's synonyms for it, normalized: what a reply may say."""
     forms = [normalize(item["answer"])]
     if index.engine.has_index(item["answer_id"]):
         forms += index.linker.forms.get(index.engine.index_of(item["answer_id"]), ())
