@@ -224,7 +224,7 @@ def test_open_items_of_paths_marked_not_unique_are_turned_away_before_any_call(t
         calls = server.chat_requests
     failures = pl.read_parquet(result.failures_path)
     turned_away = failures.filter(pl.col("reason") == "answer_not_unique")
-    marked = subset.filter(pl.col("unique_answer") == False)  # noqa: E712
+    marked = subset.filter(~pl.col("unique_answer"))
     assert sorted(turned_away["path_id"]) == sorted(marked["path_id"]) and set(turned_away["kind"]) == {"open"}
     assert not turned_away["retryable"].any() and result.rejected["answer_not_unique"] == 4
     made = pl.read_parquet(result.out)
