@@ -390,20 +390,24 @@ def sample(config: RunConfig, run: RunDir) -> dict[str, Any]:
     from kgsynth.sample.paths import write_paths
 
     s = config.sample
+    engine = open_engine(read_snapshot(sampled_snapshot_dir(config, run)))
+    full = open_engine(read_snapshot(run.snapshot)) if config.shatter.enabled else engine
     if s.source == "neo4j":
+        from kgsynth.sample.prove import prove_paths
         from kgsynth.stores.neo4j_sample import sample_paths_cypher
 
         hubs = run.pruned / "hubs.json" if config.shatter.enabled else None
         params = {**hop_params(sample_paths_cypher, s.hops, s.strategy), **s.params}
         frame = sample_paths_cypher(neo4j_config(config), s.strategy, n=s.n, seed=s.seed, hubs=hubs, **params)
+        # Cypher draws the paths; their negatives and unique answers are proven here, as for in-memory samples
+        frame = prove_paths(frame, engine, full=full, negatives=s.negatives, seed=s.seed)
         write_paths(frame, run.paths)
-        return {"paths": frame.height, "requested": s.n, "source": "neo4j"}
+        without = int((frame["negatives"].list.len() == 0).sum()) if s.negatives else 0
+        return {"paths": frame.height, "requested": s.n, "source": "neo4j", "without_negatives": without}
     from kgsynth.sample import SAMPLERS, import_strategies
 
     import_strategies()
     params = {**hop_params(SAMPLERS.get(s.strategy), s.hops, s.strategy), **s.params}
-    engine = open_engine(read_snapshot(sampled_snapshot_dir(config, run)))
-    full = open_engine(read_snapshot(run.snapshot)) if config.shatter.enabled else engine
     frame, stats = sample_with_stats(engine, s.strategy, s.n, s.seed, full=full, negatives=s.negatives, **params)
     write_paths(frame, run.paths)
     return {"paths": frame.height, "requested": s.n, "by_hops": {str(k): v for k, v in stats.by_hops.items()},

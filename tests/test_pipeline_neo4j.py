@@ -77,10 +77,15 @@ sample: {{source: neo4j, strategy: walk, n: 40, hops: 2-3, seed: 1}}
         ):
             assert ((a, relation, b) if forward else (b, relation, a)) in stored
 
+    # hard negatives are proven on the snapshot for Cypher-sampled paths too, so their MCQ items are made
+    assert sampled.summary["without_negatives"] < paths.height
+    assert paths["negatives"].list.len().sum() > 0 and paths["unique_answer"].is_not_null().any()
+
     # the rest of the pipeline takes the Cypher-sampled paths like any others
     results = {r.stage: r for r in pipeline.run_pipeline(config, run)}
     assert [results[s].skipped for s in ("load", "neo4j", "sample")] == [True, True, True]
     assert results["generate"].summary["items"] > 0 and results["verify"].summary["accepted"] > 0
+    assert (pl.read_parquet(run.items)["kind"] == "mcq").sum() > 0  # without negatives there would be none
     assert (run.dataset / "README.md").exists()
 
     # the password is read from the environment and written nowhere in the run directory
