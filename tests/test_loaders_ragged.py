@@ -99,6 +99,18 @@ def test_quoted_comma_in_a_name_is_one_field(tmp_path, kg_lines):
         load("primekg", [_write(tmp_path, short, "short.csv")])
     assert (error.value.line, error.value.field) == (BAD_LINE + 1, "y_source")
 
+    # The separators counted on line 2 are one too many, but one is quoted: the extra field is further on.
+    extra = _edit(lines, BAD_LINE + 1, lambda cells: [*cells, "CTD"])
+    with pytest.raises(InputFormatError, match="13 fields where the header has 12") as error:
+        load("primekg", [_write(tmp_path, extra, "extra.csv")])
+    assert (error.value.line, error.value.field) == (BAD_LINE + 1, "y_source")
+
+    # A quoted line break: lines are not rows, and the walk numbers the row by the line it starts on.
+    broken = _edit(extra, 3, lambda cells: [*cells[:5], f'"{cells[5]}\nsecond line"', *cells[6:]])
+    with pytest.raises(InputFormatError, match="13 fields where the header has 12") as error:
+        load("primekg", [_write(tmp_path, broken, "broken.csv")])
+    assert (error.value.line, error.value.field) == (BAD_LINE + 2, "y_source")
+
 
 EDGES = [
     "head_id,relation,tail_id,tail_type\n",
