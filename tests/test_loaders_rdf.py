@@ -160,8 +160,12 @@ GO_UBERON_OWL = """<?xml version="1.0"?>
         </owl:equivalentClass>
         <rdfs:label>mitochondrial membrane</rdfs:label>
     </owl:Class>
-    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0065007"><rdfs:label>biological regulation</rdfs:label></owl:Class>
-    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0006119"><rdfs:label>oxidative phosphorylation</rdfs:label></owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0065007">
+        <rdfs:label>biological regulation</rdfs:label>
+    </owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0006119">
+        <rdfs:label>oxidative phosphorylation</rdfs:label>
+    </owl:Class>
     <owl:Class rdf:about="http://purl.obolibrary.org/obo/GO_0002082">
         <owl:equivalentClass>
             <owl:Class>
@@ -187,7 +191,9 @@ GO_UBERON_OWL = """<?xml version="1.0"?>
         <rdfs:label>cytoplasmic part</rdfs:label>
     </owl:Class>
     <owl:Class rdf:about="http://purl.obolibrary.org/obo/UBERON_0000948"><rdfs:label>heart</rdfs:label></owl:Class>
-    <owl:Class rdf:about="http://purl.obolibrary.org/obo/UBERON_0002385"><rdfs:label>muscle tissue</rdfs:label></owl:Class>
+    <owl:Class rdf:about="http://purl.obolibrary.org/obo/UBERON_0002385">
+        <rdfs:label>muscle tissue</rdfs:label>
+    </owl:Class>
     <owl:Class rdf:about="http://purl.obolibrary.org/obo/UBERON_0002349">
         <rdfs:subClassOf>
             <owl:Restriction>
@@ -233,18 +239,22 @@ GO_UBERON_OWL = """<?xml version="1.0"?>
 def test_equivalent_class_definitions_give_genus_and_restriction_edges(tmp_path):
     path = tmp_path / "go-uberon-slim.owl"
     path.write_text(GO_UBERON_OWL, encoding="utf-8")
-    snapshot = load("rdf", [path], allow_unknown_relations=True)  # RO's 'regulates' is not in the generic vocabulary
+    # RO's 'regulates' is not in the generic vocabulary
+    snapshot = load("rdf", [path], allow_unknown_relations=True)
     triples = {(s.removeprefix(OBO), r, d.removeprefix(OBO)) for s, d, r, _ in snapshot.edges.iter_rows()}
     assert triples == {
         ("GO_0005739", "subclass_of", "GO_0043231"),  # plain subClassOf
         ("UBERON_0002349", "part_of", "UBERON_0000948"),  # subClassOf ∃part_of.heart
-        ("GO_0031966", "subclass_of", "GO_0016020"),  # mitochondrial membrane ≡ membrane ⊓ ∃part_of.mitochondrion
+        # mitochondrial membrane ≡ membrane ⊓ ∃part_of.mitochondrion
+        ("GO_0031966", "subclass_of", "GO_0016020"),
         ("GO_0031966", "part_of", "GO_0005739"),
-        ("GO_0002082", "subclass_of", "GO_0065007"),  # ≡ biological regulation ⊓ ∃regulates.oxidative phosphorylation
+        # regulation of oxidative phosphorylation ≡ biological regulation ⊓ ∃regulates.oxidative phosphorylation
+        ("GO_0002082", "subclass_of", "GO_0065007"),
         ("GO_0002082", "regulates", "GO_0006119"),
         ("GO_0044444", "part_of", "GO_0005737"),  # cytoplasmic part ≡ ∃part_of.cytoplasm
-        ("UBERON_0001133", "subclass_of", "UBERON_0002385"),  # cardiac muscle tissue ≡ muscle tissue ⊓ ∃part_of.heart
-        ("UBERON_0001133", "part_of", "UBERON_0000948"),  # … ⊓ ∀capable_of.… makes no edge
+        # cardiac muscle tissue ≡ muscle tissue ⊓ ∃part_of.heart ⊓ ∀capable_of.…
+        ("UBERON_0001133", "subclass_of", "UBERON_0002385"),
+        ("UBERON_0001133", "part_of", "UBERON_0000948"),  # the ∀ part makes no edge
     }
     names = dict(snapshot.nodes.select("id", "name").iter_rows())
     assert names[OBO + "GO_0031966"] == "mitochondrial membrane"

@@ -248,8 +248,8 @@ def field_count_error(path: Path, line: int, count: int, header: list[str], text
         )
     return InputFormatError(
         f"{count} fields where the header has {len(header)}, {count - len(header)} more after the last column "
-        f"{named[-1]}: {_shorten(text, from_end=True)}; a separator inside an unquoted value does this (quote the value) "
-        "or a stray one at the end of the line (remove it)",
+        f"{named[-1]}: {_shorten(text, from_end=True)}; a separator inside an unquoted value does this "
+        "(quote the value) or a stray one at the end of the line (remove it)",
         file=path,
         line=line,
         field=named[-1],
