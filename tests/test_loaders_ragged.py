@@ -4,6 +4,7 @@ one line, no traceback); an empty last field or a quoted separator is no such ro
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from pathlib import Path
@@ -13,23 +14,14 @@ import pytest
 from kgsynth.errors import InputFormatError
 from kgsynth.loaders import load
 
-GENERATOR = Path(__file__).resolve().parents[2] / "shared" / "tools" / "make_primekg_like.py"
+PRIMEKG_LIKE = Path(__file__).parent / "data" / "primekg" / "kg_scale0.001.csv.gz"  # make_primekg_like.py --scale 0.001 --seed 7
 BAD_LINE = 57  # 1-based, a data row in the middle of the file
 
 
 @pytest.fixture(scope="module")
-def kg_lines(tmp_path_factory) -> list[str]:
-    """A real PrimeKG-format kg.csv (980 rows) from the shared generator, as lines."""
-    if not GENERATOR.exists():
-        pytest.skip(f"{GENERATOR} is not here")
-    path = tmp_path_factory.mktemp("primekg") / "kg.csv"
-    subprocess.run(
-        [sys.executable, str(GENERATOR), "--scale", "0.0005", "--seed", "3", "--out", str(path)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return path.read_text(encoding="utf-8").splitlines(keepends=True)
+def kg_lines() -> list[str]:
+    """A real PrimeKG-format kg.csv (2,668 rows) from the shared generator, as lines."""
+    return gzip.decompress(PRIMEKG_LIKE.read_bytes()).decode("utf-8").splitlines(keepends=True)
 
 
 def _write(folder: Path, lines: list[str], name: str = "kg.csv") -> Path:
