@@ -40,6 +40,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         [sys.executable, "-c", "from kgsynth.cli import main; main()", *args],
         capture_output=True,
         text=True,
+        check=False,
         cwd=cwd,
         timeout=120,
     )
