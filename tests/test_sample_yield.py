@@ -88,6 +88,7 @@ def test_unique_answer_option_keeps_only_open_question_ready_paths(tmp_path, hpo
     assert frame.height == 80 and frame["unique_answer"].all()
     assert stats.rejections["answer_not_unique"] > 80  # most HPO walks reach several ends
     assert stats.unique_answers == 80 and not stats.shortfall
+    assert stats.by_hops == {2: 40, 3: 40}  # each hop count keeps its quota, though 3-hop answers are rarer
     assert frame.select(pl.struct("nodes", "relations", "forward").is_unique().all()).item()
     again, _ = sample_with_stats(engine, "walk", 80, 2, hops="2-3", unique_answer=True)
     assert again.equals(frame)  # deterministic for a seed

@@ -102,18 +102,23 @@ def keep_unique(
 ) -> tuple[list[PathBatch], list[np.ndarray], Counter, int]:
     """Only units whose every path has a proven unique answer, drawing more rounds to make up the number.
 
-    Aims at as many units as the first draw brought; later draws are sized by the
-    share that passed so far, and stop when a round brings nothing new (a
-    strategy such as `between` finds the same paths again). Returns the kept
-    batches, their verdicts, the units turned away by reason (with the later
-    draws' own rejections) and how many units are still missing.
+    Each hop count keeps the quota the first draw brought it, so hop counts whose
+    answers are rarely unique are not crowded out by the others. Later draws are
+    sized for the hop count furthest behind, by the share that passed so far,
+    and stop when a round brings nothing new (a strategy such as `between` finds
+    the same paths again). Returns the kept batches, their verdicts, the units
+    turned away by reason (with the later draws' own rejections) and how many
+    units are still missing.
     """
-    target = sum(b.units for b in first.batches)
+    target: Counter = Counter()
+    for batch in first.batches:
+        target[batch.hops] += batch.units
     kept: list[PathBatch] = []
     verdicts: list[np.ndarray] = []
     rejections: Counter = Counter()
     seen = np.zeros(0, dtype=np.uint64)
-    drawn = have = 0
+    drawn: Counter = Counter()
+    have: Counter = Counter()
     collected = first
     for round_ in range(max_rounds):
         fresh_units = 0
@@ -126,16 +131,22 @@ def keep_unique(
             good = (verdict == UNIQUE).all(axis=1)
             rejections["answer_not_unique"] += int((verdict == NOT_UNIQUE).any(axis=1).sum())
             rejections["answer_unproven"] += int((~good & ~(verdict == NOT_UNIQUE).any(axis=1)).sum())
-            take = np.flatnonzero(good)[: max(target - have, 0)]
+            take = np.flatnonzero(good)[: max(target[batch.hops] - have[batch.hops], 0)]
             kept.append(batch.take_units(take))
             verdicts.append(verdict[take].ravel())
-            have += len(take)
-            drawn += batch.units
+            have[batch.hops] += len(take)
+            drawn[batch.hops] += batch.units
             fresh_units += batch.units
         if round_:
             rejections.update(collected.rejections)
-        if have >= target or not fresh_units or round_ == max_rounds - 1:
+        behind = {h: target[h] - have[h] for h in target if have[h] < target[h]}
+        if not behind or not fresh_units or round_ == max_rounds - 1:
             break
-        rate = max(have / max(drawn, 1), 1 / 64)
-        collected = draw(min(int((target - have) / rate * 1.2) + 16, 64 * target))
-    return kept, verdicts, +rejections, max(target - have, 0)
+        # a draw gives each hop count about its share of the total; size it for the one furthest behind
+        total = sum(target.values())
+        size = max(need / max(have[h] / max(drawn[h], 1), 1 / 64) * total / target[h] for h, need in behind.items())
+        collected = draw(min(int(size * 1.2) + 16, 64 * total))
+    missing = sum(max(target[h] - have[h], 0) for h in target)
+    return kept, verdicts, +rejections, missing
+
+
