@@ -150,6 +150,10 @@ class GenerateConfig(Section):
     kinds: list[Literal["mcq", "open"]] = Field(default_factory=lambda: ["mcq", "open"], min_length=1)
     seed: int = 0
     options: int = Field(default=4, ge=2, le=26, description="Options per multiple-choice item.")
+    min_options: int | None = Field(
+        default=None, ge=2, le=26,
+        description="Fewest options an MCQ item may have when a path has few hard negatives (default: options).",
+    )
     budget_usd: float | None = Field(
         default=None, ge=0, description="Stop before spending more (shared among batches by their paths)."
     )
@@ -172,6 +176,8 @@ class GenerateConfig(Section):
     def _model_for_llm(self) -> GenerateConfig:
         if self.writer != "template" and not self.model:
             raise ValueError(f"writer {self.writer!r} needs a model, e.g. model: gpt-4o-mini")
+        if self.min_options is not None and self.min_options > self.options:
+            raise ValueError(f"min_options ({self.min_options}) cannot exceed options ({self.options})")
         return self
 
 

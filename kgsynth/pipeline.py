@@ -525,6 +525,7 @@ def generate_batch(config: RunConfig, run: RunDir, part: int) -> dict[str, Any]:
         budget_usd=budget,
         concurrency=g.concurrency,
         n_options=g.options,
+        min_options=g.min_options,
     )
     if result.failed:
         # the calls are retried by the next attempt (a task retry or a re-run); finished items stay

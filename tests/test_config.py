@@ -63,6 +63,13 @@ def test_unknown_field_lists_the_known_ones(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_min_options_above_options_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: demo\nsource: {format: hpo}\ngenerate:\n  options: 3\n  min_options: 4\n")
+    with pytest.raises(ConfigError, match=r"generate: .*min_options \(4\) cannot exceed options \(3\)"):
+        load_config(path)
+    assert load_config(write(tmp_path, "name: demo\nsource: {format: hpo}\ngenerate: {min_options: 2}\n")).generate.min_options == 2
+
+
 def test_toml_type_error_quotes_the_value(tmp_path: Path) -> None:
     path = write(tmp_path, 'name = "demo"\n[source]\nformat = "hpo"\n[sample]\nn = "many"\n', "run.toml")
     with pytest.raises(ConfigError, match=r"run.toml: sample.n: .*valid integer.*got 'many'"):

@@ -128,7 +128,7 @@ def test_failed_model_calls_are_retried_by_the_task(synth, workdir: Path) -> Non
     calls = (
         items.height
         + sum(stats["rejected"].values())
-        - sum(v for k, v in stats["rejected"].items() if k.startswith("anchor_") or k in ("no_negatives", "answer_not_unique"))
+        - sum(v for k, v in stats["rejected"].items() if k.startswith("anchor_") or k in ("too_few_negatives", "answer_not_unique"))
     )
     assert requests == calls + 1  # every item paid once, plus the one call that failed
 

@@ -16,7 +16,7 @@ import pytest
 from hpo_paths import make_paths
 from llm_server import LLMServer, echo_responder
 
-from kgsynth.errors import SnapshotError
+from kgsynth.errors import ConfigError, SnapshotError
 from kgsynth.generate import WRITERS, generate_items
 from kgsynth.generate.item import frame_to_items
 from kgsynth.generate.masking import mentions, question_problem
@@ -95,7 +95,7 @@ def test_template_items_pass_the_graph_checks(tmp_path, paths, snapshot):
     assert stats["items_total"] == len(items) and stats["writer"] == "template"
     rejected = pl.read_parquet(result.failures_path)
     assert rejected.height == sum(result.rejected.values())
-    assert set(rejected["reason"]) <= {"anchor_names_bridge", "anchor_names_answer", "no_negatives"}
+    assert set(rejected["reason"]) <= {"anchor_names_bridge", "anchor_names_answer", "too_few_negatives"}
 
 
 @pytest.mark.parametrize("source", ["hpo_paths", "walk", "rare-chain", "convergent"])
@@ -106,11 +106,31 @@ def test_template_items_pass_verification_text_and_graph_checks(tmp_path, paths,
 
     if source != "hpo_paths":  # the sampling room's own samplers
         paths = sample_paths(open_engine(snapshot), source, n=60, seed=1)
-    items = pl.read_parquet(template(tmp_path, paths, snapshot).out)
+    items = pl.read_parquet(template(tmp_path, paths, snapshot, min_options=2).out)
     assert items.height > 20  # sampled paths marked unique_answer false make no open item
     result = verify_items(items, snapshot, checks=["edges", "answer", "leak", "thinking"])
     assert result.rejected.height == 0, result.summary["by_reason"]
     assert result.accepted.height == items.height
+
+
+def test_mcq_items_have_the_options_asked_for_unless_fewer_are_allowed(tmp_path, paths, snapshot):
+    # paths with one, two and all of their hard negatives
+    keep = pl.int_range(pl.len()) % 3 + 1
+    paths = paths.with_columns(pl.when(keep < 3).then(pl.col("negatives").list.head(keep)).otherwise(pl.col("negatives")))
+    strict = template(tmp_path / "strict", paths, snapshot, kinds=["mcq"])
+    items = pl.read_parquet(strict.out)
+    assert items.height > 0 and (items["options"].list.len() == 4).all()
+    failures = pl.read_parquet(strict.failures_path).filter(pl.col("reason") == "too_few_negatives")
+    assert failures.height == strict.rejected["too_few_negatives"] > 0
+    assert failures["error"].str.contains("4 options need 3").all()
+
+    loose = template(tmp_path / "loose", paths, snapshot, kinds=["mcq"], min_options=2)
+    more = pl.read_parquet(loose.out)
+    assert more.height > items.height and set(more["options"].list.len().to_list()) <= {2, 3, 4}
+    assert (more["options"].list.len() < 4).any()
+    assert set(items["id"]) <= set(more["id"])  # the same four-option items, plus the shorter ones
+    with pytest.raises(ConfigError, match="min_options"):
+        template(tmp_path / "bad", paths, snapshot, n_options=3, min_options=4)
 
 
 def test_anchor_that_contains_a_bridge_name_is_skipped_with_a_reason(tmp_path, snapshot):
@@ -213,7 +233,7 @@ def test_writer_openai_items_through_a_local_endpoint_then_all_from_cache(tmp_pa
 
 
 def _path_rejections(result) -> int:
-    return sum(v for k, v in result.rejected.items() if k.startswith("anchor_") or k in ("no_negatives", "answer_not_unique"))
+    return sum(v for k, v in result.rejected.items() if k.startswith("anchor_") or k in ("too_few_negatives", "answer_not_unique"))
 
 
 def test_open_items_of_paths_marked_not_unique_are_turned_away_before_any_call(tmp_path, paths, snapshot):
@@ -388,7 +408,7 @@ def test_killed_run_resumes_without_loss_duplicates_or_repaid_calls(run_dir):
     assert items["id"].n_unique() == items.height
     assert stats["items_existing"] == saved and stats["items_new"] == items.height - saved
     expected = items.height + sum(stats["rejected"].values()) - sum(
-        v for k, v in stats["rejected"].items() if k.startswith("anchor_") or k in ("no_negatives", "answer_not_unique"))
+        v for k, v in stats["rejected"].items() if k.startswith("anchor_") or k in ("too_few_negatives", "answer_not_unique"))
     # every call answered before the kill came from the cache; at most the 2 in flight were paid twice
     assert expected <= total_paid <= expected + 2
     assert stats["usage"]["total"]["cache_hits"] >= paid_before - saved - 2

@@ -193,9 +193,9 @@ def test_cypher_paths_get_hard_negatives_and_unique_answers_from_the_snapshot(
     assert bare.drop("negatives", "unique_answer").equals(paths.drop("negatives", "unique_answer"))
     assert bare["negatives"].list.len().sum() == 0  # without a snapshot: none
 
-    items = generate_items(paths, hpo_eye, writer=WRITERS.get("template")(None), out=tmp_path / "items.parquet")
+    items = generate_items(paths, hpo_eye, writer=WRITERS.get("template")(None), out=tmp_path / "items.parquet", min_options=2)
     made = pl.read_parquet(items.out)
     assert made.filter(pl.col("kind") == "mcq").height > 15
-    assert items.rejected.get("no_negatives", 0) < 20
+    assert items.rejected.get("too_few_negatives", 0) < 20
     result = verify_items(made, hpo_eye, checks=["edges", "answer", "pattern"])
     assert result.rejected.height == 0, result.summary["by_reason"]  # no valid distractor, no open item with other answers

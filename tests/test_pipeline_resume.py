@@ -119,7 +119,7 @@ def test_run_killed_during_generation_resumes_without_duplicates(tmp_path: Path)
     calls = (
         items.height
         + sum(stats["rejected"].values())
-        - sum(v for k, v in stats["rejected"].items() if k.startswith("anchor_") or k in ("no_negatives", "answer_not_unique"))
+        - sum(v for k, v in stats["rejected"].items() if k.startswith("anchor_") or k in ("too_few_negatives", "answer_not_unique"))
     )
     # each answer before the kill was reused; at most the calls in flight at the kill were paid twice
     assert paid_before_resume <= paid <= calls + 2

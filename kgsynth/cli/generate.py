@@ -33,6 +33,9 @@ def generate(
     batch_size: Annotated[int, typer.Option(min=1, help="Items per saved batch.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed for the order of options.")] = 0,
     options: Annotated[int, typer.Option("--options", min=2, max=26, help="Options per multiple-choice item.")] = 4,
+    min_options: Annotated[
+        Optional[int], typer.Option(min=2, max=26, help="Allow MCQ items with fewer options, down to this (default: --options).")
+    ] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Use only the first N paths.")] = None,
     budget_usd: Annotated[Optional[float], typer.Option(min=0, help="Stop cleanly before spending more than this (USD).")] = None,
     price: Annotated[
@@ -100,6 +103,7 @@ def generate(
         budget_usd=budget_usd,
         concurrency=concurrency,
         n_options=options,
+        min_options=min_options,
     )
     total = result.usage.get("total", {}) if result.usage else {}
     console.print(

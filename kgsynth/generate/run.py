@@ -3,7 +3,8 @@
 `generate_items` walks every (path, kind) whose item id is not in the output yet,
 has the writer word it, checks the question masks the path's bridges, and writes
 finished items in batches. Paths that cannot make an item are turned away before
-any model call: an MCQ without usable hard negatives (`no_negatives`), an open
+any model call: an MCQ with fewer usable hard negatives than `min_options` needs
+(`too_few_negatives`), an open
 question whose path is marked `unique_answer` false (`answer_not_unique`: its
 pattern reaches other nodes than the answer, so verification would reject it).
 Beside the items it writes `failures.parquet` (one row
@@ -56,7 +57,7 @@ FAILURES_SCHEMA: dict[str, pl.DataType] = {
     "item_id": pl.String(),
     "path_id": pl.String(),
     "kind": pl.String(),
-    "reason": pl.String(),  # a short code: rate_limited, not_json, question_names_bridge, no_negatives, answer_not_unique, …
+    "reason": pl.String(),  # a short code: rate_limited, not_json, question_names_bridge, too_few_negatives, answer_not_unique, …
     "error": pl.String(),
     "attempts": pl.Int32(),
     "retryable": pl.Boolean(),  # a re-run tries it again (a failed call), or not (a rejected path)
@@ -104,12 +105,18 @@ def generate_items(
     budget_usd: float | None = None,
     concurrency: int | None = None,
     n_options: int = 4,
+    min_options: int | None = None,
 ) -> GenerateResult:
-    """Make items for every path and kind not yet in `out`; see the module docstring."""
+    """Make items for every path and kind not yet in `out`; see the module docstring.
+
+    MCQ items have `n_options` options, or as many as the path's usable hard
+    negatives allow but never fewer than `min_options` (default: `n_options`).
+    """
     return asyncio.run(
         agenerate_items(
             paths, snapshot, writer=writer, out=out, kinds=kinds, seed=seed, batch_size=batch_size,
             full_snapshot=full_snapshot, budget_usd=budget_usd, concurrency=concurrency, n_options=n_options,
+            min_options=min_options,
         )
     )
 
@@ -127,6 +134,7 @@ async def agenerate_items(
     budget_usd: float | None = None,
     concurrency: int | None = None,
     n_options: int = 4,
+    min_options: int | None = None,
 ) -> GenerateResult:
     """`generate_items` for callers already inside an event loop."""
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -134,6 +142,9 @@ async def agenerate_items(
     kinds = _check_kinds(kinds)
     if n_options < 2 or n_options > len(LABELS):
         raise ConfigError(f"n_options must be between 2 and {len(LABELS)}, got {n_options}")
+    min_options = n_options if min_options is None else min_options
+    if not 2 <= min_options <= n_options:
+        raise ConfigError(f"min_options must be between 2 and the number of options ({n_options}), got {min_options}")
     paths = conform_paths(paths)
     _check_snapshot(paths, snapshot)
     writer.configure(concurrency=concurrency, budget_usd=budget_usd)
@@ -165,8 +176,9 @@ async def agenerate_items(
             seen.add(iid)
             if problem:
                 run.reject(iid, row, kind, problem, f"path names: {' → '.join(i.name for i in infos)}")
-            elif kind == "mcq" and not _distractors(row, infos, nodes, n_options):
-                run.reject(iid, row, kind, "no_negatives", "no usable hard negative to make options from")
+            elif kind == "mcq" and len(usable := _distractors(row, infos, nodes, n_options)) < min_options - 1:
+                run.reject(iid, row, kind, "too_few_negatives",
+                           f"{len(usable)} usable hard negative(s); {min_options} options need {min_options - 1}")
             elif kind == "open" and row["unique_answer"] is False:
                 run.reject(iid, row, kind, "answer_not_unique",
                            "the path's pattern from its anchor reaches other nodes than the answer (unique_answer false)")
