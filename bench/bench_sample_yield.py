@@ -51,6 +51,8 @@ def main() -> None:
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(f"hard negatives: {batch.rows:,} paths in {wall:.2f} s ({batch.rows / wall:,.0f} paths/s, {batch.rows / cpu:,.0f}/cpu-s); "
           f"{(proven.counts == 0).mean():.1%} without any, {proven.counts.mean():.2f} per path")
+    spread = np.bincount(proven.counts, minlength=4)
+    print("paths with 0/1/2/3 negatives: " + " / ".join(f"{count:,}" for count in spread[:4]))
     started = time.perf_counter()
     verdict = unique_answers(engine, engine, batch)
     wall = time.perf_counter() - started

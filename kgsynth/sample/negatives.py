@@ -6,7 +6,12 @@ path, that comes from one of two places in the sampling graph:
 - distance: the end of another h-hop walk from the anchor, kept only when its
   shortest distance from a is exactly h (so it sits where the answer sits);
 - siblings: a node sharing a parent with the answer (t -r-> p <-r- x, same
-  relation), or reached by the path's last hop from a sibling of the bridge.
+  relation), or reached by the path's last hop from a sibling of the bridge;
+- cousins: a node under the same ancestor 1–3 levels up a hierarchy of the
+  answer's own type (t -r-> … -r-> g <-r- … <-r- x, e.g. is_a). A pattern such
+  as disease -> phenotype <- disease -> phenotype reaches most nodes near the
+  answer, so the nearby families rarely survive the proof; a cousin is as
+  plausible but often outside the pattern's reach.
 
 and that does not satisfy the path's relation pattern from the anchor in the full
 graph: no walk a -r1-> v1 … -rh-> x exists there at all (walks may even repeat
@@ -25,7 +30,15 @@ import polars as pl
 from kgsynth.errors import ConfigError
 from kgsynth.graph.engine import Engine
 from kgsynth.sample.batch import PathBatch
-from kgsynth.sample.frontier import contains, expand, gather, hop_ranges, member, range_work, ranges
+from kgsynth.sample.frontier import (
+    contains,
+    expand,
+    gather,
+    hop_ranges,
+    member,
+    range_work,
+    ranges,
+)
 from kgsynth.sample.walks import build_view, type_mask, walk
 
 
@@ -56,6 +69,7 @@ def hard_negatives(
     rng: np.random.Generator,
     *,
     attempts: int = 2,
+    rounds: int = 4,
     budget: int = 5_000,
     views: dict | None = None,
     chunk: int = 4096,
@@ -63,8 +77,9 @@ def hard_negatives(
     """Up to k proven hard negatives per path of the batch (sampled on `engine`, proven on `full`).
 
     Each family draws k + attempts candidates per path, of which the 2k with the
-    fewest ways in are tried; paths still short of k get one more round with
-    twice as many draws.
+    fewest ways in are tried; paths still short of k get up to `rounds` - 1 more
+    rounds, each drawing twice as many as the one before (still trying 2k: the
+    proofs, not the draws, are what costs).
     """
     rows = batch.rows
     if k <= 0 or not rows:
@@ -73,14 +88,14 @@ def hard_negatives(
     to_full = full_index(engine, full)
     found_row, found_node = [], []
     todo, tries = np.arange(rows), k + attempts
-    for _ in range(2):
+    for _ in range(rounds):
         for start in range(0, len(todo), chunk):
             these = todo[start : start + chunk]
             part = PathBatch(batch.nodes[these], batch.entries[these])
             row, node = _proven(engine, full, to_full, part, tries, 2 * k, rng, budget, views)
             found_row.append(these[row])
             found_node.append(node)
-        have = np.bincount(np.concatenate(found_row), minlength=rows)
+        have = _distinct_count(np.concatenate(found_row), np.concatenate(found_node), rows, full.n_nodes)
         todo, tries = np.flatnonzero(have < k), 2 * tries
         if not len(todo):
             break
@@ -168,6 +183,9 @@ def _candidates(
     # siblings of the answer under a shared parent
     found_row.append(rep)
     found_node.append(_sibling(engine, batch.nodes[rep, -1], rng))
+    # cousins of the answer in a hierarchy of its own type
+    found_row.append(rep)
+    found_node.append(_cousin(engine, batch.nodes[rep, -1], rng, views))
     # the last hop taken from a sibling of the bridge
     if hops >= 2:
         bridge_sibling = _sibling(engine, batch.nodes[rep, -2], rng)
@@ -222,6 +240,41 @@ def _sibling(engine: Engine, node: np.ndarray, rng: np.random.Generator) -> np.n
     entry = np.minimum(entry, len(engine.indices) - 1)
     parent = np.where(degree > 0, np.asarray(engine.indices)[entry], -1).astype(np.int64)
     return _random_neighbour(engine, parent, _reverse(engine, _entry_keys(engine, entry)), rng)
+
+
+def _cousin(engine: Engine, node: np.ndarray, rng: np.random.Generator, views: dict, depth: int = 3) -> np.ndarray:
+    """x under a common ancestor 1..depth levels up: node -r-> … -r-> g <-r- … <-r- x, where r is
+    drawn among the node's relations to nodes of its own type (-1 where it has none)."""
+    if not len(engine.group_key):
+        return np.full(len(node), -1, dtype=np.int64)
+    if "hierarchy runs" not in views:
+        owner_type = np.asarray(engine.node_type)[engine.group_key // engine.n_keys]
+        first_neighbour = np.asarray(engine.indices)[engine.group_start[:-1]]
+        views["hierarchy runs"] = np.r_[0, np.cumsum(np.asarray(engine.node_type)[first_neighbour] == owner_type)]
+    counted = views["hierarchy runs"]  # runs to nodes of the owner's own type, before each run
+    first, last = engine.runs_of(node)
+    present = counted[last] - counted[first]
+    nth = counted[first] + (rng.random(len(node)) * present).astype(np.int64)
+    run = np.clip(np.searchsorted(counted, nth, side="right") - 1, 0, len(engine.group_key) - 1)
+    lo, hi = engine.group_start[run], engine.group_start[run + 1]
+    entry = np.minimum(lo + (rng.random(len(node)) * (hi - lo)).astype(np.int64), len(engine.indices) - 1)
+    up = rng.integers(1, depth + 1, len(node))
+    keys = _entry_keys(engine, entry)
+    current = np.where(present > 0, np.asarray(engine.indices)[entry], -1).astype(np.int64)
+    for level in range(2, depth + 1):
+        climbed = _random_neighbour(engine, current, keys, rng)
+        current = np.where(up >= level, climbed, current)
+    back = _reverse(engine, keys)
+    for level in range(1, depth + 1):
+        descended = _random_neighbour(engine, current, back, rng)
+        current = np.where(up >= level, descended, current)
+    return current
+
+
+def _distinct_count(row: np.ndarray, node: np.ndarray, rows: int, n_nodes: int) -> np.ndarray:
+    """Distinct nodes found per row (a node proven in two rounds counts once)."""
+    keep = _first_of_each(row, node, n_nodes)
+    return np.bincount(row[keep], minlength=rows)
 
 
 def _first_of_each(row: np.ndarray, node: np.ndarray, n_nodes: int) -> np.ndarray:
