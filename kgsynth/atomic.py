@@ -1,7 +1,9 @@
 """Atomic writes: a temp file or directory beside the target, then one rename.
 
-Every stage output goes through here, so a crash or a failed write never leaves a
-half-written file or directory, nor a stray temp one beside it.
+Every stage output goes through here, so a write that fails never leaves a
+half-written file or directory, nor a temp one beside it. (A process killed
+mid-write can leave a `.name.tmp-*` beside the target; the target itself is
+either the old output or the new one.)
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+
+from kgsynth.errors import OutputError
 
 
 def _beside(path: Path, kind: str) -> Path:
@@ -42,19 +46,28 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
 
 
 @contextmanager
-def replace_directory(out: str | Path) -> Iterator[Path]:
+def replace_directory(out: str | Path, *, marker: str, what: str) -> Iterator[Path]:
     """Yield an empty temp directory beside `out`; when the block ends it replaces `out` whole.
 
-    If the block raises, the temp directory is removed and `out` (if any) is left as it was.
-    Callers decide beforehand whether an existing `out` may be replaced.
+    An existing, non-empty `out` is replaced only when it holds `marker` (the file
+    every such output has): a folder of other files is refused before anything is
+    written, never deleted. If the block raises, the temp directory is removed and
+    `out` (if any) is left as it was.
     """
     out = Path(out)
+    if out.is_dir() and not (out / marker).exists() and any(out.iterdir()):
+        raise OutputError(f"{out}: exists and is not a kgsynth {what} (no {marker}); refusing to replace it — choose an empty or new folder")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: is a file; give a folder for the {what}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _beside(out, "tmp")
     tmp.mkdir()
     try:
         yield tmp
-        _replace_dir(tmp, out)
+        try:
+            _replace_dir(tmp, out)
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot be replaced ({exc.strerror or exc}); write the {what} to a new folder") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -61,6 +61,10 @@ class SnapshotError(KgsynthError, ValueError):
     """A snapshot directory is missing, incomplete or inconsistent."""
 
 
+class OutputError(KgsynthError, OSError):
+    """An output folder cannot be written: it holds files kgsynth did not write, or cannot be replaced."""
+
+
 class StoreError(KgsynthError, ConnectionError):
     """A graph store (Neo4j) cannot be reached or refused an operation."""
 

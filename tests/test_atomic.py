@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from kgsynth.atomic import replace_directory
+from kgsynth.errors import OutputError
 from kgsynth.verify import VerifyResult, write_verified
 
 
@@ -18,24 +19,27 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 def test_replace_directory_swaps_in_the_finished_directory(tmp_path: Path) -> None:
     out = tmp_path / "nested" / "out"
-    with replace_directory(out) as tmp:
+    with replace_directory(out, marker="a.txt", what="test output") as tmp:
         assert tmp.parent == out.parent and tmp.is_dir() and not any(tmp.iterdir())
         assert not out.exists()  # nothing is visible until the block ends
         (tmp / "a.txt").write_text("first")
     assert _tree(out) == {"a.txt": b"first"}
-    with replace_directory(out) as tmp:
-        (tmp / "b.txt").write_text("second")
+    with replace_directory(out, marker="a.txt", what="test output") as tmp:
+        (tmp / "a.txt").write_text("second")
+        (tmp / "b.txt").write_text("more")
         assert _tree(out) == {"a.txt": b"first"}  # the old output stays until the swap
-    assert _tree(out) == {"b.txt": b"second"}  # replaced whole, not merged
+    with replace_directory(out, marker="a.txt", what="test output") as tmp:
+        (tmp / "a.txt").write_text("third")
+    assert _tree(out) == {"a.txt": b"third"}  # replaced whole, not merged
     assert [p.name for p in out.parent.iterdir()] == ["out"]
 
 
 @pytest.mark.parametrize("error", [ValueError("bad row"), KeyboardInterrupt()])
 def test_a_failure_inside_the_block_keeps_the_old_output_and_leaves_no_temp_dir(tmp_path: Path, error) -> None:
     out = tmp_path / "out"
-    with replace_directory(out) as tmp:
+    with replace_directory(out, marker="a.txt", what="test output") as tmp:
         (tmp / "a.txt").write_text("old")
-    with pytest.raises(type(error)), replace_directory(out) as tmp:
+    with pytest.raises(type(error)), replace_directory(out, marker="a.txt", what="test output") as tmp:
         (tmp / "a.txt").write_text("half")
         (tmp / "sub").mkdir()
         raise error
@@ -44,7 +48,7 @@ def test_a_failure_inside_the_block_keeps_the_old_output_and_leaves_no_temp_dir(
 
 
 def test_a_failed_first_write_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), replace_directory(tmp_path / "out") as tmp:
+    with pytest.raises(RuntimeError), replace_directory(tmp_path / "out", marker="a.txt", what="test output") as tmp:
         (tmp / "a.txt").write_text("half")
         raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []
@@ -62,3 +66,16 @@ def test_write_verified_failing_mid_write_keeps_the_previous_result(tmp_path: Pa
     assert _tree(out) == before
     assert json.loads((out / "summary.json").read_text())["items"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["verified"]
+
+
+def test_a_folder_of_other_files_is_refused_never_deleted(tmp_path: Path) -> None:
+    """`kgsynth verify -o DIR` on a folder of the user's own files."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    frame = pl.DataFrame({"id": ["i1"]})
+    with pytest.raises(OutputError, match=r"mine: exists and is not a kgsynth verification output \(no summary.json\)"):
+        write_verified(VerifyResult(accepted=frame, rejected=frame.clear(), summary={"items": 1}), mine)
+    assert _tree(mine) == {"keep.txt": b"mine"} and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    with pytest.raises(OutputError, match="is a file"):
+        write_verified(VerifyResult(accepted=frame, rejected=frame.clear(), summary={}), mine / "keep.txt")

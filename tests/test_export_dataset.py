@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from test_export_rundir import export_run  # noqa: F401  (session fixture)
 
-from kgsynth.errors import ConfigError
+from kgsynth.errors import ConfigError, OutputError
 from kgsynth.export import build_configs, build_dataset, export_dataset
 from kgsynth.export.rows import DEFAULT_FEATURES, MCQ_FEATURES, SFT_FEATURES, path_signature
 from kgsynth.export.splits import (
@@ -243,7 +243,7 @@ def test_export_refuses_a_foreign_folder_and_unknown_formats(export_run: Path, t
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "mine.txt").write_text("keep me")
-    with pytest.raises(ConfigError, match="not a kgsynth export"):
+    with pytest.raises(OutputError, match="not a kgsynth export"):
         export_dataset(export_run, foreign)
     assert (foreign / "mine.txt").read_text() == "keep me"
     with pytest.raises(ConfigError, match="unknown export format"):

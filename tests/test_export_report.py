@@ -95,3 +95,15 @@ def test_cli_errors_are_one_line_and_exit_2(args, message, export_run: Path, tmp
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_report_refuses_a_folder_of_other_files(export_run: Path, tmp_path: Path, capsys) -> None:  # noqa: F811
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(export_run), "-o", str(mine)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a kgsynth report (no report.md); refusing" in " ".join(err.split()) and "Traceback" not in err
+    assert [p.name for p in mine.iterdir()] == ["keep.txt"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from kgsynth.errors import InputFormatError
+from kgsynth.errors import OutputError
 from kgsynth.graph.snapshot import Snapshot, build_snapshot
 from kgsynth.stores.neo4j import vocabulary_from_json
 from kgsynth.stores.neo4j_csv import write_import_csv
@@ -99,6 +99,6 @@ def test_awkward_values_survive_quoting_and_pick_a_free_array_delimiter(hpo_eye:
 
 def test_a_directory_with_other_files_is_not_overwritten(hpo_eye: Snapshot, tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
-    with pytest.raises(InputFormatError, match="holds other files"):
+    with pytest.raises(OutputError, match="not a kgsynth Neo4j import folder"):
         write_import_csv(hpo_eye, tmp_path)
     assert (tmp_path / "keep.txt").read_text() == "mine"

@@ -13,7 +13,7 @@ import pytest
 from test_cli_graph import _run
 from test_engine import small_hpo
 
-from kgsynth.errors import ConfigError, SnapshotError
+from kgsynth.errors import ConfigError, OutputError
 from kgsynth.graph.engine import open_engine
 from kgsynth.graph.snapshot import Snapshot, read_snapshot, write_snapshot
 from kgsynth.prune import shatter, write_shatter
@@ -114,7 +114,7 @@ def test_write_shatter_writes_snapshot_hubs_and_report_together(shattered, small
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
-    with pytest.raises(SnapshotError, match="not a snapshot"):
+    with pytest.raises(OutputError, match="not a kgsynth snapshot"):
         write_shatter(shattered, busy)
     assert (busy / "notes.txt").read_text() == "mine" and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from kgsynth.errors import InputFormatError, SnapshotError, UnknownRelationError
+from kgsynth.errors import InputFormatError, OutputError, SnapshotError, UnknownRelationError
 from kgsynth.graph.snapshot import (
     Snapshot,
     build_snapshot,
@@ -135,7 +135,7 @@ def test_a_failed_write_leaves_the_old_snapshot_and_no_debris(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snap"]
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "a.txt").write_text("mine")
-    with pytest.raises(SnapshotError, match="not a snapshot; refusing"):
+    with pytest.raises(OutputError, match="not a kgsynth snapshot .*refusing"):
         write_snapshot(good, tmp_path / "notes")
 
 

@@ -26,7 +26,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     inputs = read_run(run_dir)
     stats = run_stats(inputs)
     out = Path(out) if out is not None else inputs.run.report
-    with replace_directory(out) as tmp:
+    with replace_directory(out, marker="report.md", what="report") as tmp:
         text = _render(inputs.run.root, stats, tmp, hubs_params=(inputs.hubs or {}).get("params"))
         (tmp / "report.md").write_text(redact(text), encoding="utf-8")
     return out / "report.md"

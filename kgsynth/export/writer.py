@@ -63,14 +63,12 @@ def export_dataset(
     if unknown or not formats:
         raise ConfigError(f"unknown export format(s) {unknown or formats!r}; choose from {', '.join(FORMATS)}")
     out = Path(out)
-    if out.exists() and not (out / EXPORT_RECORD).exists() and any(out.iterdir()):
-        raise ConfigError(f"{out}: exists and is not a kgsynth export; refusing to overwrite it (choose another --out)")
 
     prepared = prepare(run_dir, ratios=ratios, seed=seed, hop_split=hop_split)
     configs = prepared.configs()
     stats = run_stats(prepared.inputs, prepared.plan)
 
-    with replace_directory(out) as tmp, quiet_datasets():
+    with replace_directory(out, marker=EXPORT_RECORD, what="export") as tmp, quiet_datasets():
         files: dict[str, SplitFiles] = {}
         for name, dataset_dict in configs.items():
             if "parquet" in formats:

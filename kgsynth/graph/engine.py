@@ -311,7 +311,10 @@ def open_engine(snapshot: Snapshot, *, use_cache: bool = True) -> Engine:
 
 
 def _write_cache(engine: Engine, where: Path) -> None:
-    with replace_directory(where) as tmp:
+    if (where / "meta.json").exists():  # another process wrote it meanwhile: leave it to its readers
+        return
+    shutil.rmtree(where, ignore_errors=True)  # our own folder without its meta (a partial copy)
+    with replace_directory(where, marker="meta.json", what="engine cache") as tmp:
         for name in _ARRAYS:
             np.save(tmp / f"{name}.npy", getattr(engine, name))
         meta = {

@@ -467,9 +467,7 @@ def write_snapshot(snapshot: Snapshot, out: str | Path) -> Path:
     directory that is not a snapshot is never overwritten.
     """
     out = Path(out)
-    if out.exists() and not (out / "manifest.json").exists() and any(out.iterdir()):
-        raise SnapshotError(f"{out}: exists and is not a snapshot; refusing to overwrite it")
-    with replace_directory(out) as tmp:
+    with replace_directory(out, marker="manifest.json", what="snapshot") as tmp:
         write_snapshot_files(snapshot, tmp)
     snapshot.path = out
     return out

@@ -119,9 +119,7 @@ def write_shatter(result: ShatterResult, out_dir: str | Path) -> Path:
     from kgsynth.prune.report import report_markdown
 
     out = Path(out_dir)
-    if out.exists() and not (out / "manifest.json").exists() and any(out.iterdir()):
-        raise SnapshotError(f"{out}: exists and is not a snapshot; refusing to overwrite it")
-    with replace_directory(out) as tmp:
+    with replace_directory(out, marker="manifest.json", what="snapshot") as tmp:
         write_snapshot_files(result.snapshot, tmp)
         (tmp / "hubs.json").write_text(json.dumps(result.hubs_json(), indent=2) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(report_markdown(result), encoding="utf-8")

@@ -72,10 +72,8 @@ def write_import_csv(snapshot: Snapshot, out: str | Path, *, database: str = "ne
     delimiter = _array_delimiter(snapshot.nodes)
     strings = [c for c, t in snapshot.nodes.schema.items() if t == pl.String] + ["synonyms"]
     multiline = _has_line_break(snapshot.nodes, strings) or _has_line_break(snapshot.edges, ["source"])
-    if out.exists() and any(out.iterdir()) and not (out / "import.sh").exists():
-        raise InputFormatError(f"{out}: exists and holds other files; choose an empty or new directory")
     files = ImportFiles(out=out, array_delimiter=delimiter, multiline=multiline)
-    with replace_directory(out) as tmp:
+    with replace_directory(out, marker="import.sh", what="Neo4j import folder") as tmp:
         nodes = snapshot.nodes.with_columns(
             pl.when(pl.col("synonyms").list.len() > 0).then(pl.col("synonyms").list.join(delimiter)).alias("synonyms")
         )

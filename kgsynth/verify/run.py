@@ -322,7 +322,7 @@ def _mismatch(full: Snapshot, *frames: pl.DataFrame) -> int:
 def write_verified(result: VerifyResult, out_dir: str | Path) -> Path:
     """Write accepted.parquet, rejected.parquet and summary.json; the directory appears whole or not at all."""
     out = Path(out_dir)
-    with replace_directory(out) as tmp:
+    with replace_directory(out, marker=SUMMARY, what="verification output") as tmp:
         result.accepted.write_parquet(tmp / ACCEPTED, compression="zstd")
         result.rejected.write_parquet(tmp / REJECTED, compression="zstd")
         (tmp / SUMMARY).write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
