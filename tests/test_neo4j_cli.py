@@ -99,3 +99,12 @@ def test_export_import_csv_prints_the_command(
     assert out.startswith("neo4j-admin database import full") and out.rstrip().endswith("kg")
     assert out.rstrip() in (tmp_path / "csv" / "import.sh").read_text()
     assert "after-import.cypher" in "".join(err.split())
+
+
+@pytest.mark.parametrize(("option", "value"), [("--unique-answer", None), ("--end-type", "disease"), ("-P", "tries=3")])
+def test_sample_in_neo4j_refuses_options_cypher_cannot_honour(option: str, value: str | None, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    argv = ["sample", "--store", "neo4j", "-n", "5", "--out", str(tmp_path / "p.parquet"), option]
+    code, _, err = run(argv + ([value] if value else []), capsys)
+    assert code == 2 and f"--store neo4j does not take {option}" in err and "Traceback" not in err
+    assert not (tmp_path / "p.parquet").exists()

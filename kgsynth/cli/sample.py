@@ -105,6 +105,17 @@ def sample(
     """Sample multi-hop paths into a paths table, with proven hard negatives."""
     if store == "neo4j":  # the graph lives in Neo4j: kgsynth.stores.neo4j_sample walks it with Cypher
         from kgsynth.cli.neo4j import sample_in_neo4j
+        from kgsynth.errors import ConfigError
+
+        unsupported = {
+            "--unique-answer": unique_answer, "--end-type": end_type, "--deny-relation": deny_relation,
+            "--pairs": pairs, "--max-hops": max_hops, "--max-per-pattern": max_per_pattern, "-P": param,
+        }
+        given = [name for name, value in unsupported.items() if value]
+        if given:
+            raise ConfigError(f"--store neo4j does not take {', '.join(given)}: sample in memory (--store memory) for those")
+        if full is not None and snapshot_dir is None:
+            raise ConfigError("--full needs SNAPSHOT (the snapshot the Neo4j graph was loaded from) with --store neo4j")
 
         return sample_in_neo4j(out=out, strategy=strategy, n=n, seed=seed, hops=hops, start_type=start_type,
                                relation=relation, exclude=exclude, pattern=pattern, snapshot=snapshot_dir, full=full,

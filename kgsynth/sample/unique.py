@@ -145,7 +145,8 @@ def keep_unique(
         # a draw gives each hop count about its share of the total; size it for the one furthest behind
         total = sum(target.values())
         size = max(need / max(have[h] / max(drawn[h], 1), 1 / 64) * total / target[h] for h, need in behind.items())
-        collected = draw(min(int(size * 1.2) + 16, 64 * total))
+        per_unit = first.batches[0].per_unit  # the sampler counts paths; a convergent unit has several
+        collected = draw(min(int(size * 1.2) + 16, 64 * total) * per_unit)
     missing = sum(max(target[h] - have[h], 0) for h in target)
     return kept, verdicts, +rejections, missing
 
