@@ -35,7 +35,7 @@ from kgsynth.errors import ConfigError, LLMError, SnapshotError
 from kgsynth.rundir import RunDir
 
 # Bumped when a stage's code changes what it writes, so old stamps stop matching.
-STAGE_FORMAT = 1
+STAGE_FORMAT = 2  # 2: unique_answer, four-option MCQs, cousins as negatives, verify usage
 
 
 class StageResult(BaseModel):

@@ -138,3 +138,24 @@ def test_edge_list_with_a_line_break_inside_a_quoted_value_still_finds_the_short
     with pytest.raises(InputFormatError, match="2 fields where the header has 4") as error:
         load("edges", [_write(tmp_path, lines, "short.csv")])
     assert (error.value.line, error.value.field) == (8, "tail_id")
+
+
+def test_unquoted_files_a_nul_byte_does_not_hide_a_short_row_nor_a_lost_final_separator(tmp_path):
+    """UMLS RRF is read unquoted: when polars cannot read the lines as text, the line walk still finds the row."""
+    import polars as pl
+
+    from kgsynth.loaders.common import read_delimited
+
+    nul = tmp_path / "nul.tsv"
+    nul.write_bytes(b"a\tb\tc\n1\t2\t3\n4\t\x005\t6\n7\t8\n")
+    with pytest.raises(InputFormatError, match="2 fields where the header has 3") as error:
+        read_delimited(nul, separator="\t", columns={"a": pl.String(), "c": pl.String()}, quoting=False)
+    assert (error.value.line, error.value.field) == (4, "c")
+
+    rrf = tmp_path / "MRSTY.RRF"
+    rrf.write_text("C0001|T047|B2.2.1.2.1|Disease or Syndrome|AT1|256|\nC0002|T047|B2.2.1.2.1|Disease or Syndrome|AT2|256\n")
+    header = ["CUI", "TUI", "STN", "STY", "ATUI", "CVF"]
+    with pytest.raises(InputFormatError, match="lacks its final separator") as error:
+        read_delimited(rrf, separator="|", columns={"CUI": pl.String()}, quoting=False, trailing_separator=True,
+                       has_header=False, header=header)
+    assert (error.value.line, error.value.field) == (2, "CVF")

@@ -238,7 +238,15 @@ def field_count_error(path: Path, line: int, count: int, header: list[str], text
     last column the extra fields follow."""
     named = [c for c in header if c != _TRAILING]
     if count < len(header):
-        missing = [c for c in header[count:] if c != _TRAILING] or named[-1:]
+        missing = [c for c in header[count:] if c != _TRAILING]
+        if not missing:  # every named field is there; only the line's final separator is not
+            return InputFormatError(
+                f"the line lacks its final separator (every line of this format ends with one): "
+                f"{_shorten(text, from_end=True)}",
+                file=path,
+                line=line,
+                field=named[-1],
+            )
         return InputFormatError(
             f"{count} fields where the header has {len(header)} (no {', '.join(missing)}): {_shorten(text)}; "
             "a row cut short or a lost separator: restore the missing fields",
@@ -367,7 +375,8 @@ def _ragged_line(path: Path, separator: str, header: list[str], *, skip: int, qu
         query = (off if quoting else off.head(1)).select("_row", "line", separators.alias("_count"))
         lines = query.collect(engine="streaming")
     except pl.exceptions.PolarsError:
-        return None
+        # the lines cannot be read as text: a quoted file's caller walks it; an unquoted one is walked here
+        return None if quoting else diagnose(path, separator, header, quoting=False, has_header=skip > 0)
     for row, line, count in lines.iter_rows():
         line = (line or "").rstrip("\r")
         if quoting and '"' in line:
@@ -409,7 +418,7 @@ def _maybe_short_lines(path: Path, separator: str, fields: int, wanted: pl.Serie
         return (
             _raw_lines(path)
             .filter(pl.col("_row").is_in((wanted.arg_true() + skip).implode()))
-            .filter(quoted | (count < fields))
+            .filter(quoted | (count < fields).fill_null(True))
             .collect(engine="streaming")
         )
     except pl.exceptions.PolarsError:
