@@ -390,8 +390,9 @@ def sample(config: RunConfig, run: RunDir) -> dict[str, Any]:
     from kgsynth.sample.paths import write_paths
 
     s = config.sample
-    engine = open_engine(read_snapshot(sampled_snapshot_dir(config, run)))
-    full = open_engine(read_snapshot(run.snapshot)) if config.shatter.enabled else engine
+    full = open_engine(read_snapshot(run.snapshot))
+    # candidates for negatives come from the pruned graph, as the paths do (Cypher walks step around hubs)
+    engine = open_engine(read_snapshot(run.pruned)) if config.shatter.enabled else full
     if s.source == "neo4j":
         from kgsynth.sample.prove import prove_paths
         from kgsynth.stores.neo4j_sample import sample_paths_cypher
