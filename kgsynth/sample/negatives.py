@@ -204,7 +204,7 @@ def _entry_keys(engine: Engine, entries: np.ndarray) -> tuple[np.ndarray, np.nda
     n_rel = len(engine.relation_names)
     rel = np.asarray(engine.rel)[entries].astype(np.int64)
     key = rel + np.where(np.asarray(engine.forward)[entries], 0, n_rel)
-    other = np.where(np.asarray(engine.symmetric)[rel], np.where(key >= n_rel, key - n_rel, key + n_rel), -1)
+    other = np.where(np.asarray(engine.symmetric)[rel], flip_key(key, n_rel), -1)
     return key, other
 
 
@@ -212,8 +212,7 @@ def _reverse(engine: Engine, keys: tuple[np.ndarray, np.ndarray]) -> tuple[np.nd
     """Keys of the same hops walked the other way (a symmetric pair stays as it is)."""
     n_rel = len(engine.relation_names)
     key, other = keys
-    flipped = np.where(key >= n_rel, key - n_rel, key + n_rel)
-    return np.where(other >= 0, key, flipped), other
+    return np.where(other >= 0, key, flip_key(key, n_rel)), other
 
 
 def _random_neighbour(
@@ -305,7 +304,7 @@ def full_types(engine: Engine, full: Engine, nodes: np.ndarray) -> np.ndarray:
     return to_full[np.asarray(engine.node_type)[nodes].astype(np.int64)]
 
 
-def _flip(key: np.ndarray, n_rel: int) -> np.ndarray:
+def flip_key(key: np.ndarray, n_rel: int) -> np.ndarray:
     """The key walking the same entries from their other end (-1 stays -1)."""
     return np.where(key < 0, -1, np.where(key >= n_rel, key - n_rel, key + n_rel))
 
@@ -319,7 +318,7 @@ def full_keys(engine: Engine, full: Engine, entries: np.ndarray) -> tuple[np.nda
         raise ConfigError("the full graph lacks a relation of the sampled graph; pass the unpruned parent snapshot")
     n_rel = len(full.relation_names)
     key = rel + np.where(np.asarray(engine.forward)[entries], 0, n_rel)
-    other = np.where(np.asarray(full.symmetric)[rel], np.where(key >= n_rel, key - n_rel, key + n_rel), -1)
+    other = np.where(np.asarray(full.symmetric)[rel], flip_key(key, n_rel), -1)
     return key, other
 
 
@@ -367,7 +366,7 @@ def _satisfies(
     mid = (keys[0][:, ahead], keys[1][:, ahead])
     # each middle key paired with its own reverse: a symmetric hop's two keys are each
     # other's reverse, and pairing a key with itself would test one direction twice
-    back_mid = (_flip(mid[0], n_rel), _flip(mid[1], n_rel))
+    back_mid = (flip_key(mid[0], n_rel), flip_key(mid[1], n_rel))
     for key, back_key in zip(mid, back_mid, strict=True):
         # Three ways to test the middle hop; each candidate takes the cheapest:
         # scan the candidate side's entries back into the anchor side (its own cost),

@@ -13,7 +13,7 @@ import polars as pl
 from kgsynth.errors import ConfigError
 from kgsynth.graph.engine import Engine
 from kgsynth.sample.batch import PathBatch
-from kgsynth.sample.negatives import hard_negatives, negatives_column
+from kgsynth.sample.negatives import flip_key, hard_negatives, negatives_column
 from kgsynth.sample.paths import conform_paths
 from kgsynth.sample.unique import unique_answers, unique_column
 
@@ -59,8 +59,8 @@ def path_batch(engine: Engine, paths: pl.DataFrame) -> PathBatch:
     entry = engine.run_entries(engine.key_runs(u, key), v)
     symmetric = np.asarray(engine.symmetric)[np.maximum(rel, 0)] & (entry < 0)
     if symmetric.any():  # a symmetric edge may be stored either way round
-        flipped = np.where(key >= n_rel, key - n_rel, key + n_rel)
-        entry[symmetric] = engine.run_entries(engine.key_runs(u[symmetric], flipped[symmetric]), v[symmetric])
+        flipped = flip_key(key[symmetric], n_rel)
+        entry[symmetric] = engine.run_entries(engine.key_runs(u[symmetric], flipped), v[symmetric])
     missing = (entry < 0) | (rel < 0)
     if missing.any():
         at = int(np.flatnonzero(missing)[0])
