@@ -6,7 +6,8 @@ usage and would not count against the run's budget. Grounding therefore runs the
 same check here: the same prompt and scoring, for the items the graph checks
 accepted, through `ModelSteps` (stage `ground_consistency`). Its verdicts join
 verification's result as check `llm_consistency` of stage `llm`, so the tables and
-summary.json read as if verification had run it: a wrong answer is
+summary.json's counts read as if verification had run it (the usage is in ground.json,
+not in summary.json's `usage`): a wrong answer is
 `ANSWER_INCONSISTENT`, a failed or budget-refused call `LLM_UNAVAILABLE` (a re-run
 asks again; the replies already paid for come from the cache).
 """
@@ -20,7 +21,6 @@ import polars as pl
 from kgsynth.generate.item import VERDICT_STRUCT
 from kgsynth.graph.snapshot import Snapshot
 from kgsynth.ground.llm import ModelSteps
-from kgsynth.llm.client import CallFailed
 from kgsynth.verify.run import VerifyResult
 
 CHECK, STAGE = "llm_consistency", "llm"
@@ -29,12 +29,7 @@ CHECK, STAGE = "llm_consistency", "llm"
 def check_consistency(result: VerifyResult, steps: ModelSteps, full: Snapshot) -> VerifyResult:
     """`result` with every accepted item asked once more: can a model reach its answer from the reasoning alone?"""
     from kgsynth.verify.index import graph_index
-    from kgsynth.verify.llm_check import (
-        ReadAnswer,
-        answer_forms,
-        consistent,
-        messages_for,
-    )
+    from kgsynth.verify.llm_check import ReadAnswer, judge_reply, messages_for
 
     started = time.perf_counter()
     items = result.accepted.to_dicts()
@@ -44,15 +39,8 @@ def check_consistency(result: VerifyResult, steps: ModelSteps, full: Snapshot) -
     index = graph_index(full)  # built by verification just before, kept for the process
     verdicts = []
     for item, reply in zip(items, replies, strict=True):
-        if isinstance(reply, CallFailed):
-            said = "the run's budget was reached before this call" if reply.reason == "budget" else f"the model call failed: {reply.reason}"
-            verdicts.append({"check": CHECK, "passed": False, "code": "LLM_UNAVAILABLE", "detail": said})
-        elif consistent(item, reply.parsed.answer, answer_forms(index, item)):
-            verdicts.append({"check": CHECK, "passed": True, "code": None, "detail": None})
-        else:
-            gold = item.get("answer_label") or item["answer"]
-            verdicts.append({"check": CHECK, "passed": False, "code": "ANSWER_INCONSISTENT",
-                             "detail": f"from the thinking alone the model answered '{reply.parsed.answer}', the gold answer is '{gold}'"})
+        code, detail = judge_reply(item, reply, index) or (None, None)
+        verdicts.append({"check": CHECK, "passed": code is None, "code": code, "detail": detail})
     return _merged(result, verdicts, time.perf_counter() - started)
 
 

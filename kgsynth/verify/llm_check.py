@@ -63,25 +63,34 @@ def consistent(item: dict[str, Any], reply: str, forms: tuple[str, ...]) -> bool
 )
 def run_llm_check(frame: pl.DataFrame, llm, index: GraphIndex) -> Outcome:
     """`llm`: an `LLMConfig` (kgsynth.llm.config) naming the model and endpoint."""
-    from kgsynth.llm.client import CallFailed, complete_all
+    from kgsynth.llm.client import complete_all
 
     items = frame.to_dicts()
     if not items:
         return Outcome.passing(0)
     replies, usage = complete_all(llm, [(messages_for(item), ReadAnswer) for item in items], stage="verify")
-    failures = []
-    for row, (item, reply) in enumerate(zip(items, replies, strict=True)):
-        if isinstance(reply, CallFailed):
-            failures.append((row, "LLM_UNAVAILABLE", f"the model call failed: {reply.reason}"))
-            continue
-        forms = answer_forms(index, item)
-        said = reply.parsed.answer
-        if not consistent(item, said, forms):
-            gold = item.get("answer_label") or item["answer"]
-            failures.append((row, "ANSWER_INCONSISTENT", f"from the thinking alone the model answered '{said}', the gold answer is '{gold}'"))
+    failures = [
+        (row, *problem)
+        for row, (item, reply) in enumerate(zip(items, replies, strict=True))
+        if (problem := judge_reply(item, reply, index)) is not None
+    ]
     outcome = Outcome.of(len(items), failures)
     outcome.usage = usage
     return outcome
+
+
+def judge_reply(item: dict[str, Any], reply, index: GraphIndex) -> tuple[str, str] | None:
+    """(code, detail) when the model's reply (a `Reply` or a `CallFailed`) does not reach the gold answer."""
+    from kgsynth.llm.client import CallFailed
+
+    if isinstance(reply, CallFailed):
+        said = "the run's budget was reached before this call" if reply.reason == "budget" else f"the model call failed: {reply.reason}"
+        return "LLM_UNAVAILABLE", said
+    said = reply.parsed.answer
+    if consistent(item, said, answer_forms(index, item)):
+        return None
+    gold = item.get("answer_label") or item["answer"]
+    return "ANSWER_INCONSISTENT", f"from the thinking alone the model answered '{said}', the gold answer is '{gold}'"
 
 
 def answer_forms(index: GraphIndex, item: dict[str, Any]) -> tuple[str, ...]:
