@@ -128,6 +128,11 @@ class SampleConfig(Section):
         default="snapshot", description="Sample with the in-memory engine or with Cypher on Neo4j."
     )
     params: dict[str, Any] = Field(default_factory=dict, description="Sampler-specific parameters.")
+    shard_size: int = Field(
+        default=1_000_000, ge=1,
+        description="Paths per sampling shard: each shard has its own random stream, so this is part of "
+        "what a seed means; shards are the unit of streaming and of work on a cluster.",
+    )
 
     @field_validator("hops", mode="before")
     @classmethod
@@ -251,6 +256,21 @@ class PublishConfig(Section):
         return value
 
 
+class ExecutionConfig(Section):
+    """Where stage work runs. Outputs are the same bytes whichever runner makes them."""
+
+    # how work is spread changes no output, so no stage re-runs when it changes
+    not_in_key: ClassVar[frozenset[str]] = frozenset({"runner", "address", "workers"})
+
+    runner: Literal["local", "dask"] = Field(
+        default="local", description="local: in this process; dask: Prefect tasks on a Dask cluster (prefect-dask)."
+    )
+    address: str | None = Field(
+        default=None, description="Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786; null starts a local one."
+    )
+    workers: int = Field(default=4, ge=1, description="Workers of the local cluster (ignored with an address).")
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -264,6 +284,7 @@ class RunConfig(BaseModel):
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     publish: PublishConfig | None = None
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @field_validator("name")
     @classmethod
