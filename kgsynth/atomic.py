@@ -20,7 +20,7 @@ import polars as pl
 from kgsynth.errors import OutputError
 
 
-def _beside(path: Path, kind: str) -> Path:
+def beside(path: Path, kind: str) -> Path:
     return path.parent / f".{path.name}.{kind}-{uuid.uuid4().hex[:8]}"
 
 
@@ -28,7 +28,7 @@ def replace_file(path: Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp)` on a temp path beside `path`, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _beside(path, "tmp")
+    tmp = beside(path, "tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -60,7 +60,7 @@ def replace_directory(out: str | Path, *, marker: str, what: str) -> Iterator[Pa
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; give a folder for the {what}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _beside(out, "tmp")
+    tmp = beside(out, "tmp")
     tmp.mkdir()
     try:
         yield tmp
@@ -76,7 +76,7 @@ def _replace_dir(new: Path, target: Path) -> None:
     """Move a finished directory into place, keeping the old one until the swap is done."""
     old = None
     if target.exists():
-        old = _beside(target, "old")
+        old = beside(target, "old")
         os.replace(target, old)
     try:
         os.replace(new, target)

@@ -116,20 +116,23 @@ def parse_hops(value: Any) -> tuple[int, int]:
     return low, high
 
 
+DEFAULT_SHARD_SIZE = 1_000_000  # paths per sampling shard
+
+
 class SampleConfig(Section):
     strategy: str = Field(default="walk", description="Sampler name (walk, pattern, between, rare-chain, convergent).")
     n: int = Field(default=1000, ge=1, description="Paths to sample.")
     hops: tuple[int, int] | None = Field(
         default=None, description="'MIN-MAX' hops per path, e.g. 2-4 (default: the strategy's own)."
     )
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     negatives: int = Field(default=3, ge=0, description="Hard negatives per path (distractors for MCQ).")
     source: Literal["snapshot", "neo4j"] = Field(
         default="snapshot", description="Sample with the in-memory engine or with Cypher on Neo4j."
     )
     params: dict[str, Any] = Field(default_factory=dict, description="Sampler-specific parameters.")
     shard_size: int = Field(
-        default=1_000_000, ge=1,
+        default=DEFAULT_SHARD_SIZE, ge=1,
         description="Paths per sampling shard: each shard has its own random stream, so this is part of "
         "what a seed means; shards are the unit of streaming and of work on a cluster.",
     )

@@ -35,7 +35,7 @@ from kgsynth.errors import ConfigError, LLMError, SnapshotError
 from kgsynth.rundir import RunDir
 
 # Bumped when a stage's code changes what it writes, so old stamps stop matching.
-STAGE_FORMAT = 2  # 2: unique_answer, four-option MCQs, cousins as negatives, verify usage
+STAGE_FORMAT = 3  # 2: unique_answer, four-option MCQs, cousins as negatives, verify usage; 3: sampling in shards
 
 
 class StageResult(BaseModel):
@@ -382,21 +382,63 @@ def shatter(config: RunConfig, run: RunDir) -> dict[str, Any]:
 # --- sample ----------------------------------------------------------------------------
 
 
-def sample(config: RunConfig, run: RunDir) -> dict[str, Any]:
-    """Draw the paths from the (pruned) graph; hard negatives are proven on the full graph."""
+def sample_run(config: RunConfig, run: RunDir) -> Any:
+    """The configured sampling run (`kgsynth.sample.SampleRun`): drawn on the pruned graph when
+    pruning is on, negatives proven on the full one."""
     from kgsynth.graph.engine import open_engine
     from kgsynth.graph.snapshot import read_snapshot
-    from kgsynth.sample import sample_with_stats
-    from kgsynth.sample.paths import write_paths
+    from kgsynth.sample import SAMPLERS, import_strategies, plan_sample
 
     s = config.sample
     full = open_engine(read_snapshot(run.snapshot))
-    # candidates for negatives come from the pruned graph, as the paths do (Cypher walks step around hubs)
     engine = open_engine(read_snapshot(run.pruned)) if config.shatter.enabled else full
+    import_strategies()
+    params = {**hop_params(SAMPLERS.get(s.strategy), s.hops, s.strategy), **s.params}
+    return plan_sample(
+        engine, s.strategy, s.n, s.seed, full=full, negatives=s.negatives, shard_size=s.shard_size, **params
+    )  # fmt: skip
+
+
+def sample_shards(config: RunConfig, run: RunDir) -> int:
+    """Sampling shards of the run (each a part of the stage); none when Cypher samples in Neo4j."""
+    from kgsynth.sample import shard_quotas
+
+    s = config.sample
+    return 0 if s.source == "neo4j" else len(shard_quotas(s.strategy, s.n, s.shard_size))
+
+
+def shard_file(run: RunDir, part: int) -> Path:
+    return run.root / "sample.shards" / f"{part:05d}.npz"
+
+
+def sample_shard(config: RunConfig, run: RunDir, part: int) -> dict[str, Any]:
+    """One sampling shard, kept in its own file: a killed run keeps the shards it finished."""
+    from kgsynth.sample.shards import save_shard
+
+    out = shard_file(run, part)
+    if out.exists():
+        return {"shard": part, "kept": True}
+    shard = sample_run(config, run).shard(part)
+    save_shard(shard, out)
+    return {"shard": part, "paths": shard.rows}
+
+
+def sample(config: RunConfig, run: RunDir) -> dict[str, Any]:
+    """Merge the shards into paths.parquet (the same bytes whichever runner made them); with
+    `sample.source: neo4j`, Cypher draws the paths and they are proven here."""
+    from kgsynth.sample.paths import PathsWriter, write_paths
+    from kgsynth.sample.shards import load_shard
+
+    s = config.sample
     if s.source == "neo4j":
+        from kgsynth.graph.engine import open_engine
+        from kgsynth.graph.snapshot import read_snapshot
         from kgsynth.sample.prove import prove_paths
         from kgsynth.stores.neo4j_sample import sample_paths_cypher
 
+        full = open_engine(read_snapshot(run.snapshot))
+        # candidates for negatives come from the pruned graph, as the paths do (Cypher walks step around hubs)
+        engine = open_engine(read_snapshot(run.pruned)) if config.shatter.enabled else full
         hubs = run.pruned / "hubs.json" if config.shatter.enabled else None
         params = {**hop_params(sample_paths_cypher, s.hops, s.strategy), **s.params}
         frame = sample_paths_cypher(neo4j_config(config), s.strategy, n=s.n, seed=s.seed, hubs=hubs, **params)
@@ -405,13 +447,15 @@ def sample(config: RunConfig, run: RunDir) -> dict[str, Any]:
         write_paths(frame, run.paths)
         without = int((frame["negatives"].list.len() == 0).sum()) if s.negatives else 0
         return {"paths": frame.height, "requested": s.n, "source": "neo4j", "without_negatives": without}
-    from kgsynth.sample import SAMPLERS, import_strategies
-
-    import_strategies()
-    params = {**hop_params(SAMPLERS.get(s.strategy), s.hops, s.strategy), **s.params}
-    frame, stats = sample_with_stats(engine, s.strategy, s.n, s.seed, full=full, negatives=s.negatives, **params)
-    write_paths(frame, run.paths)
-    return {"paths": frame.height, "requested": s.n, "by_hops": {str(k): v for k, v in stats.by_hops.items()},
+    plan = sample_run(config, run)
+    files = [shard_file(run, part) for part in range(len(plan.quotas))]
+    missing = [f for f in files if not f.exists()]
+    if missing:
+        raise SnapshotError(f"{missing[0]}: a sampling shard has not run; run the sample stage again")
+    with PathsWriter(run.paths) as writer:
+        stats = plan.merge((load_shard(f) for f in files), writer.write)
+    return {"paths": stats.produced, "requested": s.n, "shards": stats.shards,
+            "by_hops": {str(k): v for k, v in stats.by_hops.items()},
             "rejections": stats.rejections, "without_negatives": stats.paths_without_negatives}  # fmt: skip
 
 
@@ -740,6 +784,10 @@ STAGES: list[Stage] = [
         params=lambda config: config.sample.key_fields(),
         outputs=lambda run: [run.paths],
         network=lambda config: config.sample.source == "neo4j",
+        resumable=True,
+        parts=sample_shards,
+        run_part=sample_shard,
+        scratch=lambda run: [run.root / "sample.shards"],
     ),
     Stage(
         name="generate",

@@ -11,23 +11,40 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 T = TypeVar("T")
 
 console = Console(stderr=True)
 
 
-def new_progress(*, transient: bool = True) -> Progress:
+class RateColumn(ProgressColumn):
+    """Items per second, e.g. '412,305 paths/s' (rich's own speed column counts bytes)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
+
+
+def new_progress(*, transient: bool = True, rate: str | None = None) -> Progress:
+    """Bars with done/total, elapsed and remaining time; with `rate`, also items per second."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        *([RateColumn(rate)] if rate else []),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,

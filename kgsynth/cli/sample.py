@@ -8,6 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from kgsynth.config import DEFAULT_SHARD_SIZE
+
 
 def register(app: typer.Typer) -> None:
     app.command("shatter")(shatter)
@@ -75,7 +77,7 @@ def sample(
     out: Annotated[Path, typer.Option("--out", "-o", help="Paths table to write (parquet).")] = Path("paths.parquet"),
     strategy: Annotated[str, typer.Option(help="walk, pattern, between, rare-chain or convergent.")] = "walk",
     n: Annotated[int, typer.Option("-n", "--n", help="Paths to sample.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed; the same seed and snapshot give the same file.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed; the same seed, shard size and snapshot give the same file.")] = 0,
     hops: Annotated[Optional[str], typer.Option(help="Hop counts, e.g. 3 or 2-4 (walk, convergent).")] = None,
     full: Annotated[
         Optional[Path], typer.Option(help="The unpruned snapshot, on which hard negatives are proven (default: SNAPSHOT).")
@@ -97,6 +99,9 @@ def sample(
     k: Annotated[int, typer.Option("--k", help="between: paths per pair.")] = 3,
     max_hops: Annotated[Optional[int], typer.Option(help="between, rare-chain: hop cap.")] = None,
     max_per_pattern: Annotated[Optional[float], typer.Option(help="Cap per relation pattern (count, or share if < 1).")] = None,
+    shard_size: Annotated[
+        int, typer.Option(min=1, help="Paths per shard: each shard has its own random stream; memory holds one shard at a time.")
+    ] = DEFAULT_SHARD_SIZE,
     param: Annotated[Optional[list[str]], typer.Option("--param", "-P", help="Other sampler option KEY=VALUE (repeatable).")] = None,
     store: Annotated[
         str, typer.Option(help="memory (SNAPSHOT, in memory) or neo4j (walk/pattern in Cypher, database from NEO4J_*).")
@@ -127,25 +132,34 @@ def sample(
     from kgsynth.graph.engine import open_engine
     from kgsynth.graph.snapshot import read_snapshot
     from kgsynth.progress import console, new_progress
-    from kgsynth.sample import sample_with_stats
-    from kgsynth.sample.paths import write_paths
+    from kgsynth.sample import SampleProgress, sample_to_file
 
     started = time.perf_counter()
     snapshot = read_snapshot(snapshot_dir)
     engine = open_engine(snapshot)
     full_engine = open_engine(read_snapshot(full)) if full is not None else None
     params = _params(strategy, hops, start_type, end_type, relation, deny_relation, exclude, pattern, pairs, k, max_hops, max_per_pattern, param or [])
-    with new_progress() as progress:
-        task = progress.add_task(f"sampling {strategy}", total=None if strategy == "between" else n)
-        frame, stats = sample_with_stats(
-            engine, strategy, n, seed, full=full_engine, negatives=negatives, unique_answer=unique_answer,
-            advance=lambda count: progress.advance(task, count), **params,
-        )
-    write_paths(frame, out)
+    total = None if strategy == "between" else n
+    with new_progress(rate="paths") as progress:
+        sampled = progress.add_task(f"sampling {strategy}", total=total)
+        proven = progress.add_task("proving negatives", total=total, visible=bool(negatives))
+        written = progress.add_task("writing", total=total)
+        stats = sample_to_file(
+            engine, out, strategy, n, seed, full=full_engine, negatives=negatives, unique_answer=unique_answer,
+            shard_size=shard_size,
+            progress=SampleProgress(
+                sampled=lambda count: progress.advance(sampled, count),
+                proven=lambda count: progress.advance(proven, count),
+                written=lambda count: progress.advance(written, count),
+            ),
+            **params,
+        )  # fmt: skip
+    seconds = time.perf_counter() - started
     console.print(
         f"[bold green]sampled[/] {stats.produced:,} {strategy} paths (of {stats.requested:,} asked) → {out} "
-        f"in {time.perf_counter() - started:.1f}s (sampling {stats.seconds['sample']:.1f}s, "
-        f"negatives {stats.seconds['negatives']:.1f}s)"
+        f"in {seconds:.1f}s ({stats.produced / max(seconds, 1e-9):,.0f} paths/s; sampling {stats.seconds['sample']:.1f}s, "
+        f"negatives {stats.seconds['negatives']:.1f}s, writing {stats.seconds['table']:.1f}s; "
+        f"{stats.shards:,} shard{'s' if stats.shards != 1 else ''})"
     )
     console.print("  by hops: " + ", ".join(f"{h}: {c:,}" for h, c in stats.by_hops.items()))
     for text, count in list(stats.by_pattern.items())[:8]:

@@ -8,15 +8,14 @@ graph. Same engine, strategy, parameters and seed give the identical table.
 
 from __future__ import annotations
 
-import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
+from kgsynth.config import DEFAULT_SHARD_SIZE
 from kgsynth.graph.engine import Engine
 from kgsynth.registry import Registry
 
@@ -45,6 +44,8 @@ class SampleStats:
     not_unique_answers: int = 0  # paths proven to have other ends (no open question)
     seconds: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific figures
+    shards: int = 0  # base and refill shards drawn
+    refill_shards: int = 0  # shards drawn to replace units an earlier shard already had
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -55,6 +56,11 @@ class SampleStats:
 def import_strategies() -> None:
     for module in STRATEGY_MODULES:
         __import__(f"kgsynth.sample.{module}")
+
+
+# Samplers that search inputs they are given (entity pairs) exhaustively: n does not
+# apply, so they run as one shard and nothing is drawn again to replace a repeat.
+EXHAUSTIVE = frozenset({"between"})
 
 
 def sample_paths(
@@ -81,6 +87,103 @@ def sample_paths(
     return frame
 
 
+@dataclass
+class SampleProgress:
+    """Callbacks with the number of paths just sampled, proven and written (for progress bars)."""
+
+    sampled: Callable[[int], None] | None = None
+    proven: Callable[[int], None] | None = None
+    written: Callable[[int], None] | None = None
+
+
+@dataclass
+class SampleRun:
+    """One sampling run, cut into shards: what every runner (in process, parts of a stage, tasks
+    on a cluster) makes and merges the same way. Build it with `plan_sample`."""
+
+    engine: Engine
+    full: Engine
+    strategy: str
+    n: int
+    seed: int
+    negatives: int
+    unique_answer: bool
+    shard_size: int
+    params: dict[str, Any]
+
+    @property
+    def quotas(self) -> list[int]:
+        return shard_quotas(self.strategy, self.n, self.shard_size)
+
+    def shard(self, index: int, n: int | None = None, *, views: dict | None = None, progress: SampleProgress | None = None) -> Any:
+        """Shard `index` (`kgsynth.sample.shards.Shard`): a base shard of the plan, or with n, a refill shard."""
+        from kgsynth.sample.shards import ShardProgress, sample_shard
+
+        progress = progress or SampleProgress()
+        return sample_shard(
+            self.engine, SAMPLERS.get(self.strategy), self.quotas[index] if n is None else n, self.seed, index,
+            full=self.full, negatives=self.negatives, unique_answer=self.unique_answer, views=views,
+            progress=ShardProgress(sampled=progress.sampled, proven=progress.proven), **self.params,
+        )  # fmt: skip
+
+    def merge(self, shards: Iterable[Any], write: Callable[[pl.DataFrame], None], *, progress: SampleProgress | None = None) -> SampleStats:
+        """Merge shards in order into `write` (units repeated across shards drawn again), with the run's figures."""
+        from kgsynth.sample.stream import merge_shards
+
+        progress = progress or SampleProgress()
+        views: dict = {}
+
+        def refill(index: int, n: int) -> Any:
+            return self.shard(index, n, views=views, progress=SampleProgress(proven=progress.proven))
+
+        merged = merge_shards(
+            shards, self.engine, self.full, strategy=self.strategy, seed=self.seed, write=write,
+            refill=None if self.strategy in EXHAUSTIVE else refill, next_index=len(self.quotas), written=progress.written,
+        )  # fmt: skip
+        return SampleStats(
+            strategy=self.strategy, seed=self.seed, requested=self.n, produced=merged.produced,
+            by_hops=dict(sorted(merged.by_hops.items())), by_pattern=dict(merged.by_pattern.most_common()),
+            rejections=dict(sorted((+merged.rejections).items())), shortfall=dict(+merged.shortfall),
+            negatives_wanted=self.negatives, paths_without_negatives=merged.paths_without_negatives if self.negatives else 0,
+            negatives_total=merged.negatives_total, unique_answers=merged.unique_answers,
+            not_unique_answers=merged.not_unique_answers,
+            seconds={key: merged.seconds[key] for key in ("sample", "negatives", "unique_answer", "table")},
+            extra=merged.extra, shards=merged.shards, refill_shards=merged.refill_shards,
+        )  # fmt: skip
+
+
+def shard_quotas(strategy: str, n: int, shard_size: int = DEFAULT_SHARD_SIZE) -> list[int]:
+    """Paths asked of each base shard of a run."""
+    from kgsynth.sample.shards import shard_quotas as quotas
+
+    return [n] if strategy in EXHAUSTIVE else quotas(n, shard_size)
+
+
+def plan_sample(
+    engine: Engine,
+    strategy: str = "walk",
+    n: int = 1000,
+    seed: int = 0,
+    *,
+    full: Engine | None = None,
+    negatives: int = 3,
+    unique_answer: bool = False,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    **params: Any,
+) -> SampleRun:
+    """A sampling run, its options checked before any work is done."""
+    from kgsynth.errors import ConfigError
+
+    import_strategies()
+    sampler = SAMPLERS.get(strategy)
+    _check_options(strategy, sampler, params)
+    if seed < 0:
+        raise ConfigError(f"seed must be 0 or more, got {seed}")
+    if shard_size < 1:
+        raise ConfigError(f"shard size must be at least 1, got {shard_size}")
+    return SampleRun(engine, full or engine, strategy, n, seed, negatives, unique_answer, shard_size, params)
+
+
 def sample_with_stats(
     engine: Engine,
     strategy: str = "walk",
@@ -90,83 +193,52 @@ def sample_with_stats(
     full: Engine | None = None,
     negatives: int = 3,
     unique_answer: bool = False,
-    advance: Callable[[int], None] | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    progress: SampleProgress | None = None,
     **params: Any,
 ) -> tuple[pl.DataFrame, SampleStats]:
-    """`sample_paths` plus the run's figures: counts by hop and pattern, rejections, timings."""
-    from kgsynth.sample.batch import PathBatch, batch_frame
-    from kgsynth.sample.negatives import hard_negatives, negatives_column
-    from kgsynth.sample.paths import conform_paths
-    from kgsynth.sample.unique import NOT_UNIQUE, UNIQUE, keep_unique, unique_answers, unique_column
+    """`sample_paths` plus the run's figures: counts by hop and pattern, rejections, timings.
 
-    import_strategies()
-    sampler = SAMPLERS.get(strategy)
-    _check_options(strategy, sampler, params)
-    stats = SampleStats(strategy=strategy, seed=seed, requested=n, negatives_wanted=negatives)
-    rng = np.random.default_rng(seed)
-    started = time.perf_counter()
-    collected = sampler(engine, n, rng, advance=advance, **params)
-    stats.seconds["sample"] = time.perf_counter() - started
-    stats.rejections = dict(sorted(Counter(collected.rejections).items()))
-    stats.shortfall = {"any" if hops is None else hops: need for hops, need in collected.shortfall.items()}
-    stats.extra = dict(collected.extra)
-    batches, verdicts = collected.batches, None
-    if unique_answer:
-        tick = time.perf_counter()
-        batches, verdicts, turned_away, missing = keep_unique(
-            engine, full or engine, collected, lambda more: sampler(engine, more, rng, advance=None, **params)
-        )
-        for reason, count in turned_away.items():
-            stats.rejections[reason] = stats.rejections.get(reason, 0) + count
-        if missing:
-            stats.shortfall["unique_answer"] = missing
-        stats.seconds["unique_answer"] = time.perf_counter() - tick
-
-    by_hops: dict[int, list[tuple[PathBatch, np.ndarray | None]]] = {}
-    for at, batch in enumerate(batches):
-        by_hops.setdefault(batch.hops, []).append((batch, None if verdicts is None else verdicts[at]))
-    frames = []
-    row = group = 0
-    started = time.perf_counter()
-    negative_seconds = 0.0
-    views: dict = {}  # hop views for negative candidates, shared across hop counts
-    unique_seconds = 0.0
-    for hops in sorted(by_hops):
-        batch = PathBatch.concat([b for b, _ in by_hops[hops]])
-        frame = batch_frame(engine, batch, strategy=strategy, seed=seed, first_row=row, first_group=group)
-        tick = time.perf_counter()
-        proven = hard_negatives(engine, full or engine, batch, negatives, rng, views=views)
-        negative_seconds += time.perf_counter() - tick
-        tick = time.perf_counter()
-        if verdicts is not None:
-            verdict = np.concatenate([v for _, v in by_hops[hops]])
-        else:  # judged alongside the negatives, on the same graph; skipped when no negatives are asked
-            verdict = unique_answers(engine, full or engine, batch) if negatives else None
-        unique_seconds += time.perf_counter() - tick
-        frame = frame.with_columns(negatives_column(full or engine, proven), unique_column(verdict, batch.rows))
-        stats.paths_without_negatives += int((proven.counts == 0).sum()) if negatives else 0
-        stats.negatives_total += int(proven.counts.sum())
-        if verdict is not None:
-            stats.unique_answers += int((verdict == UNIQUE).sum())
-            stats.not_unique_answers += int((verdict == NOT_UNIQUE).sum())
-        frames.append(frame)
-        row += batch.rows
-        group += batch.units
-    stats.seconds["negatives"] = negative_seconds
-    stats.seconds["unique_answer"] = stats.seconds.get("unique_answer", 0.0) + unique_seconds
-    frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    frame = conform_paths(
-        frame.with_columns(pl.lit(strategy).alias("strategy"), pl.lit(seed, dtype=pl.Int64).alias("seed"), pl.lit(engine.snapshot_hash).alias("snapshot"))
-        if frames
-        else _empty_frame()
+    The table is held in memory: for runs of millions of paths use `sample_to_file`,
+    which streams the same rows to disk.
+    """
+    run = plan_sample(
+        engine, strategy, n, seed, full=full, negatives=negatives, unique_answer=unique_answer, shard_size=shard_size, **params
     )
-    stats.seconds["table"] = time.perf_counter() - started - negative_seconds - unique_seconds
-    stats.produced = frame.height
-    if frame.height:
-        stats.by_hops = {int(k): int(v) for k, v in frame["hops"].value_counts().sort("hops").iter_rows()}
-        counts = frame["pattern"].value_counts(sort=True)
-        stats.by_pattern = dict(zip(counts["pattern"].to_list(), counts["count"].to_list(), strict=True))
+    frames: list[pl.DataFrame] = []
+    views: dict = {}
+    stats = run.merge((run.shard(i, views=views, progress=progress) for i in range(len(run.quotas))), frames.append, progress=progress)
+    from kgsynth.sample.paths import empty_paths
+
+    frame = pl.concat(frames) if frames else empty_paths()
     return frame, stats
+
+
+def sample_to_file(
+    engine: Engine,
+    out: str | Path,
+    strategy: str = "walk",
+    n: int = 1000,
+    seed: int = 0,
+    *,
+    full: Engine | None = None,
+    negatives: int = 3,
+    unique_answer: bool = False,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    progress: SampleProgress | None = None,
+    **params: Any,
+) -> SampleStats:
+    """Sample straight into a paths file, one shard at a time: memory stays flat whatever n is
+    (8 bytes a path to remember what was written, plus one shard). Same rows and the same
+    bytes as `write_paths(sample_paths(...))`; nothing is left at `out` if it fails."""
+    from kgsynth.sample.paths import PathsWriter
+
+    run = plan_sample(
+        engine, strategy, n, seed, full=full, negatives=negatives, unique_answer=unique_answer, shard_size=shard_size, **params
+    )
+    views: dict = {}
+    with PathsWriter(out) as writer:
+        return run.merge((run.shard(i, views=views, progress=progress) for i in range(len(run.quotas))), writer.write, progress=progress)
 
 
 def _check_options(strategy: str, sampler: Sampler, params: dict[str, Any]) -> None:
@@ -178,9 +250,3 @@ def _check_options(strategy: str, sampler: Sampler, params: dict[str, Any]) -> N
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise ConfigError(f"the {strategy} sampler takes no option(s) {unknown}; it takes: {', '.join(sorted(accepted))}")
-
-
-def _empty_frame() -> pl.DataFrame:
-    from kgsynth.sample.paths import PATHS_SCHEMA
-
-    return pl.DataFrame(schema=PATHS_SCHEMA)

@@ -153,7 +153,7 @@ def _admit(
     if not batch.units:
         return np.zeros(0, dtype=np.int64), [np.zeros(0, np.uint64) for _ in caps], np.zeros(0, np.uint64)
     hashes = unit_hash(batch)
-    fresh = _first_occurrences(hashes)
+    fresh = first_occurrences(hashes)
     if len(seen):
         fresh &= ~member(hashes, seen)
     rejections["duplicate"] += int((~fresh).sum())
@@ -168,7 +168,7 @@ def _admit(
     return keep, codes, hashes
 
 
-def _first_occurrences(hashes: np.ndarray) -> np.ndarray:
+def first_occurrences(hashes: np.ndarray) -> np.ndarray:
     """True for the first unit with each hash.
 
     A sort finds the repeated hashes (a few per cent); a 4 MB bitmap of their low

@@ -7,6 +7,7 @@ stored edge nodes[i] → nodes[i+1], False when it walks it backwards).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -47,18 +48,79 @@ def conform_paths(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(columns)
 
 
-def write_paths(frame: pl.DataFrame, out: str | Path) -> Path:
-    """Write atomically (temp file, then rename).
+ROW_GROUP_ROWS = 1 << 17  # rows per parquet row group: fixed, so a file's bytes never depend on how it was cut
+
+
+def empty_paths() -> pl.DataFrame:
+    return pl.DataFrame(schema=PATHS_SCHEMA)
+
+
+class PathsWriter:
+    """A paths file written row group by row group into a temp file beside it, renamed into
+    place on close (removed on error): memory stays at one row group whatever the file's size.
 
     pyarrow's writer, with its dictionary encoding of the repeated ids, is several
     times faster than polars' here for list-of-string columns.
     """
-    import pyarrow.parquet as pq
 
-    from kgsynth.atomic import replace_file
+    def __init__(self, out: str | Path) -> None:
+        import pyarrow.parquet as pq
 
-    table = conform_paths(frame).to_arrow()
-    return replace_file(Path(out), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        from kgsynth.atomic import beside
+
+        self.out = Path(out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = beside(self.out, "tmp")
+        self.schema = empty_paths().to_arrow().schema
+        self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+        self._pending: list = []
+        self._pending_rows = 0
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Append rows (already in the paths schema)."""
+        self._pending.append(frame.to_arrow().cast(self.schema))
+        self._pending_rows += frame.height
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush(final=False)
+
+    def _flush(self, *, final: bool) -> None:
+        import pyarrow as pa
+
+        table = pa.concat_tables(self._pending)
+        whole = table.num_rows if final else table.num_rows - table.num_rows % ROW_GROUP_ROWS
+        if whole:
+            self._writer.write_table(table.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
+        rest = table.slice(whole)
+        self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> Path:
+        if self._pending:
+            self._flush(final=True)
+        self._writer.close()
+        os.replace(self.tmp, self.out)
+        return self.out
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> PathsWriter:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_paths(frame: pl.DataFrame, out: str | Path) -> Path:
+    """Write a paths table atomically, in the same row groups as a streamed sample."""
+    with PathsWriter(out) as writer:
+        writer.write(conform_paths(frame))
+    return Path(out)
 
 
 def read_paths(path: str | Path) -> pl.DataFrame:
