@@ -63,6 +63,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _click_exceptions():
+    """Usage errors: click's, and those of the copy of click that typer >= 0.26 carries inside."""
     import click
 
-    return (click.exceptions.ClickException,)
+    found = [click.exceptions.ClickException]
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        pass
+    else:
+        found.append(ClickException)
+    return tuple(found)
