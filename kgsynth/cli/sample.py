@@ -159,7 +159,7 @@ def sample(
         f"[bold green]sampled[/] {stats.produced:,} {strategy} paths (of {stats.requested:,} asked) → {out} "
         f"in {seconds:.1f}s ({stats.produced / max(seconds, 1e-9):,.0f} paths/s; sampling {stats.seconds['sample']:.1f}s, "
         f"negatives {stats.seconds['negatives']:.1f}s, writing {stats.seconds['table']:.1f}s; "
-        f"{stats.shards:,} shard{'s' if stats.shards != 1 else ''})"
+        f"{_shards(stats)})"
     )
     console.print("  by hops: " + ", ".join(f"{h}: {c:,}" for h, c in stats.by_hops.items()))
     for text, count in list(stats.by_pattern.items())[:8]:
@@ -186,6 +186,12 @@ def sample(
     if strategy == "between":
         extra = stats.extra
         console.print(f"  pairs: {extra['pairs']:,}, with paths {extra['with_paths']:,}, without {len(extra['no_path']):,}, unknown ids {len(extra['unknown']):,}")
+
+
+def _shards(stats: Any) -> str:
+    base = stats.shards - stats.refill_shards
+    refill = f" + {stats.refill_shards} to replace repeats" if stats.refill_shards else ""
+    return f"{base:,} shard{'s' if base != 1 else ''}{refill}"
 
 
 def _params(strategy, hops, start_type, end_type, relation, deny_relation, exclude, pattern, pairs, k, max_hops, max_per_pattern, extra) -> dict[str, Any]:
