@@ -60,7 +60,10 @@ class PathsWriter:
     place on close (removed on error): memory stays at one row group whatever the file's size.
 
     pyarrow's writer, with its dictionary encoding of the repeated ids, is several
-    times faster than polars' here for list-of-string columns.
+    times faster than polars' here for list-of-string columns. Rows reach it as
+    polars' own string views (no copy: converting them to plain arrow strings cost
+    as much as writing them); the file stores plain parquet strings (no arrow
+    schema), which every reader takes.
     """
 
     def __init__(self, out: str | Path) -> None:
@@ -71,14 +74,15 @@ class PathsWriter:
         self.out = Path(out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = beside(self.out, "tmp")
-        self.schema = empty_paths().to_arrow().schema
-        self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+        self.schema = _arrow(empty_paths()).schema
+        self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd", store_schema=False)
         self._pending: list = []
         self._pending_rows = 0
 
     def write(self, frame: pl.DataFrame) -> None:
         """Append rows (already in the paths schema)."""
-        self._pending.append(frame.to_arrow().cast(self.schema))
+        table = _arrow(frame)
+        self._pending.append(table if table.schema == self.schema else table.cast(self.schema))
         self._pending_rows += frame.height
         if self._pending_rows >= ROW_GROUP_ROWS:
             self._flush(final=False)
@@ -114,6 +118,10 @@ class PathsWriter:
             self.close()
         else:
             self.abort()
+
+
+def _arrow(frame: pl.DataFrame):  # -> pyarrow.Table
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())
 
 
 def write_paths(frame: pl.DataFrame, out: str | Path) -> Path:
