@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "kgsynth.cli.verify",  # verify (items → accepted, rejected with reasons)
     "kgsynth.cli.ground",  # ground (existing QA pairs → grounded, verified reasoning)
     "kgsynth.cli.neo4j",  # neo4j push, pull, export-import-csv
+    "kgsynth.cli.review",  # review (expert review web app), review export
 ]
 
 
