@@ -29,6 +29,9 @@ def export(
     formats: Annotated[
         Optional[list[str]], typer.Option("--format", "-f", help="disk, parquet, jsonl (repeatable; default all).")
     ] = None,
+    drop_rejected: Annotated[
+        bool, typer.Option("--drop-rejected", help="Leave out items an expert rejected (from `kgsynth review export`).")
+    ] = False,
 ) -> None:
     """Export accepted items as a Hugging Face dataset (card, parquet, save_to_disk, JSONL); optionally push it."""
     from rich.table import Table
@@ -38,9 +41,15 @@ def export(
     from kgsynth.export.splits import parse_hop_split
     from kgsynth.export.writer import FORMATS
     from kgsynth.progress import console, step
+    from kgsynth.review.store import reviews_outdated
     from kgsynth.rundir import RunDir
 
     started = time.perf_counter()
+    if reviews_outdated(run_dir):
+        console.print(
+            f"[yellow]note:[/] {run_dir}/review/reviews.sqlite has decisions that reviews.parquet lacks; "
+            f"the card shows the exported ones (run `kgsynth review export {run_dir}` first to include them)"
+        )
     try:
         shares = tuple(float(r) for r in ratios.split(","))
     except ValueError:
@@ -55,6 +64,7 @@ def export(
             seed=seed,
             hop_split=parse_hop_split(hop_split) if hop_split else None,
             repo_id=push,
+            drop_rejected=drop_rejected,
         )
     table = Table(title=f"exported → {result.out}")
     for column in ("config", "train", "validation", "test"):

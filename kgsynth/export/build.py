@@ -12,14 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, DatasetInfo, Features
 
-from kgsynth.errors import InputFormatError
+from kgsynth.errors import ConfigError, InputFormatError
 from kgsynth.export.inputs import RunInputs, read_run
 from kgsynth.export.rows import FEATURES, default_row, is_mcq, mcq_row, sft_row
 from kgsynth.export.splits import SPLITS, SplitKey, SplitPlan, plan_splits
 from kgsynth.ground.medreason import read_medreason_rows
+from kgsynth.review.figures import expert_rejected
+from kgsynth.review.store import read_reviews
+
+LEFT_OUT_REVIEW = "rejected by an expert reviewer (--drop-rejected)"
 
 
 @dataclass
@@ -30,6 +35,8 @@ class Prepared:
     plan: SplitPlan
     rows: dict[str, list[dict[str, Any]]]  # split → default rows, sorted by id
     medreason: dict[str, dict[str, Any]] = field(default_factory=dict)  # item id → MedReason row (grounded runs)
+    reviews: pl.DataFrame | None = None  # expert reviews (review/reviews.parquet), when exported
+    drop_rejected: bool = False  # items an expert rejected are left out (plan.left_out says which)
 
     def config_names(self) -> list[str]:
         mcq = any(is_mcq(r) for rows in self.rows.values() for r in rows)
@@ -66,7 +73,11 @@ def prepare(
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     hop_split: Mapping[str, Sequence[int]] | None = None,
+    drop_rejected: bool = False,
 ) -> Prepared:
+    """Read the run and plan the splits. With `drop_rejected`, items an expert rejected
+    (`kgsynth review export`) are left out after planning, so reviews never move other
+    items between splits."""
     inputs = read_run(run_dir)
     if inputs.accepted.height == 0:
         raise InputFormatError(
@@ -77,13 +88,28 @@ def prepare(
     rows = [default_row(item) for item in inputs.accepted.to_arrow().to_pylist()]
     keys = [SplitKey(r["id"], r["answer_id"], r["path_signature"], r["hops"]) for r in rows]
     plan = plan_splits(keys, ratios=ratios, seed=seed, hop_split=hop_split)
+    reviews = read_reviews(inputs.run.root)
+    if drop_rejected:
+        if reviews is None:
+            raise ConfigError(
+                f"--drop-rejected: {inputs.run.root} has no review/reviews.parquet; "
+                f"write it with `kgsynth review export {inputs.run.root}`"
+            )
+        for item_id in sorted(expert_rejected(reviews)):
+            if plan.split_of.pop(item_id, None) is not None:
+                plan.left_out[item_id] = LEFT_OUT_REVIEW
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for row in sorted(rows, key=lambda r: r["id"]):
         split = plan.split_of.get(row["id"])
         if split is not None:
             by_split[split].append(row)
     return Prepared(
-        inputs=inputs, plan=plan, rows={s: rs for s, rs in by_split.items() if rs}, medreason=read_medreason_rows(inputs.run.root)
+        inputs=inputs,
+        plan=plan,
+        rows={s: rs for s, rs in by_split.items() if rs},
+        medreason=read_medreason_rows(inputs.run.root),
+        reviews=reviews,
+        drop_rejected=drop_rejected,
     )
 
 

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from kgsynth.export.build import Prepared
+from kgsynth.export.build import LEFT_OUT_REVIEW, Prepared
 from kgsynth.export.markdown import percent, table
 from kgsynth.export.redact import REDACTED, is_secret_name, redact
 from kgsynth.export.splits import LEFT_OUT_HOPS
@@ -254,8 +254,8 @@ def _body(
         f"seed {plan.seed}. No answer entity and no path signature appears in two splits; the "
         f"configurations share the split of each item."
     )
-    if plan.left_out:
-        counts = plan.left_out_counts()
+    counts = {reason: n for reason, n in plan.left_out_counts().items() if reason != LEFT_OUT_REVIEW}
+    if counts:
         out.append(
             "Left out to keep splits disjoint: "
             + "; ".join(f"{n:,} item(s): {reason}" for reason, n in counts.items())
@@ -339,6 +339,8 @@ def _body(
         out += ["No rejections were recorded.", ""]
     if inputs.summary is not None:
         out += [*_details("Verification summary (`summary.json`)", inputs.summary), ""]
+    if prepared.reviews is not None:
+        out += [*_review_section(prepared), ""]
     if stats.notes:
         out += ["### Not recorded", ""] + [f"- {note}" for note in stats.notes] + [""]
 
@@ -392,6 +394,45 @@ _FIELDS = table(
                          "parameters hash, sampler and seed, writer, model, prompt name and hash, token usage and cost"],
     ],
 )
+
+
+def _review_section(prepared: Prepared) -> list[str]:
+    """Expert review figures: items reviewed, the accepted share with its 95% interval, agreement."""
+    from kgsynth.review.figures import review_figures
+
+    inputs = prepared.inputs
+    rejected_ids = inputs.rejected["id"].to_list() if inputs.rejected is not None else []
+    figures = review_figures(prepared.reviews, inputs.accepted["id"].to_list(), rejected_ids)
+    out = ["### Expert review", ""]
+    if not figures.items_reviewed:
+        return [*out, "Reviews were exported, but none decides an item that passed verification."]
+    low, high = figures.interval
+    sampled = f" through the stratified sample(s) {', '.join(f'`{s}`' for s in figures.samples)}" if figures.samples else ""
+    out.append(
+        f"Domain experts reviewed **{figures.items_reviewed:,}** of the {inputs.accepted.height:,} items that passed "
+        f"verification{sampled} (`kgsynth review`; {len(figures.reviewers)} reviewer(s), {figures.decisions:,} decisions). "
+        f"**{percent(figures.accepted_share)}** were accepted (95% Wilson interval {percent(low)}–{percent(high)}); "
+        f"{figures.items_rejected:,} item(s) were rejected by at least one reviewer."
+    )
+    if prepared.drop_rejected:
+        dropped = prepared.plan.left_out_counts().get(LEFT_OUT_REVIEW, 0)
+        out.append(f"Those {dropped:,} rejected item(s) are not in this dataset (`--drop-rejected`); the splits of the others are unchanged.")
+    else:
+        out.append("Items an expert rejected are still in this dataset (export with `--drop-rejected` to leave them out).")
+    out += ["", table(["reviewer", "items decided", "accepted", "share"],
+                       [[name, n, accepted, percent(accepted / n)] for name, n, accepted in figures.per_reviewer])]
+    if figures.agreement:
+        out += ["", "Agreement between reviewers on the items both decided (Cohen's kappa):", "", table(
+            ["reviewers", "items", "same decision", "kappa"],
+            [[" / ".join(a.reviewers), a.items, percent(a.observed),
+              "undefined (one decision only)" if a.kappa is None else f"{a.kappa:.2f}"] for a in figures.agreement],
+        )]
+    else:
+        out += ["", "No two reviewers decided the same item, so agreement between reviewers is not measured."]
+    reviewed, accepted = figures.verifier_rejected
+    if reviewed:
+        out += ["", f"Of {reviewed:,} item(s) that verification rejected and an expert reviewed, the experts accepted {accepted:,}."]
+    return out
 
 
 def _details(title: str, record: dict[str, Any]) -> list[str]:

@@ -55,8 +55,10 @@ def export_dataset(
     seed: int = 0,
     hop_split: Mapping[str, Sequence[int]] | None = None,
     repo_id: str | None = None,
+    drop_rejected: bool = False,
 ) -> ExportResult:
-    """Export a run's accepted items to `out` (replaced atomically). `repo_id` only shapes the card's snippets."""
+    """Export a run's accepted items to `out` (replaced atomically). `repo_id` only shapes the card's snippets;
+    `drop_rejected` leaves out items an expert rejected (`kgsynth review export`)."""
     started = time.perf_counter()
     formats = tuple(dict.fromkeys(FORMAT_ALIASES.get(f, f) for f in formats))
     unknown = [f for f in formats if f not in FORMATS]
@@ -64,7 +66,7 @@ def export_dataset(
         raise ConfigError(f"unknown export format(s) {unknown or formats!r}; choose from {', '.join(FORMATS)}")
     out = Path(out)
 
-    prepared = prepare(run_dir, ratios=ratios, seed=seed, hop_split=hop_split)
+    prepared = prepare(run_dir, ratios=ratios, seed=seed, hop_split=hop_split, drop_rejected=drop_rejected)
     configs = prepared.configs()
     stats = run_stats(prepared.inputs, prepared.plan)
 
@@ -88,6 +90,7 @@ def export_dataset(
             "ratios": prepared.plan.ratios,
             "seed": seed,
             "hop_split": prepared.plan.hop_split,
+            "drop_rejected": drop_rejected,
             "formats": list(formats),
             "groups": prepared.plan.groups,
             "snapshot_hash": prepared.inputs.snapshot.hash if prepared.inputs.snapshot else None,

@@ -108,6 +108,8 @@ def serve(
         on_ready(served)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C, then raises it again for us
+        pass
     finally:
         sock.close()
         store.close()
