@@ -32,6 +32,7 @@ from kgsynth.errors import SnapshotError
 from kgsynth.graph.snapshot import Snapshot
 
 CACHE_VERSION = 3
+HIERARCHY_RUN = 1 << 32  # flag in run_table's key column: the run leads to nodes of the owner's type
 _ARRAYS = (
     "indptr",
     "indices",
@@ -152,6 +153,30 @@ class Engine:
         """run index * n_nodes + neighbour per entry: ascending, as runs are sorted by neighbour."""
         runs = np.repeat(np.arange(len(self.group_key), dtype=np.int64), np.diff(self.group_start))
         return runs * self.n_nodes + np.asarray(self.indices)
+
+    @cached_property
+    def node_table(self) -> np.ndarray:
+        """int64 [n + 1, 2]: per node its first entry (indptr) and its first run (index into
+        `run_table`), side by side so compiled code reads both in one memory access."""
+        table = np.empty((self.n_nodes + 1, 2), dtype=np.int64)
+        table[:, 0] = self.indptr
+        table[:, 1] = np.searchsorted(np.asarray(self.group_key), np.arange(self.n_nodes + 1, dtype=np.int64) * self.n_keys)
+        return table
+
+    @cached_property
+    def run_table(self) -> np.ndarray:
+        """int64 [g + 1, 2]: per run its hop key (plus HIERARCHY_RUN when its first neighbour has
+        the owner's own type) and its first entry; a last row closes the last run. A node's
+        runs sit together, so finding one of its keys touches one or two cache lines."""
+        group_key, group_start = np.asarray(self.group_key), np.asarray(self.group_start)
+        table = np.empty((len(group_key) + 1, 2), dtype=np.int64)
+        owner = group_key // self.n_keys
+        node_type = np.asarray(self.node_type)
+        same_type = node_type[np.asarray(self.indices)[group_start[:-1]]] == node_type[owner]
+        table[:-1, 0] = group_key - owner * self.n_keys + np.where(same_type, HIERARCHY_RUN, 0)
+        table[-1, 0] = -1
+        table[:, 1] = group_start
+        return table
 
     def runs_of(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[first, last) run indices of each node: one run per (relation, direction) it has."""

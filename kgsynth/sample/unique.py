@@ -23,31 +23,50 @@ import numpy as np
 import polars as pl
 
 from kgsynth.graph.engine import Engine
+from kgsynth.sample import kernels
 from kgsynth.sample.batch import PathBatch, unit_hash
 from kgsynth.sample.collect import Collected
-from kgsynth.sample.frontier import expand, hop_ranges
 from kgsynth.sample.frontier import member as member_of
-from kgsynth.sample.negatives import expand_sets, full_index, full_keys, full_types
+from kgsynth.sample.kernels import NOT_UNIQUE, UNIQUE, UNKNOWN
+from kgsynth.sample.negatives import cached_full_index, path_arrays, proof_graph
 
-UNKNOWN, NOT_UNIQUE, UNIQUE = -1, 0, 1
-QUICK_CAP = 8  # neighbours per node and nodes per position in the first, capped look
-CAP = 64  # the same in the second look, for paths over the exact search's budget
+__all__ = ["NOT_UNIQUE", "UNIQUE", "UNKNOWN", "keep_unique", "unique_answers", "unique_column"]
 
 
 def unique_answers(
-    engine: Engine, full: Engine, batch: PathBatch, *, budget: int = 20_000, chunk: int = 8192
+    engine: Engine,
+    full: Engine,
+    batch: PathBatch,
+    *,
+    budget: int = 20_000,
+    chunk: int = 65_536,
+    views: dict | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Per path of the batch (sampled on `engine`): UNIQUE, NOT_UNIQUE or UNKNOWN, judged on `full`."""
+    """Per path of the batch (sampled on `engine`): UNIQUE, NOT_UNIQUE or UNKNOWN, judged on `full`.
+
+    A capped look first (a few neighbours per node, a few nodes per position: two ends
+    found there settle it), the exact expansion within `budget` for the rest, a wider
+    capped look for those over it. `views` keeps per-graph arrays across calls on the
+    same `engine`; `advance` hears how many paths each finished chunk held.
+    """
     verdict = np.full(batch.rows, UNKNOWN, dtype=np.int8)
     if not batch.rows:
         return verdict
-    to_full = full_index(engine, full)
+    views = {} if views is None else views
+    proof = proof_graph(full)
+    to_full = cached_full_index(engine, full, views)
     for start in range(0, batch.rows, chunk):
-        rows = slice(start, start + chunk)
-        anchors = to_full[batch.nodes[rows, 0]]
-        keys = full_keys(engine, full, batch.entries[rows])
-        types = full_types(engine, full, batch.nodes[rows])
-        verdict[rows] = _judge(full, anchors, keys, types, budget)
+        stop = min(start + chunk, batch.rows)
+        _, _, anchors, keys0, keys1, types = path_arrays(engine, full, batch, start, stop, to_full)
+
+        def run(lo: int, hi: int, start: int = start, arrays: tuple = (anchors, keys0, keys1, types)) -> None:
+            anchors, keys0, keys1, types = (a[lo:hi] for a in arrays)
+            kernels.unique_rows(proof, anchors, keys0, keys1, types, budget, verdict[start + lo : start + hi])
+
+        kernels.on_threads(run, stop - start)
+        if advance is not None:
+            advance(stop - start)
     return verdict
 
 
@@ -57,44 +76,6 @@ def unique_column(verdict: np.ndarray | None, rows: int) -> pl.Series:
     if verdict is None:
         return nulls
     return pl.Series("unique_answer", verdict == UNIQUE).zip_with(pl.Series(verdict != UNKNOWN), nulls)
-
-
-def _judge(full: Engine, anchors: np.ndarray, keys: tuple[np.ndarray, np.ndarray], types: np.ndarray, budget: int) -> np.ndarray:
-    """Most answers are not unique and two ends show it cheaply: a small capped look first,
-    the exact expansion only for the rest, a wider capped look for those over budget."""
-    rows, hops = keys[0].shape
-    steps = [(keys[0][:, i], keys[1][:, i]) for i in range(hops)]
-    wanted = [types[:, i + 1] for i in range(hops)]
-    verdict = np.full(rows, UNKNOWN, dtype=np.int8)
-    verdict[_capped_ends(full, anchors, steps, wanted, cap=QUICK_CAP) >= 2] = NOT_UNIQUE
-    rest = np.flatnonzero(verdict == UNKNOWN)
-    steps = [(k[rest], o[rest]) for k, o in steps]
-    wanted = [t[rest] for t in wanted]
-    ends, _, failed = expand_sets(full, np.arange(len(rest)), anchors[rest], steps, budget, wanted)
-    count = np.bincount(ends, minlength=len(rest))
-    verdict[rest] = np.where(failed, UNKNOWN, np.where(count == 1, UNIQUE, NOT_UNIQUE))
-    if failed.any():
-        over = np.flatnonzero(failed)
-        seen = _capped_ends(full, anchors[rest[over]], [(k[over], o[over]) for k, o in steps], [t[over] for t in wanted], cap=CAP)
-        verdict[rest[over[seen >= 2]]] = NOT_UNIQUE
-    return verdict
-
-
-def _capped_ends(
-    full: Engine, anchors: np.ndarray, steps: list[tuple[np.ndarray, np.ndarray]], wanted: list[np.ndarray], *, cap: int
-) -> np.ndarray:
-    """Distinct ends reached through a frontier of at most `cap` nodes, each giving at most `cap`
-    neighbours: a lower bound on the true count, enough to prove two ends."""
-    n = len(anchors)
-    group, node = np.arange(n, dtype=np.int64), anchors.astype(np.int32)
-    for (key, other), node_type in zip(steps, wanted, strict=True):
-        spans = [(lo, np.minimum(hi, lo + cap)) for lo, hi in hop_ranges(full, node, (key[group], other[group]))]
-        group, node = expand(full, group, spans, np.ones(len(group), dtype=bool))
-        typed = np.asarray(full.node_type)[node] == node_type[group]
-        group, node = group[typed], node[typed]
-        rank = np.arange(len(group)) - np.searchsorted(group, group, side="left")
-        group, node = group[rank < cap], node[rank < cap]
-    return np.bincount(group, minlength=n)
 
 
 def keep_unique(
