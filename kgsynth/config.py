@@ -266,12 +266,25 @@ class ExecutionConfig(Section):
     not_in_key: ClassVar[frozenset[str]] = frozenset({"runner", "address", "workers"})
 
     runner: Literal["local", "dask"] = Field(
-        default="local", description="local: in this process; dask: Prefect tasks on a Dask cluster (prefect-dask)."
+        default="local",
+        description="local: in this process, parts one after another; dask: Prefect tasks on a Dask cluster "
+        "(prefect-dask; needs `pip install 'kgsynth[flows]'`). See docs/cluster.md.",
     )
     address: str | None = Field(
         default=None, description="Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786; null starts a local one."
     )
-    workers: int = Field(default=4, ge=1, description="Workers of the local cluster (ignored with an address).")
+    workers: int = Field(
+        default=4, ge=1, description="Worker processes of the local cluster, one part at a time each (ignored with an address)."
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        from kgsynth.execution.cluster import split_address
+
+        if value is not None:
+            split_address(value)  # ValueError saying what a scheduler address looks like
+        return value
 
 
 class RunConfig(BaseModel):

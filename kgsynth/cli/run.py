@@ -44,14 +44,21 @@ def run(
     )
     started = time.perf_counter()
     results = []
-    for name in stages:
-        with step(f"{name}: {get_stage(name).description}…"):
-            result = run_stage(name, config, run_dir, force=name in forced)
-        results.append(result)
-        if result.skipped:
-            console.print(f"  [dim]✓ {name}: up to date, skipped[/]")
-        else:
-            console.print(f"  [green]✓[/] {name} {result.seconds:.1f}s  {_brief(result.summary)}")
+    if config.execution.runner == "dask":
+        from kgsynth.execution import run_flow
+
+        e = config.execution
+        cluster = e.address or f"a local cluster of {e.workers} worker processes"
+        console.print(f"  stages run as Prefect tasks on Dask ({cluster})")
+        results = run_flow(config_file, config, run_dir, forced)
+        for result in results:
+            _print_result(result)
+    else:
+        for name in stages:
+            with step(f"{name}: {get_stage(name).description}…"):
+                result = run_stage(name, config, run_dir, force=name in forced)
+            results.append(result)
+            _print_result(result)
     ran = sum(not r.skipped for r in results)
     console.print(
         f"[bold green]done[/] in {time.perf_counter() - started:.1f}s: {ran} of {len(results)} stages ran, "
@@ -59,6 +66,15 @@ def run(
     )
     for label, path in _final_outputs(run_dir, results):
         console.print(f"  {label}: {path}")
+
+
+def _print_result(result) -> None:
+    from kgsynth.progress import console
+
+    if result.skipped:
+        console.print(f"  [dim]✓ {result.stage}: up to date, skipped[/]")
+    else:
+        console.print(f"  [green]✓[/] {result.stage} {result.seconds:.1f}s  {_brief(result.summary)}")
 
 
 def _brief(summary: dict) -> str:
