@@ -259,14 +259,19 @@ def test_failed_calls_are_recorded_and_the_next_run_tries_them_again(tmp_path, p
     out = tmp_path / "items.parquet"
     with LLMServer(responder=echo_responder) as server:
         server.fail_next("500", "junk", "429", "truncated")
-        first = generate_items(subset, snapshot, writer=model_writer(server, tmp_path, max_retries=0), out=out,
-                               concurrency=1)
-        failures = pl.read_parquet(first.failures_path).filter(pl.col("retryable"))
-        assert sorted(failures["reason"].to_list()) == ["connection", "not_json",
-                                                        "rate_limited", "server_error"]
-        assert first.failed == {"connection": 1, "not_json": 1, "rate_limited": 1, "server_error": 1}
+        writer = model_writer(server, tmp_path, max_retries=0, reply_retries=0)
+        first = generate_items(subset, snapshot, writer=writer, out=out, concurrency=1)
+        failures = pl.read_parquet(first.failures_path)
+        retryable = failures.filter(pl.col("retryable"))
+        assert sorted(retryable["reason"].to_list()) == ["connection", "rate_limited", "server_error"]
+        assert first.failed == {"connection": 1, "rate_limited": 1, "server_error": 1}
+        # the model's junk reply is a rejection, kept in the cache: not the endpoint's fault
+        assert first.rejected.get("not_json") == 1
+        assert failures.filter(pl.col("reason") == "not_json")["retryable"].to_list() == [False]
+        paid = server.chat_requests
         second = generate_items(subset, snapshot, writer=model_writer(server, tmp_path, max_retries=0), out=out)
-        assert second.items_new == 4 and second.failed == {}
+        assert second.items_new == 3 and second.failed == {} and second.rejected.get("not_json") == 1
+        assert server.chat_requests == paid + 3  # only the endpoint's failures were asked again
         assert pl.read_parquet(second.failures_path).filter(pl.col("retryable")).height == 0
 
 

@@ -183,21 +183,76 @@ def test_schema_in_prompt_is_answered_by_the_default_responder(tmp_path):
         assert isinstance(reply.parsed, Answer)
 
 
-@pytest.mark.parametrize(("fault", "reason"), [("junk", "not_json"), ("badschema", "schema_mismatch")])
-def test_junk_replies_are_rejected_with_a_reason_and_not_cached(server, tmp_path, fault, reason):
-    config = make_config(server, tmp_path)
+@pytest.mark.parametrize("fault", ["junk", "badschema"])
+def test_a_junk_reply_is_asked_again_with_another_seed(server, tmp_path, fault):
     server.fail_next(fault)
+    reply, usage = run(one_call(make_config(server, tmp_path, seed=7)))
+    assert reply.parsed.answer == "Marfan syndrome" and server.chat_requests == 2
+    assert [body["seed"] for body in server.requests] == [7, 8]
+    assert usage["stages"]["verify"]["junk_replies"] == 1 and usage["stages"]["verify"]["failures"] == 0
+    again, _ = run(one_call(make_config(server, tmp_path, seed=7)))  # cached under the request as asked
+    assert again.cached and server.chat_requests == 2
+
+
+@pytest.mark.parametrize(("fault", "reason"), [("junk", "not_json"), ("badschema", "schema_mismatch")])
+def test_a_reply_junk_every_time_is_rejected_and_kept_so_a_rerun_pays_nothing(server, tmp_path, fault, reason):
+    config = make_config(server, tmp_path, reply_retries=1)
+    server.fail_next(fault, fault)
     with pytest.raises(CallFailed) as caught:
         run(one_call(config))
-    assert caught.value.reason == reason
-    reply, _ = run(one_call(config))  # the junk was not cached: the next run asks again
+    assert caught.value.reason == reason and caught.value.model_reply and not caught.value.cached
+    assert caught.value.attempts == 2 and server.chat_requests == 2
+    with pytest.raises(CallFailed) as again:  # the model's answer is kept: the same verdict, nothing sent
+        run(one_call(config))
+    assert again.value.reason == reason and again.value.cached and server.chat_requests == 2
+
+
+def test_reply_retries_zero_asks_once(server, tmp_path):
+    server.fail_next("junk")
+    with pytest.raises(CallFailed) as caught:
+        run(one_call(make_config(server, tmp_path, reply_retries=0)))
+    assert caught.value.reason == "not_json" and server.chat_requests == 1
+
+
+def test_endpoint_failures_are_not_model_replies_and_are_not_kept(server, tmp_path):
+    config = make_config(server, tmp_path, max_retries=0)
+    server.fail_next("500")
+    with pytest.raises(CallFailed) as caught:
+        run(one_call(config))
+    assert caught.value.reason == "server_error" and not caught.value.model_reply
+    reply, _ = run(one_call(config))  # nothing was cached: the next run asks again
     assert not reply.cached and server.chat_requests == 2
 
 
-def test_a_reply_cut_at_max_tokens_says_so(server, tmp_path):
+def test_a_reply_cut_at_max_tokens_says_so_also_from_the_cache(server, tmp_path):
+    config = make_config(server, tmp_path, max_tokens=5)
     with pytest.raises(CallFailed) as caught:
-        run(one_call(make_config(server, tmp_path, max_tokens=5)))
+        run(one_call(config))
     assert caught.value.reason == "max_tokens" and "max_tokens=5" in str(caught.value)
+    assert server.chat_requests == 2  # asked once more with another seed; cut again
+    with pytest.raises(CallFailed) as again:
+        run(one_call(config))
+    assert again.value.reason == "max_tokens" and again.value.cached and server.chat_requests == 2
+
+
+def test_a_cache_written_before_cut_replies_were_kept_is_upgraded(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE replies (key TEXT PRIMARY KEY, model TEXT NOT NULL, messages_hash TEXT NOT NULL, "
+               "params_hash TEXT NOT NULL, schema_hash TEXT NOT NULL, content TEXT NOT NULL, prompt_tokens INTEGER "
+               "NOT NULL, completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, batch INTEGER NOT NULL "
+               "DEFAULT 0, created REAL NOT NULL)")
+    key = CacheKey.of("m", MESSAGES, {}, None)
+    db.execute("INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, 1, 2, 0.5, 0, 0)",
+               (key.key, key.model, key.messages_hash, key.params_hash, key.schema_hash, '{"answer": "x"}'))
+    db.commit()
+    db.close()
+    cache = ReplyCache(path)
+    hit = cache.get(key)
+    assert hit is not None and hit.content == '{"answer": "x"}' and hit.cut is False
+    cache.close()
 
 
 def test_tolerant_parsing_cuts_fences_and_prose():
@@ -261,7 +316,8 @@ def test_missing_key_without_base_url_is_a_config_error(monkeypatch):
 def test_complete_all_is_a_synchronous_front_door(server, tmp_path):
     requests = [([{"role": "user", "content": f"q{i}"}], Answer) for i in range(5)]
     server.fail_next("junk")
-    replies, summary = complete_all(make_config(server, tmp_path, concurrency=2), requests, stage="judge")
+    replies, summary = complete_all(make_config(server, tmp_path, concurrency=2, reply_retries=0), requests,
+                                    stage="judge")
     assert sum(isinstance(r, CallFailed) for r in replies) == 1
     assert sum(getattr(r, "parsed", None) is not None for r in replies) == 4
     assert summary["stages"]["judge"]["calls"] == 5

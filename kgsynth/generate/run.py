@@ -8,8 +8,10 @@ any model call: an MCQ with fewer usable hard negatives than `min_options` needs
 question whose path is marked `unique_answer` false (`answer_not_unique`: its
 pattern reaches other nodes than the answer, so verification would reject it).
 Beside the items it writes `failures.parquet` (one row
-per item not made in this run, with a reason code; calls that failed are tried
-again by the next run) and `generate.json` (counts, usage and cost).
+per item not made in this run, with a reason code; calls the endpoint failed are
+tried again by the next run, while a reply the model got wrong — not JSON, the
+wrong shape, cut at max_tokens — is a rejection, kept in the reply cache) and
+`generate.json` (counts, usage and cost).
 
 A run that reaches its budget stops cleanly: calls in flight finish, everything
 finished is saved, and `GenerateResult.stopped == "budget"`.
@@ -278,8 +280,12 @@ class _Run:
             self.attempted -= 1
             return
         except CallFailed as exc:
-            self.failed[exc.reason] += 1
-            self._failure(task.id, task.row, task.kind, exc.reason, str(exc), exc.attempts, retryable=True)
+            if exc.model_reply:  # the model's own unusable answer (cached): a re-run would read the same
+                self.rejected[exc.reason] += 1
+                self._failure(task.id, task.row, task.kind, exc.reason, str(exc), exc.attempts, retryable=False)
+            else:
+                self.failed[exc.reason] += 1
+                self._failure(task.id, task.row, task.kind, exc.reason, str(exc), exc.attempts, retryable=True)
             return
         infos = task.infos
         problem = question_problem(written.question, [infos[0].name, *infos[0].synonyms],

@@ -8,6 +8,7 @@ call after it, so a run winds down with the calls in flight and stops cleanly.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 from kgsynth.errors import BudgetExceeded, ConfigError
@@ -21,6 +22,7 @@ class StageUsage:
     requests: int = 0  # HTTP requests sent, retries included
     retries: int = 0
     failures: int = 0  # calls that ended without a valid reply
+    junk_replies: int = 0  # replies that did not parse or were cut at max_tokens (each asked again or recorded)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
@@ -54,6 +56,7 @@ class Accountant:
         self.stages: dict[str, StageUsage] = {}
         self.reserved = 0.0
         self.exhausted = False
+        self.modes: Counter[str] = Counter()  # paid replies by the structured-output mode that produced them
 
     @classmethod
     def for_config(cls, config: LLMConfig) -> Accountant:
@@ -126,6 +129,7 @@ class Accountant:
             "price_per_1m": self.price.model_dump() if self.price else None,
             "budget_usd": self.budget_usd,
             "budget_reached": self.exhausted,
+            "modes": dict(sorted(self.modes.items())),
             "stages": {name: asdict(usage) for name, usage in sorted(self.stages.items())},
             "total": asdict(self.total()),
         }

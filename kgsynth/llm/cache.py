@@ -3,7 +3,9 @@
 One sqlite file (WAL journal, so a killed process loses at most the reply being
 written). A row is keyed by the hash of four parts, model, messages, parameters
 and schema, and stores each part's own hash too: a reply is reused only when every
-part is equal. Only replies that parsed and validated are stored.
+part is equal. Replies that did not parse are stored too (with `cut` when the
+reply stopped at max_tokens): they are the model's answer to that request, and a
+re-run reads the same verdict instead of paying for it again.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ CREATE TABLE IF NOT EXISTS replies (
     completion_tokens INTEGER NOT NULL,
     cost_usd REAL NOT NULL,
     batch INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    cut INTEGER NOT NULL DEFAULT 0
 )
 """
 
@@ -61,6 +64,7 @@ class CachedReply:
     completion_tokens: int
     cost_usd: float
     batch: bool
+    cut: bool = False  # the reply stopped at max_tokens
 
 
 class ReplyCache:
@@ -71,22 +75,26 @@ class ReplyCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(replies)")}
+        if "cut" not in columns:  # a cache written before unusable replies were kept
+            self._db.execute("ALTER TABLE replies ADD COLUMN cut INTEGER NOT NULL DEFAULT 0")
 
     def get(self, key: CacheKey) -> CachedReply | None:
         row = self._db.execute(
             "SELECT model, messages_hash, params_hash, schema_hash, content, prompt_tokens, completion_tokens, "
-            "cost_usd, batch FROM replies WHERE key = ?",
+            "cost_usd, batch, cut FROM replies WHERE key = ?",
             (key.key,),
         ).fetchone()
         if row is None or tuple(row[:4]) != (key.model, key.messages_hash, key.params_hash, key.schema_hash):
             return None
-        return CachedReply(row[4], row[5], row[6], row[7], bool(row[8]))
+        return CachedReply(row[4], row[5], row[6], row[7], bool(row[8]), bool(row[9]))
 
     def put(self, key: CacheKey, reply: CachedReply) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO replies (key, model, messages_hash, params_hash, schema_hash, content, "
+            "prompt_tokens, completion_tokens, cost_usd, batch, created, cut) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key.key, key.model, key.messages_hash, key.params_hash, key.schema_hash, reply.content,
-             reply.prompt_tokens, reply.completion_tokens, reply.cost_usd, int(reply.batch), time.time()),
+             reply.prompt_tokens, reply.completion_tokens, reply.cost_usd, int(reply.batch), time.time(), int(reply.cut)),
         )
 
     def __len__(self) -> int:

@@ -60,13 +60,24 @@ class Reply:
     mode: str  # the structured-output mode that produced it
 
 
+# The model answered, but not with a usable reply: its answer, not the endpoint's fault.
+# Such a reply is cached like a good one, so a re-run reads the same verdict for free.
+MODEL_REPLY_REASONS = frozenset({"not_json", "schema_mismatch", "max_tokens"})
+
+
 class CallFailed(LLMError):
     """One call ended without a valid reply. `reason` is a short code for reports."""
 
-    def __init__(self, reason: str, message: str, *, attempts: int = 0) -> None:
+    def __init__(self, reason: str, message: str, *, attempts: int = 0, cached: bool = False) -> None:
         self.reason = reason
         self.attempts = attempts
+        self.cached = cached  # the unusable reply came from the cache: nothing was sent
         super().__init__(f"{reason}: {message}")
+
+    @property
+    def model_reply(self) -> bool:
+        """The model's own reply was unusable (junk, wrong shape, cut): asking again the same way won't help."""
+        return self.reason in MODEL_REPLY_REASONS
 
 
 @functools.cache
@@ -143,37 +154,55 @@ class LLMClient:
         key = self.cache_key(messages, schema, params) if self.cache is not None else None
         usage = self.accountant.stage(stage)
         if key is not None and (hit := self.cache.get(key)) is not None:
-            parsed, _ = parse_reply(hit.content, schema)
+            usage.cache_hits += 1
+            if key.key not in self.prepaid:
+                usage.saved_usd += hit.cost_usd
+            parsed, problem = _parse(hit.content, schema, hit.cut, params)
+            if parsed is None:  # the model's unusable answer, kept: the same verdict, nothing sent
+                usage.failures += 1
+                raise CallFailed(*problem, attempts=0, cached=True)
+            return Reply(parsed, hit.content, CallUsage(hit.prompt_tokens, hit.completion_tokens, hit.cost_usd, True),
+                         True, "cache")
+        prompt_tokens = completion_tokens = 0
+        cost = 0.0
+        for attempt in range(1 + self.config.reply_retries):
+            # an unusable reply is asked again with another sampling seed: a small model's
+            # next draw often parses, while the same request would give the same junk
+            sent = params if attempt == 0 else {**params, "seed": int(params.get("seed") or 0) + attempt}
+            (text, tokens_in, tokens_out, cut), mode = await self._paid_call(messages, schema, sent, stage)
+            prompt_tokens, completion_tokens = prompt_tokens + tokens_in, completion_tokens + tokens_out
+            cost += self.accountant.cost(tokens_in, tokens_out)
+            parsed, problem = _parse(text, schema, cut, params)
             if parsed is not None:
-                usage.cache_hits += 1
-                if key.key not in self.prepaid:
-                    usage.saved_usd += hit.cost_usd
-                return Reply(parsed, hit.content, CallUsage(hit.prompt_tokens, hit.completion_tokens, hit.cost_usd, True),
-                             True, "cache")
+                break
+            usage.junk_replies += 1
+        if key is not None:
+            self.cache.put(key, CachedReply(text, prompt_tokens, completion_tokens, cost, False, cut=parsed is None and cut))
+        if parsed is None:
+            usage.failures += 1
+            raise CallFailed(problem[0], self.scrub(problem[1]), attempts=1 + self.config.reply_retries)
+        return Reply(parsed, text, CallUsage(prompt_tokens, completion_tokens, cost, False), False, mode)
+
+    async def _paid_call(
+        self, messages: Messages, schema: type[BaseModel], params: dict[str, Any], stage: str
+    ) -> tuple[Completion, Mode]:
+        """One request with its retries, inside the budget and the concurrency bound; tokens booked."""
+        usage = self.accountant.stage(stage)
         reserved = self.accountant.reserve(sum(len(str(m.get("content") or "")) for m in messages))
         try:
             async with self._semaphore:
-                (text, prompt_tokens, completion_tokens, cut), mode = await self._send(messages, schema, params, stage)
+                completion, mode = await self._send(messages, schema, params, stage)
         except CallFailed:
             usage.failures += 1
             raise
         finally:
             self.accountant.release(reserved)
-        cost = self.accountant.cost(prompt_tokens, completion_tokens)
         usage.calls += 1
-        usage.prompt_tokens += prompt_tokens
-        usage.completion_tokens += completion_tokens
-        usage.cost_usd += cost
-        parsed, reason = parse_reply(text, schema)
-        if parsed is None:
-            usage.failures += 1
-            code, _, detail = reason.partition(": ")
-            if cut:
-                code, detail = "max_tokens", f"the reply was cut at max_tokens={params.get('max_tokens')}: {detail}"
-            raise CallFailed(code, self.scrub(detail), attempts=1)
-        if key is not None:
-            self.cache.put(key, CachedReply(text, prompt_tokens, completion_tokens, cost, False))
-        return Reply(parsed, text, CallUsage(prompt_tokens, completion_tokens, cost, False), False, mode)
+        usage.prompt_tokens += completion.prompt_tokens
+        usage.completion_tokens += completion.completion_tokens
+        usage.cost_usd += self.accountant.cost(completion.prompt_tokens, completion.completion_tokens)
+        self.accountant.modes[mode] += 1
+        return completion, mode
 
     async def _send(
         self, messages: Messages, schema: type[BaseModel], params: dict[str, Any], stage: str
@@ -285,6 +314,19 @@ def read_completion(raw: bytes | dict[str, Any]) -> Completion:
         int(usage.get("completion_tokens") or 0),
         data["choices"][0].get("finish_reason") == "length",
     )
+
+
+def _parse(
+    text: str, schema: type[BaseModel], cut: bool, params: dict[str, Any]
+) -> tuple[BaseModel | None, tuple[str, str]]:
+    """The validated reply, or None and (reason code, detail); a reply cut at max_tokens says so."""
+    parsed, reason = parse_reply(text, schema)
+    if parsed is not None:
+        return parsed, ("", "")
+    code, _, detail = (reason or "").partition(": ")
+    if cut:
+        code, detail = "max_tokens", f"the reply was cut at max_tokens={params.get('max_tokens')}: {detail}"
+    return None, (code, detail)
 
 
 def _reason(exc: BaseException) -> str:

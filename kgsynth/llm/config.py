@@ -46,6 +46,7 @@ class LLMConfig(BaseModel):
     concurrency: int = Field(default=32, ge=1)
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=6, ge=0)
+    reply_retries: int = Field(default=1, ge=0)  # asks again (another seed) after a reply that does not parse
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
     http: Literal["auto", "aiohttp", "httpx"] = "auto"  # the SDK's transport; auto: aiohttp when installed
