@@ -60,15 +60,18 @@ def copy_run(run: Path, to: Path) -> Path:
 
 def verified_items(run: Path) -> pl.DataFrame:
     """Accepted then rejected items, as the app orders them."""
-    accepted = pl.read_parquet(run / "verified" / "accepted.parquet").with_columns(pl.lit("accepted").alias("status"))
+    accepted = pl.read_parquet(run / "verified" / "accepted.parquet").with_columns(
+        pl.lit("accepted").alias("status"), pl.lit([], dtype=pl.List(pl.String)).alias("reasons")
+    )
     rejected = pl.read_parquet(run / "verified" / "rejected.parquet").with_columns(pl.lit("rejected").alias("status"))
     return pl.concat([accepted, rejected.select(accepted.columns)])
 
 
 def kgsynth(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the command; `.stdout` holds everything it printed (kgsynth prints to stderr)."""
     return subprocess.run(
-        ["kgsynth", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200", **(env or {})},
+        ["kgsynth", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
 
 

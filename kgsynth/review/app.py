@@ -75,7 +75,7 @@ def create_app(data: ReviewData, store: ReviewStore, settings: Settings = Settin
         response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Referrer-Policy", "same-origin")  # "no-referrer" makes browsers send Origin: null
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -164,7 +164,7 @@ def create_app(data: ReviewData, store: ReviewStore, settings: Settings = Settin
         query = urlencode(flt.params())
         if not len(queue):
             return RedirectResponse(f"/?{urlencode({**flt.params(), 'done': '1'})}", status_code=303)
-        return RedirectResponse(f"/items/{data.items['id'][int(queue[0])]}?{query}", status_code=303)
+        return RedirectResponse(_url(f"/items/{data.items['id'][int(queue[0])]}", query), status_code=303)
 
     @app.get("/items/{item_id}", response_class=HTMLResponse)
     def item_page(request: Request, item_id: str):
@@ -184,7 +184,7 @@ def create_app(data: ReviewData, store: ReviewStore, settings: Settings = Settin
         previous, following, at = data.neighbours(queue, position)
         query = urlencode(flt.params())
         ids = data.items["id"]
-        link = lambda p: None if p is None else f"/items/{ids[p]}?{query}"  # noqa: E731
+        link = lambda p: None if p is None else _url(f"/items/{ids[p]}", query)  # noqa: E731
         proof = data.graph.prove(item) if data.graph is not None else None
         response = render(
             request, "item.html",
@@ -193,7 +193,7 @@ def create_app(data: ReviewData, store: ReviewStore, settings: Settings = Settin
             mine=store.get(reviewer, item_id), history=store.history(reviewer, item_id),
             reasons=REJECT_REASONS, flt=flt, query=query,
             previous=link(previous), following=link(following), at=at, total=len(queue),
-            done_url=f"/?{urlencode({**flt.params(), 'done': '1'})}", queue_url=f"/?{query}",
+            done_url=f"/?{urlencode({**flt.params(), 'done': '1'})}", queue_url=_url("/", query),
         )
         response.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
@@ -279,6 +279,10 @@ def path_graph(item: dict[str, Any]) -> dict[str, Any]:
         edges.append({"data": {"id": f"hop{hop}", "source": source, "target": target, "relation": relation,
                                "hop": hop + 1, "direction": "forward" if forward else "inverse"}})
     return {"nodes": nodes, "edges": edges}
+
+
+def _url(path: str, query: str) -> str:
+    return f"{path}?{query}" if query else path
 
 
 def _session_value(token: str) -> str:
