@@ -417,15 +417,3 @@ def test_killed_run_resumes_without_loss_duplicates_or_repaid_calls(run_dir):
     # every call answered before the kill came from the cache; at most the 2 in flight were paid twice
     assert expected <= total_paid <= expected + 2
     assert stats["usage"]["total"]["cache_hits"] >= paid_before - saved - 2
-
-
-@pytest.mark.integration
-@pytest.mark.skipif(not os.environ.get("KGSYNTH_TEST_LLM_URL"), reason="set KGSYNTH_TEST_LLM_URL to a model server")
-def test_generation_against_a_real_model_server(tmp_path, paths, snapshot):
-    config = LLMConfig(model=os.environ.get("KGSYNTH_TEST_LLM_MODEL", "local"), base_url=os.environ["KGSYNTH_TEST_LLM_URL"],
-                       cache_path=tmp_path / "cache.sqlite", max_tokens=300, timeout_s=120, concurrency=2)
-    result = generate_items(paths.head(4), snapshot, writer=WRITERS.get("openai")(config), out=tmp_path / "items.parquet")
-    failures = pl.read_parquet(result.failures_path)
-    # every (path, kind) is accounted for: an item, a failed call or a rejection with a reason
-    assert result.items_new + failures.height == 8
-    assert failures["reason"].null_count() == 0

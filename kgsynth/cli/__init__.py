@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "kgsynth.cli.ground",  # ground (existing QA pairs → grounded, verified reasoning)
     "kgsynth.cli.neo4j",  # neo4j push, pull, export-import-csv
     "kgsynth.cli.review",  # review (expert review web app), review export
+    "kgsynth.cli.llm_server",  # llm-server prepare, start, stop, status (llama.cpp + SmolLM2-135M)
 ]
 
 
