@@ -8,6 +8,14 @@ read the other way (`inverse_name`: UMLS lists `may_treat` and `may_be_treated_b
 a snapshot stores only the first). Verbalization, canonical edge direction,
 Neo4j type names and verification all read it from here.
 
+For verification's relation lexicon (`kgsynth.verify.lexicon`) a relation may also
+list accepted paraphrases (`kg:paraphrase` reads like `forward`,
+`kg:inverseParaphrase` like `inverse`), the relation families it belongs to
+(`kg:family`: causal, therapeutic, taxonomic, …) and whether it records an absence
+(`kg:negative`); and a vocabulary may declare families of its own or add cue
+phrases to the bundled ones (`kg:RelationFamily`, see
+`ontologies/lexicon/families.ttl`).
+
 Bundled vocabularies live in `ontologies/<name>.ttl`; every snapshot carries the
 part it uses as `vocabulary.ttl`, so later stages never guess.
 """
@@ -23,6 +31,7 @@ from kgsynth.errors import InputFormatError, SourceNotFoundError, UnknownRelatio
 NS = "https://w3id.org/kgsynth/vocab#"
 RELATION_NS = "https://w3id.org/kgsynth/relation/"
 TYPE_NS = "https://w3id.org/kgsynth/type/"
+FAMILY_NS = "https://w3id.org/kgsynth/family/"
 
 # A name that is safe as a Neo4j relationship type / label and in an IRI.
 _SAFE = re.compile(r"[^A-Za-z0-9_]+")
@@ -39,10 +48,58 @@ class Relation:
     range: tuple[str, ...] = ()
     fallback: bool = False  # made up for a relation the vocabulary did not know
     inverse_name: str | None = None  # the source's name for this relation read backwards
+    paraphrases: tuple[str, ...] = ()  # other accepted wordings, read like `forward`
+    inverse_paraphrases: tuple[str, ...] = ()  # read like `inverse`
+    families: tuple[str, ...] = ()  # relation families (kg:family), e.g. "causal"
+    negative: bool = False  # the relation records an absence ("does not present with")
+
+    def __post_init__(self) -> None:
+        for name in ("domain", "range", "paraphrases", "inverse_paraphrases", "families"):  # JSON gives lists
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def phrase(self, forward: bool) -> str:
         """The verb phrase for a hop walked along (True) or against the stored edge."""
         return self.forward if forward or self.symmetric else self.inverse
+
+
+@dataclass(frozen=True)
+class Family:
+    """A kind of relation a sentence can assert, and the phrases that assert it.
+
+    `cues` put the sentence's subject in the family's first role (the cause, the
+    drug that treats, the narrower term, the part); `inverse_cues` in its second
+    ("is caused by", "has as a subtype"); `undirected_cues` name the family without
+    saying which end is which ("causally linked"). A family without inverse cues
+    (association, interaction) has no direction at all. `light_cues` are some of
+    those phrases that also mean other things ("shows", "involves", "found in"): they
+    state the family for a relation that belongs to it and count against no other.
+    `weak` families make a claim every relation that records a presence allows
+    ("is associated with").
+    """
+
+    name: str
+    label: str = ""
+    cues: tuple[str, ...] = ()
+    inverse_cues: tuple[str, ...] = ()
+    undirected_cues: tuple[str, ...] = ()
+    light_cues: tuple[str, ...] = ()
+    weak: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("cues", "inverse_cues", "undirected_cues", "light_cues"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def merged(self, other: Family) -> Family:
+        """This family with another declaration's cues added."""
+        return Family(
+            name=self.name,
+            label=other.label or self.label,
+            cues=tuple(sorted(set(self.cues) | set(other.cues))),
+            inverse_cues=tuple(sorted(set(self.inverse_cues) | set(other.inverse_cues))),
+            undirected_cues=tuple(sorted(set(self.undirected_cues) | set(other.undirected_cues))),
+            light_cues=tuple(sorted(set(self.light_cues) | set(other.light_cues))),
+            weak=self.weak or other.weak,
+        )
 
 
 @dataclass(frozen=True)
@@ -57,6 +114,7 @@ class Vocabulary:
     name: str
     relations: dict[str, Relation] = field(default_factory=dict)
     node_types: dict[str, NodeType] = field(default_factory=dict)
+    families: dict[str, Family] = field(default_factory=dict)  # declared here (the bundled ones are not copied in)
 
     def relation(self, name: str) -> Relation:
         try:
@@ -115,6 +173,7 @@ class Vocabulary:
             name=self.name,
             relations={r: self.relations[r] for r in sorted(set(relations))},
             node_types={t: self.node_types[t] for t in sorted(set(node_types)) if t in self.node_types},
+            families=dict(self.families),
         )
 
     def merged(self, other: Vocabulary) -> Vocabulary:
@@ -122,6 +181,7 @@ class Vocabulary:
             name=f"{self.name}+{other.name}",
             relations={**self.relations, **other.relations},
             node_types={**self.node_types, **other.node_types},
+            families=merge_families(self.families, other.families),
         )
 
     # --- RDF -------------------------------------------------------------------------
@@ -158,6 +218,15 @@ def generic_node_type(name: str) -> NodeType:
     return NodeType(name=name, label=label, neo4j_label=neo)
 
 
+def merge_families(*declared: dict[str, Family]) -> dict[str, Family]:
+    """Families by name; a family declared twice has the cues of both."""
+    out: dict[str, Family] = {}
+    for families in declared:
+        for name, family in families.items():
+            out[name] = out[name].merged(family) if name in out else family
+    return out
+
+
 def ontology_dir() -> Path:
     """Bundled vocabularies: inside the wheel, or the repository's ontologies/."""
     here = Path(__file__).resolve().parent.parent
@@ -167,6 +236,12 @@ def ontology_dir() -> Path:
 
 def bundled_vocabularies() -> list[str]:
     return sorted(p.stem for p in ontology_dir().glob("*.ttl"))
+
+
+def bundled_families() -> dict[str, Family]:
+    """The relation families and their cue phrases shipped in `ontologies/lexicon/families.ttl`."""
+    path = ontology_dir() / "lexicon" / "families.ttl"
+    return _from_graph(_parse(path), name="families", path=path).families
 
 
 def load_vocabulary(name_or_path: str | Path) -> Vocabulary:
@@ -207,6 +282,9 @@ def _from_graph(graph, *, name: str, path: Path | None) -> Vocabulary:
     kg = Namespace(NS)
     where = path or name
 
+    def every(subject, predicate) -> tuple[str, ...]:
+        return tuple(sorted(str(v) for v in graph.objects(subject, predicate)))
+
     def one(subject, predicate, *, required: bool = True, default=None):
         values = list(graph.objects(subject, predicate))
         if not values:
@@ -243,8 +321,24 @@ def _from_graph(graph, *, name: str, path: Path | None) -> Vocabulary:
             range=tuple(sorted(type_name(t) for t in graph.objects(node, RDFS.range))),
             fallback=bool(one(node, kg.fallback, required=False, default=False)),
             inverse_name=_optional_str(one(node, kg.inverseName, required=False)),
+            paraphrases=every(node, kg.paraphrase),
+            inverse_paraphrases=every(node, kg.inverseParaphrase),
+            families=every(node, kg.family),
+            negative=bool(one(node, kg.negative, required=False, default=False)),
         )
-    return Vocabulary(name=name, relations=relations, node_types=node_types)
+    families: dict[str, Family] = {}
+    for node in graph.subjects(RDF.type, kg.RelationFamily):
+        fname = str(one(node, kg.name))
+        families[fname] = Family(
+            name=fname,
+            label=str(one(node, RDFS.label, required=False, default=fname)),
+            cues=every(node, kg.cue),
+            inverse_cues=every(node, kg.inverseCue),
+            undirected_cues=every(node, kg.undirectedCue),
+            light_cues=every(node, kg.lightCue),
+            weak=bool(one(node, kg.weak, required=False, default=False)),
+        )
+    return Vocabulary(name=name, relations=relations, node_types=node_types, families=families)
 
 
 def _optional_str(value) -> str | None:
@@ -284,8 +378,23 @@ def _to_graph(vocabulary: Vocabulary):
             graph.add((ref, kg.fallback, Literal(True, datatype=XSD.boolean)))
         if r.inverse_name:
             graph.add((ref, kg.inverseName, Literal(r.inverse_name)))
+        if r.negative:
+            graph.add((ref, kg.negative, Literal(True, datatype=XSD.boolean)))
+        for predicate, values in ((kg.paraphrase, r.paraphrases), (kg.inverseParaphrase, r.inverse_paraphrases), (kg.family, r.families)):
+            for value in values:
+                graph.add((ref, predicate, Literal(value)))
         for d in r.domain:
             graph.add((ref, RDFS.domain, type_ref(d)))
         for g in r.range:
             graph.add((ref, RDFS.range, type_ref(g)))
+    for f in vocabulary.families.values():
+        ref = URIRef(FAMILY_NS + quote(f.name, safe=""))
+        graph.add((ref, RDF.type, kg.RelationFamily))
+        graph.add((ref, kg.name, Literal(f.name)))
+        graph.add((ref, RDFS.label, Literal(f.label or f.name)))
+        if f.weak:
+            graph.add((ref, kg.weak, Literal(True, datatype=XSD.boolean)))
+        for predicate, values in ((kg.cue, f.cues), (kg.inverseCue, f.inverse_cues), (kg.undirectedCue, f.undirected_cues), (kg.lightCue, f.light_cues)):
+            for value in values:
+                graph.add((ref, predicate, Literal(value)))
     return graph

@@ -73,6 +73,7 @@ class Context:
 
     index: Any  # GraphIndex of the full snapshot
     hubs: Any = None  # HubIndex, or None when no pruning was given
+    relation_check: str = "lexicon"  # what step sentences' relations are checked with: lexicon, model, off
 
 
 CHECKS: Registry[Check] = Registry("check")
@@ -90,7 +91,7 @@ def register(name: str, stage: str, codes: tuple[str, ...], description: str) ->
 
 def load_checks() -> None:
     """Import the modules that register checks."""
-    from kgsynth.verify import decontam, dedup, graph_checks, llm_check, shortcut, text_checks  # noqa: F401
+    from kgsynth.verify import decontam, dedup, graph_checks, llm_check, relation_model, shortcut, text_checks  # noqa: F401
 
 
 def names_for(stage: str) -> list[str]:

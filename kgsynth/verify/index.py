@@ -19,6 +19,7 @@ import polars as pl
 
 from kgsynth.graph.engine import Engine, open_engine
 from kgsynth.graph.snapshot import Snapshot
+from kgsynth.verify.lexicon import RelationLexicon, lexicon_of
 from kgsynth.verify.text import COMMON_WORDS, EntityLinker, normalize, words
 
 _CACHE: dict[str, GraphIndex] = {}
@@ -193,13 +194,30 @@ class GraphIndex:
         return COMMON_WORDS | {w for text in texts for w in words(text)}
 
     @cached_property
+    def lexicon(self) -> RelationLexicon:
+        """The relation lexicon of the snapshot's vocabulary (`kgsynth.verify.lexicon`)."""
+        return lexicon_of(self.snapshot.vocabulary)
+
+    @cached_property
+    def wording_ids(self) -> dict[tuple[str, bool], frozenset[tuple[int, ...]]]:
+        """(relation, reading) → its wordings as the linker's token ids: a template step is then
+        checked on the ids linking found, without its words (`kgsynth.verify.relation`)."""
+        vocab = self.linker.vocab
+        return {
+            (name, reading): frozenset(tuple(vocab[w] for w in wording) for wording in wordings if all(w in vocab for w in wording))
+            for name, entry in self.lexicon.entries.items()
+            for reading, wordings in entry.exact.items()
+        }
+
+    @cached_property
     def linker(self) -> EntityLinker[int]:
         """Names and synonyms of every node, keyed by engine index."""
         nodes = self.node_info
         entries: list[tuple[int, str]] = list(zip(nodes["idx"].to_list(), nodes["name"].to_list(), strict=True))
         synonyms = nodes.select("idx", "synonyms").explode("synonyms").drop_nulls()
         entries += zip(synonyms["idx"].to_list(), synonyms["synonyms"].to_list(), strict=True)
-        return EntityLinker.build(entries, stop=self.stop_words)
+        wordings = [p for r in self.snapshot.vocabulary.relations.values() for p in (r.forward, r.inverse, *r.paraphrases, *r.inverse_paraphrases)]
+        return EntityLinker.build(entries, stop=self.stop_words, extra_words=sorted({w for p in wordings for w in words(p)}))
 
 
 def graph_index(snapshot: Snapshot) -> GraphIndex:

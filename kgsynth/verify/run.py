@@ -3,9 +3,12 @@
 Stages run in order and each sees only the items the earlier ones accepted:
 
 1. graph: the deterministic checks (edges, answer, pattern, leak, shortcut,
-   thinking); all of them run on every item, so a rejected item lists every
-   reason, not just the first;
-2. llm: a model answers from the thinking path alone (when `llm` is given);
+   thinking, which also reads each step's relation with the relation lexicon);
+   all of them run on every item, so a rejected item lists every reason, not
+   just the first;
+2. llm: with `relation_check="model"`, a model reads the step sentences the
+   lexicon could not; then a model answers from the thinking path alone (both
+   when `llm` is given);
 3. decontamination: n-gram overlap with benchmark questions (when `benchmarks`);
 4. dedup: exact text, same triples, near-duplicate embeddings (when `dedup`).
 
@@ -124,8 +127,21 @@ class _Run:
         for check, positions, outcome in judge(_take(self.frame, alive)):
             self.ledger.add(check, stage, alive if positions is None else alive[positions], outcome)
             if outcome.usage is not None:
-                self.usage = outcome.usage
+                self.usage = merge_usage(self.usage, outcome.usage)
         self.timings[stage] = time.perf_counter() - clock
+
+
+def merge_usage(first: dict | None, second: dict) -> dict:
+    """Two model-usage summaries (`Accountant.summary`) of one model as one: stages side by side."""
+    if first is None:
+        return second
+    stages = {name: dict(usage) for name, usage in first["stages"].items()}
+    for name, usage in second["stages"].items():
+        mine = stages.setdefault(name, {key: 0 for key in usage})
+        for key, value in usage.items():
+            mine[key] = mine.get(key, 0) + value
+    total = {key: sum(usage.get(key, 0) for usage in stages.values()) for key in first["total"]}
+    return {**first, "budget_reached": first["budget_reached"] or second["budget_reached"], "stages": dict(sorted(stages.items())), "total": total}
 
 
 def verify_items(
@@ -138,6 +154,7 @@ def verify_items(
     dedup: DedupConfig | None = None,
     benchmarks: Sequence[Path | str] = (),
     params: dict[str, Any] | None = None,
+    relation_check: str = "lexicon",
 ) -> VerifyResult:
     """Judge items against the full, unpruned snapshot; see the module docstring.
 
@@ -146,9 +163,13 @@ def verify_items(
     `checks`: graph checks to run by name (default: all). `llm`: an
     `LLMConfig` (kgsynth.llm.config) for the answer-consistency check.
     `params`: `decontamination_ngram` (words per n-gram, default 8).
+    `relation_check`: how the thinking check reads what each step says about its
+    relation: `lexicon` (default; steps it cannot read pass), `model` (those steps
+    go to the `llm` model, check `relation_model`), or `off`.
     """
     started = time.perf_counter()
     _require_full(full)
+    _require_relation_check(relation_check, llm)
     frame = items if isinstance(items, pl.DataFrame) else items_to_frame(list(items))
     frame = conform_items(frame)
     params = dict(params or {})
@@ -176,7 +197,7 @@ def verify_items(
         run.hub_index = make_hub_index(index, hubs)
     batch = make_batch(good.drop("_row"), index)
     rows = good["_row"].to_numpy().astype(np.int64)
-    context = Context(index=index, hubs=run.hub_index)
+    context = Context(index=index, hubs=run.hub_index, relation_check=relation_check)
     with gc_paused():  # the checks allocate many small objects next to the index's millions
         for name in graph_checks:
             check_started, cpu_started = time.perf_counter(), time.process_time()
@@ -187,11 +208,11 @@ def verify_items(
     run.cpu["graph"] = time.process_time() - cpu_clock
 
     if llm is not None:
-        from kgsynth.verify.llm_check import run_llm_check
-
-        run.judge_alive("llm", lambda alive: [("llm_consistency", None, run_llm_check(alive, llm, index))])
+        run.judge_alive("llm", lambda alive: _model_checks(alive, llm, index, relation_check))
     else:
         skipped["llm_consistency"] = "no model given"
+    if relation_check != "model" and "thinking" in graph_checks:
+        skipped["relation_model"] = f"relation_check is '{relation_check}'" + (": steps the lexicon cannot read pass" if relation_check == "lexicon" else "")
 
     if benchmarks:
         from kgsynth.verify.decontam import run_decontamination
@@ -210,6 +231,34 @@ def verify_items(
 
     with gc_paused():
         return _assemble(run)
+
+
+def _model_checks(alive: pl.DataFrame, llm, index, relation_check: str) -> list[Judged]:
+    """The llm stage: the relation model (when asked for) first, then answer consistency on what it kept."""
+    from kgsynth.verify.llm_check import run_llm_check
+
+    judged: list[Judged] = []
+    keep = None
+    if relation_check == "model":
+        from kgsynth.verify.relation_model import run_relation_model
+
+        outcome = run_relation_model(alive, llm, index)
+        judged.append(("relation_model", None, outcome))
+        keep = np.flatnonzero(outcome.passed)
+    judged.append(("llm_consistency", keep, run_llm_check(alive if keep is None else _take(alive, keep), llm, index)))
+    return judged
+
+
+def _require_relation_check(mode: str, llm) -> None:
+    from kgsynth.verify.relation import MODES
+
+    if mode not in MODES:
+        raise ConfigError(f"relation_check '{mode}' is not one of {', '.join(MODES)}")
+    if mode == "model" and llm is None:
+        raise ConfigError(
+            "relation_check 'model' asks the judge model about the step sentences the lexicon cannot read: "
+            "give a model (verify.llm_judge, --llm-model), or use relation_check 'lexicon'"
+        )
 
 
 def _assemble(run: _Run) -> VerifyResult:

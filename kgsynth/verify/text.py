@@ -91,6 +91,45 @@ def normalized_texts(texts: pl.Series) -> list[str]:
     return out
 
 
+def linked_words(texts: pl.Series) -> list[list[str]]:
+    """Each text's words as `link` and `link_many` count them: `Mention.start`/`end` index into these."""
+    texts = texts.fill_null("")
+    out = [t.split() for t in texts.str.to_lowercase().str.extract_all(r"[^\W_]+").list.join(" ").to_list()]
+    for i in (~texts.str.contains(_ASCII)).arg_true().to_list():
+        out[i] = text_words(texts[i])
+    return out
+
+
+def text_words(text: str) -> list[str]:
+    """One text's words as `link` counts them (`linked_words` for a single text)."""
+    return [t.casefold() for t in _WORD.findall(text)]
+
+
+def sentence_of(text: str, start: int, end: int) -> str:
+    """The sentence holding words start..end-1 (offsets as `link` counts them), as the text writes it."""
+    begin, finish, word = 0, len(text), 0
+    matches = list(_WORD_OR_BREAK.finditer(text))
+    for k, match in enumerate(matches):
+        if match.group()[0] not in _BREAK_START:
+            word += 1
+            continue
+        following = matches[k + 1].group() if k + 1 < len(matches) else ""
+        if following[:1].islower():
+            continue
+        if word <= start:
+            begin = match.end()
+        elif word >= end:
+            finish = match.end()
+            break
+    return " ".join(text[begin:finish].split())
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Word offsets at which a sentence starts (0 first)."""
+    _, breaks = tokens_with_breaks(text)
+    return [0] + [k for k, b in enumerate(breaks) if b]
+
+
 def _stream(text: str) -> list[str]:
     """Casefolded words, and "." for each sentence end, in reading order."""
     raw = _WORD_OR_BREAK.findall(text)
@@ -120,6 +159,19 @@ def tokens_with_breaks(text: str) -> tuple[list[str], list[bool]]:
     return tokens, breaks
 
 
+@dataclass(frozen=True)
+class WordIds:
+    """A batch of texts' words as the linker's token ids (`_OTHER` for a word it lacks), text after text.
+
+    Text r's word k (as `Mention` offsets count them) is `ids[starts[r] + k]`, when
+    `usable[r]` (not for texts `link_many` linked one by one, whose casefolding may differ).
+    """
+
+    ids: list[int]
+    starts: list[int]
+    usable: list[bool]
+
+
 class Mention(NamedTuple, Generic[K]):
     start: int  # token offsets, end exclusive
     end: int
@@ -143,14 +195,20 @@ class EntityLinker(Generic[K]):
     """
 
     trie: dict
-    vocab: dict[str, int]  # every token some name uses → its id
+    vocab: dict[str, int]  # every token some name uses (and the extra words asked for) → its id
     forms: dict[K, tuple[str, ...]] = field(default_factory=dict)  # node → its normalized names
 
     @classmethod
-    def build(cls, entries: Iterable[tuple[K, str]], *, stop: frozenset[str] = COMMON_WORDS) -> EntityLinker[K]:
-        """From (node, name-or-synonym) pairs; names of only `stop` words are left out."""
+    def build(
+        cls, entries: Iterable[tuple[K, str]], *, stop: frozenset[str] = COMMON_WORDS, extra_words: Iterable[str] = ()
+    ) -> EntityLinker[K]:
+        """From (node, name-or-synonym) pairs; names of only `stop` words are left out.
+        `extra_words` get token ids too (no name): `WordIds` can then spell them."""
         with gc_paused():
-            return cls._build(entries, stop)
+            linker = cls._build(entries, stop)
+        for word in extra_words:
+            linker.vocab.setdefault(word, len(linker.vocab))
+        return linker
 
     @classmethod
     def _build(cls, entries: Iterable[tuple[K, str]], stop: frozenset[str]) -> EntityLinker[K]:
@@ -203,12 +261,13 @@ class EntityLinker(Generic[K]):
         starts = [i for i, t in enumerate(ids) if t in roots or tokens[i] in firsts]
         return self._walk(ids, 0, len(ids), starts, words_before, sentences, tokens if extra else None, extra)
 
-    def link_many(self, texts: pl.Series) -> list[list[Mention[K]]]:
+    def link_many(self, texts: pl.Series, *, word_ids: bool = False):
         """`link` for a whole column of texts, the same mentions, much faster.
 
         Tokens are found and looked up in bulk (ASCII texts: lower-casing equals
         casefolding there; other texts go through `link` one by one); Python then
-        walks the trie only from words that start some name.
+        walks the trie only from words that start some name. With `word_ids`,
+        returns (mentions, `WordIds`): every text's words as token ids, found on the way.
         """
         texts = texts.fill_null("")
         n = len(texts)
@@ -242,9 +301,17 @@ class EntityLinker(Generic[K]):
             self._walk(ids_list, bounds[r], bounds[r + 1], starts[start_bounds[r] : start_bounds[r + 1]], words_list, sentence_list)
             for r in range(n)
         ]
-        for r in (~texts.str.contains(_ASCII)).arg_true().to_list():
+        other = (~texts.str.contains(_ASCII)).arg_true().to_list()
+        for r in other:
             out[r] = self.link(texts[r])
-        return out
+        if not word_ids:
+            return out
+        spoken = ids != _BREAK
+        usable = [True] * n
+        for r in other:
+            usable[r] = False
+        starts_of_words = np.searchsorted(rows[spoken], np.arange(n)).tolist()
+        return out, WordIds(ids=ids[spoken].tolist(), starts=starts_of_words, usable=usable)
 
     def _walk(
         self,

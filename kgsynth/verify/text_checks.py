@@ -3,9 +3,13 @@
 Both link entity mentions with the snapshot's name + synonym dictionary
 (`kgsynth.verify.text`), so a synonym counts as a mention and a longer name that
 contains a shorter one ("Focal epilepsy" ⊃ "Epilepsy") counts as itself only.
+The thinking check also reads what each step sentence says about the relation
+between its two entities (`kgsynth.verify.relation`, with the relation lexicon).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -13,7 +17,10 @@ from kgsynth.verify.batch import ItemBatch
 from kgsynth.verify.checks import Context, Outcome, register
 from kgsynth.verify.graph_checks import describe
 from kgsynth.verify.index import GraphIndex
-from kgsynth.verify.text import Mention, gc_paused, normalized_texts
+from kgsynth.verify.lexicon import MISSTATED
+from kgsynth.verify.relation import CODE as RELATION_MISSTATED
+from kgsynth.verify.relation import Step, StepReader, engine_facts, path_positions, path_steps
+from kgsynth.verify.text import Mention, WordIds, gc_paused, normalized_texts
 
 
 @register(
@@ -53,36 +60,89 @@ def _ids_to_index(table, lists) -> list[list[int]]:
 @register(
     "thinking",
     stage="graph",
-    codes=("HALLUCINATED_STEP", "MISSING_STEP"),
+    codes=("HALLUCINATED_STEP", "MISSING_STEP", RELATION_MISSTATED),
     description=(
         "the thinking path mentions every path entity in order and states every hop; entities it adds "
-        "between them, or asserts as related without an edge, are hallucinated steps"
+        "between them, or asserts as related without an edge, are hallucinated steps; a step whose words "
+        "assert another relation than the graph's (causes for is associated with, treats for is "
+        "contraindicated in, a subtype for a part), the wrong direction, or its negation is misstated"
     ),
 )
 def check_thinking(batch: ItemBatch, ctx: Context) -> Outcome:
     index: GraphIndex = ctx.index
-    linker = index.linker
-    forms = linker.forms
     failures = []
+    relations = ctx.relation_check != "off"
     with gc_paused():
-        texts = batch.frame["thinking"]
-        linked = linker.link_many(texts)
-        paths = [nodes[: hops + 1] for nodes, hops in zip(batch.nodes.tolist(), batch.hops.tolist(), strict=True)]
-        for row, mentions in enumerate(linked):
-            path = paths[row]
-            unlisted = [node for node in path if node >= 0 and node not in forms]
-            if unlisted:  # entities named like common words: link this text again, knowing them
-                extra = {tuple(f.split()): (node,) for node in unlisted for f in index.forms_of(node)}
-                mentions = linker.link(texts[row] or "", extra)
-            for code, detail in judge_thinking(index, path, mentions):
+        linked, ids = linked_thinking(index, batch)
+        if relations:
+            readers = step_readers(index, batch, linked, ids)
+        for row, (path, mentions, positions) in enumerate(linked):
+            for code, detail in judge_thinking(index, path, mentions, positions):
                 failures.append((row, code, detail))
+            if relations:
+                reader, steps = readers[row]
+                for step in steps:
+                    if step.judgement.verdict == MISSTATED:
+                        failures.append((row, RELATION_MISSTATED, misstated_detail(index, reader, step)))
+                        break
     return Outcome.of(len(batch), failures)
 
 
-def judge_thinking(index: GraphIndex, path: list[int], mentions: list[Mention[int]]) -> list[tuple[str, str]]:
-    """(code, evidence) of the first problem of each kind; empty when the thinking follows the path."""
-    where = {node: k for k, node in enumerate(path) if node >= 0}
-    resolved = [_positions(m.nodes, where) for m in mentions]
+def linked_thinking(index: GraphIndex, batch: ItemBatch) -> tuple[list[tuple[list[int], list[Mention[int]], list[tuple[int, ...]]]], WordIds]:
+    """Per item: its path (engine indices), the entity mentions of its thinking, and the path
+    positions each mention may name; and the thinking texts' words as token ids."""
+    linker = index.linker
+    forms = linker.forms
+    texts = batch.frame["thinking"]
+    paths = [nodes[: hops + 1] for nodes, hops in zip(batch.nodes.tolist(), batch.hops.tolist(), strict=True)]
+    out = []
+    linked, ids = linker.link_many(texts, word_ids=True)
+    for row, mentions in enumerate(linked):
+        path = paths[row]
+        unlisted = [node for node in path if node >= 0 and node not in forms]
+        if unlisted:  # entities named like common words: link this text again, knowing them
+            extra = {tuple(f.split()): (node,) for node in unlisted for f in index.forms_of(node)}
+            mentions = linker.link(texts[row] or "", extra)
+        out.append((path, mentions, path_positions(mentions, path)))
+    return out, ids
+
+
+def step_readers(index: GraphIndex, batch: ItemBatch, linked, ids: WordIds) -> list[tuple[StepReader[int], Iterator[Step[int]]]]:
+    """Per item: a reader of its thinking's steps, and the steps the lexicon does not find stated
+    (hops against their triple, other pairs against every relation between them; see
+    `kgsynth.verify.relation`), lazily."""
+    texts = batch.frame["thinking"].fill_null("").to_list()
+    names, forward = batch.column("relations"), batch.column("forward")
+    facts = engine_facts(index)
+    lexicon, wording_ids = index.lexicon, index.wording_ids
+    out = []
+    for row, (path, mentions, positions) in enumerate(linked):
+        usable = ids.usable[row]
+        reader = StepReader(
+            lexicon, texts[row], mentions, ids=ids.ids if usable else None, base=ids.starts[row], wording_ids=wording_ids
+        )
+        out.append((reader, path_steps(reader, path, names[row], forward[row], facts, positions)))
+    return out
+
+
+def misstated_detail(index: GraphIndex, reader: StepReader[int], step: Step[int]) -> str:
+    fact = step.facts[0]
+    entry = index.lexicon.entry(fact.relation)
+    subject = fact.subject if fact.subject is not None else step.first.nodes[0]
+    obj = fact.object if fact.object is not None else step.second.nodes[0]
+    where = f"hop {step.hop + 1}" if step.hop is not None else "a step off the path"
+    return (
+        f'{where}: the thinking says "{reader.sentence(step.index)}", which {step.judgement.reason}; the graph has '
+        f"{describe(index, subject)} {entry.wording[fact.reading]} {describe(index, obj)} ({fact.relation})"
+    )
+
+
+def judge_thinking(
+    index: GraphIndex, path: list[int], mentions: list[Mention[int]], resolved: list[tuple[int, ...]] | None = None
+) -> list[tuple[str, str]]:
+    """(code, evidence) of the first problem of each kind; empty when the thinking follows the path.
+    `resolved`: `path_positions(mentions, path)`, when already known."""
+    resolved = resolved if resolved is not None else path_positions(mentions, path)
     length = len(path)
 
     # the chain: path entities in path order (greedy, leftmost)
@@ -133,13 +193,6 @@ def judge_thinking(index: GraphIndex, path: list[int], mentions: list[Mention[in
             "no sentence names the two together"
         )))
     return found
-
-
-def _positions(nodes: tuple[int, ...], where: dict[int, int]) -> tuple[int, ...]:
-    if len(nodes) == 1:
-        k = where.get(nodes[0])
-        return () if k is None else (k,)
-    return tuple(where[node] for node in nodes if node in where)
 
 
 def _name(index: GraphIndex, mention: Mention[int]) -> str:
