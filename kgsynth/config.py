@@ -215,6 +215,19 @@ class VerifyConfig(Section):
     dedup_threshold: float = Field(default=0.95, gt=0, le=1)
     benchmarks: list[Path] = Field(default_factory=list, description="Benchmark files to decontaminate against.")
     params: dict[str, Any] = Field(default_factory=dict, description="Check parameters, e.g. decontamination_ngram.")
+    relation_check: Literal["lexicon", "model", "off"] = Field(
+        default="lexicon",
+        description=(
+            "What each thinking step says about its relation is read with: the relation lexicon (steps it cannot "
+            "read pass), the lexicon then the llm_judge model for those steps, or off."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _relation_model_needs_a_judge(self) -> VerifyConfig:
+        if self.relation_check == "model" and self.llm_judge is None:
+            raise ValueError("relation_check 'model' asks the llm_judge model about the steps the lexicon cannot read: set llm_judge")
+        return self
 
 
 class ExportConfig(Section):

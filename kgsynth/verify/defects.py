@@ -1,9 +1,9 @@
 """Defect injection: corrupted copies of clean items, to measure what verification catches.
 
 Each defect copies an item and breaks it the way generated data goes wrong — a
-wrong answer, a hop told backwards, an invented or a skipped step, a leaked name,
-a distractor that is also right, a shortcut through a pruned hub — and names the
-reason code verification must give it. The test suite and `bench/bench_verify.py`
+wrong answer, a hop told backwards, an invented or a skipped step, a hop told as
+another relation or negated, a leaked name, a distractor that is also right, a
+shortcut through a pruned hub — and names the reason code verification must give it. The test suite and `bench/bench_verify.py`
 run every defect over clean items of the real pipeline and count what is caught.
 
 Thinking paths are rewritten in the template writer's wording (`template.v1`), so a
@@ -197,6 +197,42 @@ def shortcut(item: Item, index: GraphIndex, rng: random.Random) -> Item | None:
     return {**item, "_hub": e.node_ids[min(common)]}
 
 
+# phrases that assert a relation of one family, read subject-first: (family, phrase)
+_OTHER_RELATIONS = (
+    ("causal", "is caused by"), ("causal", "causes"), ("taxonomic", "is a kind of"), ("part_whole", "is part of"),
+    ("therapeutic", "treats"), ("contraindication", "is contraindicated in"), ("prevention", "prevents"),
+    ("presentation", "presents with"),
+)
+
+
+def _with_phrase(index: GraphIndex, item: Item, k: int, phrase: str) -> str:
+    """The item's template thinking with hop k told with `phrase`."""
+    vocab = index.snapshot.vocabulary
+    names, relations, forward = item["node_names"], item["relations"], item["forward"]
+    steps = [_step(names[i], phrase if i == k else vocab.relation(r).phrase(f), names[i + 1]) for i, (r, f) in enumerate(zip(relations, forward, strict=True))]
+    return " ".join([*steps, _conclusion(index, item)])
+
+
+def misstated_relation(item: Item, index: GraphIndex, rng: random.Random) -> Item | None:
+    k = rng.randrange(item["hops"])
+    families = index.lexicon.entry(item["relations"][k]).families
+    phrases = [p for family, p in _OTHER_RELATIONS if family not in families]
+    return {**item, "thinking": _with_phrase(index, item, k, rng.choice(phrases))} if phrases else None
+
+
+def negated_relation(item: Item, index: GraphIndex, rng: random.Random) -> Item | None:
+    k = rng.randrange(item["hops"])
+    relation = index.snapshot.vocabulary.relation(item["relations"][k])
+    if index.lexicon.entry(relation.name).negative:
+        return None
+    first, *rest = relation.phrase(item["forward"][k]).split(" ")
+    if first in {"is", "are", "can", "may", "has", "does", "was"}:
+        negated = " ".join([first, "not", *rest])
+    else:  # "presents with" -> "does not present with"
+        negated = " ".join(["does not", first[:-1] if first.endswith("s") and not first.endswith("ss") else first, *rest])
+    return {**item, "thinking": _with_phrase(index, item, k, negated)}
+
+
 DEFECTS: dict[str, Defect] = {
     "wrong_answer": Defect(wrong_answer, "ANSWER_NOT_TERMINAL", "the answer is a distractor, not the path's end"),
     "flipped_direction": Defect(flipped_direction, "DIRECTION_FLIPPED", "one hop claimed (and told) against its stored direction"),
@@ -207,6 +243,8 @@ DEFECTS: dict[str, Defect] = {
     "leaked_answer_synonym": Defect(leaked_answer_synonym, "ANSWER_LEAKED", "the question names the answer by a synonym, in other case and punctuation"),
     "valid_distractor": Defect(valid_distractor, "DISTRACTOR_VALID", "a distractor the question's pattern also reaches"),
     "shortcut": Defect(shortcut, "SHORTCUT", "anchor and answer share a neighbour that pruning removed"),
+    "misstated_relation": Defect(misstated_relation, "RELATION_MISSTATED", "one hop told as another kind of relation (causes, is a kind of, treats, …)"),
+    "negated_relation": Defect(negated_relation, "RELATION_MISSTATED", "one hop told negated (is not associated with, does not present with)"),
 }
 
 
