@@ -61,6 +61,8 @@ class ReviewIn(BaseModel):
 def create_app(data: ReviewData, store: ReviewStore, settings: Settings = Settings()) -> FastAPI:
     app = FastAPI(title="kgsynth review", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=HERE / "templates")
+    # static files change only with the package: link them with a content hash and let browsers keep them
+    templates.env.globals["static_version"] = _static_version()
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     session = _session_value(settings.token) if settings.token else None
 
@@ -73,6 +75,8 @@ def create_app(data: ReviewData, store: ReviewStore, settings: Settings = Settin
                 return JSONResponse({"error": f"a token is required (the value of ${TOKEN_ENV}); send it as 'Authorization: Bearer …'"}, status_code=401)
             return RedirectResponse(f"/login?{urlencode({'next': _local(str(request.url.path) + ('?' + request.url.query if request.url.query else ''))})}", status_code=303)
         response = await call_next(request)
+        if request.url.path.startswith("/static/") and request.query_params.get("v"):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")  # "no-referrer" makes browsers send Origin: null
@@ -279,6 +283,13 @@ def path_graph(item: dict[str, Any]) -> dict[str, Any]:
         edges.append({"data": {"id": f"hop{hop}", "source": source, "target": target, "relation": relation,
                                "hop": hop + 1, "direction": "forward" if forward else "inverse"}})
     return {"nodes": nodes, "edges": edges}
+
+
+def _static_version() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((HERE / "static").iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _url(path: str, query: str) -> str:

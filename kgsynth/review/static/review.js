@@ -1,6 +1,7 @@
 // The item page: draws the path with Cytoscape.js and binds the review keys.
 (function () {
   "use strict";
+  var scriptAt = performance.now();
   var page = document.getElementById("item");
   if (!page) return;
   var itemId = page.dataset.itemId;
@@ -29,8 +30,9 @@
           "text-wrap": "wrap",
           "text-max-width": 200,
           "font-size": 11,
-          "text-valign": "bottom",
-          "text-margin-y": 6,
+          // nodes alternate between two rows; each label sits on the outer side of its row
+          "text-valign": function (n) { return n.data("order") % 2 ? "bottom" : "top"; },
+          "text-margin-y": function (n) { return n.data("order") % 2 ? 6 : -6; },
           "background-color": function (n) { return roleColour[n.data("role")] || "#888"; },
           width: 26,
           height: 26,
@@ -55,7 +57,7 @@
       { selector: "edge[direction = 'inverse']", style: { "line-style": "solid", "line-color": "#b0803c", "target-arrow-color": "#b0803c" } },
     ],
   });
-  window.kgsynthReview = { cy: cy };
+  window.kgsynthReview = { cy: cy, scriptAt: scriptAt, drawnAt: performance.now() };  // drawnAt: for bench/bench_review.py
 
   // --- saving a review, then on to the next item
   var message = document.getElementById("message");
