@@ -1,4 +1,9 @@
-"""Answer consistency of grounded reasoning, paid through grounding's own model steps.
+"""Model checks of grounded reasoning, paid through grounding's own model steps.
+
+The reasoning's steps are read with the relation lexicon by verification's thinking
+check like any item's (`RELATION_MISSTATED`); `check_relations` has the model read
+the steps the lexicon could not (verification's `relation_model` check, stage
+`ground_relation`), and `check_consistency` has it answer from the reasoning alone.
 
 Verification's `llm_consistency` check (`kgsynth.verify.llm_check`) makes its calls
 with an accountant of its own, so its requests would be missing from ground.json's
@@ -44,7 +49,27 @@ def check_consistency(result: VerifyResult, steps: ModelSteps, full: Snapshot) -
     return _merged(result, verdicts, time.perf_counter() - started)
 
 
-def _merged(result: VerifyResult, verdicts: list[dict], seconds: float) -> VerifyResult:
+RELATION_CHECK = "relation_model"
+
+
+def check_relations(result: VerifyResult, steps: ModelSteps, full: Snapshot) -> VerifyResult:
+    """`result` with the model asked about each accepted reasoning's steps the relation lexicon could not read;
+    a step it says misstates the graph's relation rejects the item as `RELATION_MISSTATED`."""
+    from kgsynth.verify.index import graph_index
+    from kgsynth.verify.relation_model import run_relation_model
+
+    started = time.perf_counter()
+    if not result.accepted.height:
+        return result
+    outcome = run_relation_model(result.accepted, None, graph_index(full), ask=lambda requests: (steps.run(requests, "relation"), None))
+    verdicts = [
+        {"check": RELATION_CHECK, "passed": code is None, "code": code, "detail": detail}
+        for code, detail in zip(outcome.code, outcome.detail, strict=True)
+    ]
+    return _merged(result, verdicts, time.perf_counter() - started, check=RELATION_CHECK)
+
+
+def _merged(result: VerifyResult, verdicts: list[dict], seconds: float, check: str = CHECK) -> VerifyResult:
     passed = pl.Series([v["passed"] for v in verdicts], dtype=pl.Boolean)
     judged = result.accepted.with_columns(
         pl.concat_list(pl.col("verdicts"), pl.Series([[v] for v in verdicts], dtype=pl.List(VERDICT_STRUCT))).alias("verdicts")
@@ -65,10 +90,10 @@ def _merged(result: VerifyResult, verdicts: list[dict], seconds: float) -> Verif
         accepted=accepted.height,
         rejected=rejected.height,
         by_reason=dict(sorted(by_reason.items(), key=lambda kv: -kv[1])),
-        by_stage={**summary.get("by_stage", {}), STAGE: len(failed)},
-        by_check={**summary.get("by_check", {}), CHECK: {"stage": STAGE, "judged": len(verdicts), "failed": len(failed), "codes": codes}},
-        checks=[*summary.get("checks", []), CHECK],
-        skipped={k: v for k, v in summary.get("skipped", {}).items() if k != CHECK},
-        seconds={**summary.get("seconds", {}), STAGE: round(seconds, 3)},
+        by_stage={**summary.get("by_stage", {}), STAGE: summary.get("by_stage", {}).get(STAGE, 0) + len(failed)},
+        by_check={**summary.get("by_check", {}), check: {"stage": STAGE, "judged": len(verdicts), "failed": len(failed), "codes": codes}},
+        checks=[*summary.get("checks", []), check],
+        skipped={k: v for k, v in summary.get("skipped", {}).items() if k != check},
+        seconds={**summary.get("seconds", {}), STAGE: round(summary.get("seconds", {}).get(STAGE, 0) + seconds, 3)},
     )
     return VerifyResult(accepted=accepted, rejected=rejected, summary=summary)

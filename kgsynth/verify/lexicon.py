@@ -175,7 +175,9 @@ class RelationLexicon:
                     if len({f for f, _ in claims}) == 1:  # a phrase of several families ("includes") names none
                         named.setdefault(claims[0][0], set()).update(_along(v, reading) for _, v in claims)
                 for family, voice in self._all_cues(stems(phrase)):
-                    if not any(t[1] == family for t in tags):
+                    # a shorter phrase inside says what the wording asserts too ("cause" in "can cause the side
+                    # effect"), but a weak one ("associated" in "has the associated morphology") says nothing more
+                    if not any(t[1] == family for t in tags) and not self.families[family].weak:
                         tags.add(("family", family, voice))
                     inner.setdefault(family, set()).add(_along(voice, reading))
         if not voices:
