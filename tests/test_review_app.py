@@ -235,12 +235,16 @@ def test_two_reviewers_at_once_on_two_servers_and_on_one(run: Path) -> None:
 
 def test_review_export_and_the_card_figures(run: Path) -> None:
     ids = verified_items(run).filter(pl.col("status") == "accepted")["id"].to_list()[:12]
-    with ReviewServer(run, "--reviewer", "ann") as served, httpx.Client(base_url=served.url) as client:
+    with (
+        ReviewServer(run, "--reviewer", "ann") as served,
+        httpx.Client(base_url=served.url) as ann,
+        httpx.Client(base_url=served.url, cookies={"kgsynth_reviewer": "ben"}) as ben,
+    ):
         for i, item in enumerate(ids):
             body = {"item_id": item, "decision": "reject", "reason": "wrong_answer"} if i < 3 else {"item_id": item, "decision": "accept"}
-            client.post("/api/reviews", json=body)
+            assert ann.post("/api/reviews", json=body).status_code == 200
             body = {"item_id": item, "decision": "reject", "reason": "wrong_answer"} if i < 4 else {"item_id": item, "decision": "accept"}
-            client.post("/api/reviews", json=body, cookies={"kgsynth_reviewer": "ben"})
+            assert ben.post("/api/reviews", json=body).status_code == 200
 
     no_reviews = kgsynth("export", str(run), "--drop-rejected", "-f", "parquet")
     assert no_reviews.returncode == 2 and "has no review/reviews.parquet" in no_reviews.stdout
