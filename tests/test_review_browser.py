@@ -13,7 +13,6 @@ import re
 import shutil
 from pathlib import Path
 
-import polars as pl
 import pytest
 from review_run import ReviewServer, copy_run, kgsynth, review_run, verified_items  # noqa: F401
 

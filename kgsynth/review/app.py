@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,8 +107,7 @@ def create_app(data: ReviewData, store: ReviewStore, settings: Settings = Settin
 
     @app.post("/login")
     async def login(request: Request):
-        form = _form(await request.body())
-        target = _local(form.get("next", "/"))
+        form, target = await _posted_form(request)
         if session is None or not hmac.compare_digest(form.get("token", "").encode(), settings.token.encode()):
             return render(request, "login.html", status=401, next=target, failed=True)
         response = RedirectResponse(target, status_code=303)
@@ -122,8 +120,7 @@ def create_app(data: ReviewData, store: ReviewStore, settings: Settings = Settin
 
     @app.post("/reviewer")
     async def choose_reviewer(request: Request):
-        form = _form(await request.body())
-        target = _local(form.get("next", "/"))
+        form, target = await _posted_form(request)
         try:
             name = check_reviewer(form.get("reviewer", ""))
         except ConfigError as exc:
@@ -327,12 +324,14 @@ def _local(target: str) -> str:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
-def _form(body: bytes) -> dict[str, str]:
+async def _posted_form(request: Request) -> tuple[dict[str, str], str]:
+    """A posted HTML form's fields, and the page to go to afterwards (within the app)."""
     try:
-        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+        parsed = parse_qs((await request.body()).decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
-        return {}
-    return {k: v[-1] for k, v in parsed.items()}
+        parsed = {}
+    form = {k: v[-1] for k, v in parsed.items()}
+    return form, _local(form.get("next", "/"))
 
 
 def _validation_text(errors: list[dict[str, Any]]) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from kgsynth.errors import ConfigError, InputFormatError, SourceNotFoundError
-from kgsynth.export.inputs import ACCEPTED, REJECTED, RunInputs, read_run
+from kgsynth.export.inputs import ACCEPTED, RunInputs, read_run
 from kgsynth.export.rows import is_mcq, path_signature
 from kgsynth.export.splits import SPLITS, SplitKey, plan_splits
 from kgsynth.export.writer import EXPORT_RECORD
