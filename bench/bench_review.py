@@ -13,8 +13,8 @@ shows a real item, real verdicts and real distractor proofs over the full graph.
 - page load in Chromium (Debian's package, via playwright): navigation start to the
   load event, and to the path graph drawn by Cytoscape.js.
 
-Side by side, the same figures on the source run itself (the demo's ~1,600 items)
-as the baseline. Prints figures only, with the load average and CPU seconds.
+Side by side, the same figures on a run of the source's own size (the demo's ~1,600
+items, made the same way) as the baseline. Prints figures only, with the load average and CPU seconds.
 
     python bench/bench_review.py [--run RUN_DIR] [--items 100000] [--pages 200]
 """
@@ -175,12 +175,13 @@ def bench(label: str, run: Path, pages: int, browser_pages_n: int, seed: int) ->
         cpu = served.cpu() - cpu0
         print(f"item page, server time  : {figures(server)}  ({len(chosen)} random items; server CPU {1000 * cpu / len(chosen):.1f} ms/page)")
         print(f"item page, HTTP round trip: {figures(trip)}  ({(time.perf_counter() - wall0):.1f} s for all)")
-        with httpx.Client(base_url=served.url) as client:  # 1,000 reviews, then the unreviewed queue
-            for item in rng.sample(ids, min(1000, len(ids) // 2)):
+        reviewed = rng.sample(ids, min(1000, len(ids) // 2))
+        with httpx.Client(base_url=served.url) as client:  # reviews first, then the unreviewed queue
+            for item in reviewed:
                 client.post("/api/reviews", json={"item_id": item, "decision": "accept"})
         server, trip = walk_queue(served.url, "?reviewed=no&verdict=accepted&hops=3", 100)
-        print(f"  walking a filtered queue (unreviewed, accepted, 3 hops; after 1,000 reviews): server {figures(server)}; "
-              f"round trip {figures(trip)}")
+        print(f"  walking a filtered queue (unreviewed, accepted, 3 hops; after {len(reviewed):,} reviews): "
+              f"server {figures(server)}; round trip {figures(trip)}")
         timings = browser_pages(served.url, chosen[:browser_pages_n])
         if timings is None:
             print("page load in Chromium: skipped (no chromium executable; apt-get install -y chromium)")
@@ -209,7 +210,10 @@ def main() -> None:
         print(f"made the {args.items:,}-item run ({counts['accepted']:,} accepted, {counts['rejected']:,} rejected) "
               f"from {source} in {time.perf_counter() - started:.1f} s ({time.process_time() - cpu:.1f} s CPU)")
         bench(f"{args.items:,}-item run", Path(tmp) / "big", args.pages, args.browser_pages, args.seed)
-        bench("baseline: the source run", source, args.pages, args.browser_pages, args.seed)
+        # the baseline is made the same way at the source's own size (reviews go to the copy, not the source run)
+        size = sum(pl.scan_parquet(source / "verified" / f).select(pl.len()).collect().item() for f in ("accepted.parquet", "rejected.parquet"))
+        scale_run(source, Path(tmp) / "base", size, seed=args.seed)
+        bench("baseline: the source run's size", Path(tmp) / "base", args.pages, args.browser_pages, args.seed)
 
 
 if __name__ == "__main__":
