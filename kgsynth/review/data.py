@@ -9,6 +9,7 @@ wrote them; the app never changes them. Each gets the facts the queue filters on
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -82,7 +83,8 @@ class ReviewData:
     export_params: dict[str, Any]
     sample: Sample | None = None
     notes: list[str] = field(default_factory=list)
-    _masks: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _masks: OrderedDict = field(default_factory=OrderedDict, repr=False)  # filter → mask, the 64 latest
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # requests run on a thread pool
 
     @cached_property
     def order(self) -> np.ndarray:
@@ -126,7 +128,8 @@ class ReviewData:
 
     def _mask(self, flt: QueueFilter) -> np.ndarray:
         key = flt.static
-        mask = self._masks.get(key)
+        with self._lock:
+            mask = self._masks.get(key)
         if mask is None:
             conditions = []
             if flt.config == "mcq":
@@ -147,9 +150,10 @@ class ReviewData:
                 mask = self.items.select(pl.all_horizontal(conditions).alias("m"))["m"].to_numpy()
             else:
                 mask = np.ones(self.items.height, dtype=bool)
-            self._masks[key] = mask
-            if len(self._masks) > 64:
-                self._masks.popitem(last=False)
+            with self._lock:
+                self._masks[key] = mask
+                if len(self._masks) > 64:
+                    self._masks.popitem(last=False)
         return mask
 
     def choices(self) -> dict[str, list]:
