@@ -7,11 +7,12 @@ another relation family —, the relation the wrong way round, or a negation) an
 whether verification must accept it (`expect`: stated) or reject it (misstated).
 
 HPO sentences are filled with the names of real edges of the relation from the HPO
-graph and judged exactly as verification's thinking check judges a step (the
-snapshot's name dictionary, the snapshot's lexicon, every relation the graph holds
-between the two); the other vocabularies' sentences with made-up names of the right
-kinds, linked by a dictionary of the two names (as `kgsynth.reward` does without a
-snapshot) and judged with the bundled vocabulary's lexicon.
+graph (PrimeKG ones, in the benchmark, from a PrimeKG snapshot) and judged exactly
+as verification's thinking check judges a step (the snapshot's name dictionary, the
+snapshot's lexicon, every relation the graph holds between the two); sentences of
+any vocabulary can also be filled with made-up names of the right kinds, linked by a
+dictionary of the two names (as `kgsynth.reward` does without a snapshot) and judged
+with the bundled vocabulary's lexicon.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class Tally:
 
 
 def judge_made_up(sentences: list[Sentence], *, per_sentence: int = 3, seed: int = 0, tally: Tally | None = None) -> Tally:
-    """Non-HPO sentences with made-up names, each filled `per_sentence` times."""
+    """Non-HPO sentences with made-up names, each filled `per_sentence` times (HPO ones need the graph: `judge_real`)."""
     rng = random.Random(seed)
     tally = tally or Tally()
     lexicons = {}
@@ -163,14 +164,18 @@ def real_edges(index, relation: str, n: int, *, seed: int = 0) -> list[tuple[int
     return out
 
 
-def judge_hpo(sentences: list[Sentence], index, *, edges_per_relation: int = 40, per_sentence: int = 3, seed: int = 0, tally: Tally | None = None) -> Tally:
-    """HPO sentences filled with real edges' names, judged as the thinking check judges a step."""
+def judge_real(
+    sentences: list[Sentence], index, *, vocabulary: str = "hpo", edges_per_relation: int = 40, per_sentence: int = 3,
+    seed: int = 0, tally: Tally | None = None,
+) -> Tally:
+    """One vocabulary's sentences filled with the names of real edges of the graph `index` is over
+    (the HPO graph; a PrimeKG snapshot), judged as the thinking check judges a step."""
     rng = random.Random(seed)
     tally = tally or Tally()
     facts = engine_facts(index)
     edges = {}
     for s in sentences:
-        if s.vocabulary != "hpo":
+        if s.vocabulary != vocabulary or s.relation not in index.engine.relation_index:
             continue
         pool = edges.get(s.relation) or edges.setdefault(s.relation, real_edges(index, s.relation, edges_per_relation, seed=seed))
         for u, v in rng.sample(pool, min(per_sentence, len(pool))):

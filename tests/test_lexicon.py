@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from relation_corpus import judge_hpo, judge_made_up, read_corpus
+from relation_corpus import judge_made_up, judge_real, read_corpus
 
+from kgsynth.errors import InputFormatError
 from kgsynth.graph.snapshot import read_snapshot
 from kgsynth.graph.vocabulary import bundled_families, bundled_vocabularies, load_vocabulary, parse_vocabulary_text
 from kgsynth.verify.index import graph_index
@@ -107,7 +108,7 @@ def test_corpus_with_made_up_names_catches_misstatements_and_keeps_paraphrases(c
 
 def test_corpus_with_real_hpo_names_as_verification_reads_them(corpus, hpo_snapshot_dir):
     index = graph_index(read_snapshot(hpo_snapshot_dir))
-    tally = judge_hpo(corpus, index, per_sentence=2)
+    tally = judge_real(corpus, index, per_sentence=2)
     assert tally.count("misstated") > 500 and tally.count("stated") > 300
     assert tally.caught >= 0.99, tally.wrong[:10]
     assert tally.falsely_rejected <= 0.01, tally.wrong[:10]
@@ -170,3 +171,20 @@ def test_the_bundled_lexicon_pools_relations_of_one_name():
     # a name no vocabulary knows gets generic wording: only negation and reversal of it are read
     assert lexicon.judge("binds_to", True, words("is related by binds to to")).verdict == STATED
     assert lexicon.judge("binds_to", True, words("does not bind")).verdict == MISSTATED
+
+
+def test_a_family_no_one_declares_is_a_clear_error():
+    text = USER_TTL.replace('kg:family "regulation"', 'kg:family "regulaton"')
+    with pytest.raises(InputFormatError, match="relation 'regulates' names relation family 'regulaton' that no kg:RelationFamily declares"):
+        lexicon_of(parse_vocabulary_text(text, "mine"))
+
+
+def test_a_relation_no_cue_describes_keeps_its_direction():
+    text = USER_TTL.replace('kg:family "regulation" ;', "").replace('kg:paraphrase "controls the expression of" ;', "").replace('kg:forward "regulates" ; kg:inverse "is regulated by"', 'kg:forward "frobnicates" ; kg:inverse "is frobnicated by"')
+    lexicon = lexicon_of(parse_vocabulary_text(text, "mine"))
+    assert lexicon.entry("regulates").families == {"relation:regulates"}
+    assert lexicon.judge("regulates", True, words("frobnicates")).verdict == STATED
+    assert lexicon.judge("regulates", False, words("frobnicates")).verdict == MISSTATED
+    judged = lexicon.judge("associated_with", True, words("frobnicates"))
+    assert judged.verdict == MISSTATED and "asserts a regulates relation" in judged.reason
+

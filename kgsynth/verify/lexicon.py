@@ -40,6 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
+from kgsynth.errors import InputFormatError
 from kgsynth.graph.vocabulary import Family, Relation, Vocabulary, bundled_families, generic_relation, merge_families
 from kgsynth.verify.text import words as normalized_words
 
@@ -121,8 +122,11 @@ class RelationLexicon:
                 for phrase in phrases:
                     key = normalized_words(phrase)
                     _add(cue_trie, tuple(stem(w) for w in key), ("family", family.name, voice), participle=bool(key) and _participle(key[0]))
+            listed = {*family.cues, *family.inverse_cues, *family.undirected_cues}
             for phrase in family.light_cues:
                 _add(cue_trie, stems(phrase), ("light", family.name, None))
+                if phrase not in listed:  # a light cue listed nowhere else names the family without a direction
+                    _add(cue_trie, stems(phrase), ("family", family.name, None))
         pooled: dict[str, list[Relation]] = {}
         for relation in relations:
             pooled.setdefault(relation.name, []).append(relation)
@@ -184,7 +188,7 @@ class RelationLexicon:
             voices = named or inner
         if not voices:  # a relation no cue describes: its wordings are a family of their own
             own = f"relation:{name}"
-            voices[own] = {None} if symmetric else {True, False}
+            voices[own] = {None if symmetric else True}  # its forward wording reads along the stored edge
             self.families[own] = Family(name=own, label=same[0].label)
             for reading, phrases in read.items():
                 for phrase in phrases:
@@ -398,7 +402,16 @@ def lexicon_of(vocabulary: Vocabulary) -> RelationLexicon:
     bundled relation with its name and its exact wording, so an older snapshot reads text as a new one.
     """
     relations = [_with_bundled_terms(r) for r in vocabulary.relations.values()]
-    return RelationLexicon.build(relations, merge_families(bundled_families(), vocabulary.families))
+    families = merge_families(bundled_families(), vocabulary.families)
+    for relation in relations:
+        unknown = sorted(set(relation.families) - set(families))
+        if unknown:
+            raise InputFormatError(
+                f"vocabulary '{vocabulary.name}': relation '{relation.name}' names relation famil{'ies' if len(unknown) > 1 else 'y'} "
+                f"{', '.join(map(repr, unknown))} that no kg:RelationFamily declares; known: {', '.join(sorted(families))}. "
+                "Declare it in the vocabulary file or fix the name"
+            )
+    return RelationLexicon.build(relations, families)
 
 
 def _with_bundled_terms(relation: Relation) -> Relation:

@@ -195,8 +195,8 @@ def path_steps(
                 continue
         hops = hop_facts(a, b, path, relations, forward)
         if hops:
-            judged = [(k, facts, reader.judge(i, facts)) for k, facts in hops]
-            k, facts, judgement = next((j for j in judged if j[2].verdict == STATED), None) or judged[0]
+            judged = [(k, facts, reader.judge(i, facts)) for k, facts in hops]  # two readings when names are shared
+            k, facts, judgement = min(judged, key=lambda j: _PREFERRED.index(j[2].verdict))
             if judgement.verdict == MISSTATED and graph_facts is not None:
                 # a pair the graph also joins by another relation: the sentence may state that one
                 other = graph_facts(first.nodes, second.nodes)
@@ -210,6 +210,9 @@ def path_steps(
                 judgement = reader.judge(i, facts)
                 if judgement.verdict != STATED:
                     yield Step(i, first, second, facts, judgement)
+
+
+_PREFERRED = (STATED, UNSURE, MISSTATED)  # a step any reading of which states its hop is stated
 
 
 def engine_facts(index) -> Callable[[tuple[int, ...], tuple[int, ...]], tuple[Fact, ...]]:
