@@ -323,3 +323,25 @@ def test_the_vendored_cytoscape_is_served_with_its_licence(shared) -> None:
     page = httpx.get(server.url + "/")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert not re.search(r"<script[^>]+src=\"https?://", page.text)
+
+
+def test_a_run_without_its_snapshot_still_shows_its_items(run: Path) -> None:
+    """Export needs only the verified items; so does review (the proofs then say why they are missing)."""
+    from fastapi.testclient import TestClient
+
+    from kgsynth.review.app import Settings, create_app
+    from kgsynth.review.data import load_review_data
+
+    (run / "snapshot").unlink()
+    data = load_review_data(run)
+    assert data.graph is None
+    paths = dict(pl.read_parquet(run / "paths.parquet", columns=["path_id", "pattern"]).iter_rows())
+    assert all(paths[p] == pattern for p, pattern in data.items.select("path_id", "pattern").iter_rows())
+    store = ReviewStore.of_run(run)
+    item = data.items.filter(pl.col("kind") == "mcq").row(0, named=True)
+    with TestClient(create_app(data, store, Settings(reviewer="ann"))) as client:
+        html = unescape(client.get(f"/items/{item['id']}").text)
+    store.close()
+    text = re.sub(r"<[^>]+>", "", html)
+    assert item["question"] in text and "This run has no snapshot/, so the proofs cannot be shown here" in text
+    assert [n["data"]["id"] for n in graph_data(html)["nodes"]] == item["nodes"]
