@@ -414,6 +414,9 @@ def _review_section(prepared: Prepared) -> list[str]:
         f"**{percent(figures.accepted_share)}** were accepted (95% Wilson interval {percent(low)}–{percent(high)}); "
         f"{figures.items_rejected:,} item(s) were rejected by at least one reviewer."
     )
+    if not figures.samples:
+        out.append("The reviewed items were not drawn as a sample (`kgsynth review --sample`), so the share describes them, "
+                   "not necessarily the whole dataset.")
     if prepared.drop_rejected:
         dropped = prepared.plan.left_out_counts().get(LEFT_OUT_REVIEW, 0)
         out.append(f"Those {dropped:,} rejected item(s) are not in this dataset (`--drop-rejected`); the splits of the others are unchanged.")
