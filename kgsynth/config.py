@@ -241,6 +241,10 @@ class ExportConfig(Section):
         min_length=1,
         description="parquet (Hub layout), arrow (save_to_disk), jsonl.",
     )
+    drop_rejected: bool = Field(
+        default=False,
+        description="Leave out items an expert rejected in `kgsynth review` (needs review/reviews.parquet).",
+    )
 
     @field_validator("ratios", mode="before")
     @classmethod

@@ -713,7 +713,7 @@ def export(config: RunConfig, run: RunDir) -> dict[str, Any]:
     e = config.export
     result = export_dataset(
         run.root, run.dataset, formats=e.formats, ratios=e.ratios, seed=e.seed, hop_split=e.hop_split,
-        repo_id=config.publish.repo_id if config.publish else None,
+        repo_id=config.publish.repo_id if config.publish else None, drop_rejected=e.drop_rejected,
     )  # fmt: skip
     report = write_report(run.root, run.report)
     default = result.configs.get("default") or next(iter(result.configs.values()), {})
@@ -732,6 +732,9 @@ def _export_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
     }
     if config.shatter.enabled:
         inputs["pruned"] = tree_digest(run.pruned)
+    reviews = run.root / "review" / "reviews.parquet"  # `kgsynth review export`: the card's review figures
+    if reviews.exists():
+        inputs["reviews"] = file_digest(reviews)
     return inputs
 
 

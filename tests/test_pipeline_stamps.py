@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_export_rundir import export_run  # noqa: F401 (a fixture)
 
 from kgsynth import pipeline
 from kgsynth.config import load_config
@@ -160,3 +161,31 @@ def test_batch_records_add_up_counts_but_not_settings() -> None:
         "writer": "openai",
         "usage": {"price_per_1m": {"input": 0.15, "output": 0.6}, "total": {"calls": 5, "cost_usd": 0.75}},
     }
+
+
+def test_export_stage_takes_expert_reviews(export_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import polars as pl
+
+    from kgsynth.config import RunConfig
+    from kgsynth.review.store import ReviewStore, export_reviews
+
+    root = tmp_path / "run"
+    shutil.copytree(export_run, root, symlinks=True)
+    run = RunDir(root)
+    config = RunConfig.model_validate({"name": "reviewed", "source": {"format": "hpo"}, "export": {"drop_rejected": True}})
+    with pytest.raises(ConfigError, match="no review/reviews.parquet"):
+        pipeline.run_stage("export", config, run)
+    accepted = pl.read_parquet(run.verified / "accepted.parquet")["id"].to_list()
+    store = ReviewStore.of_run(root)
+    store.save("ann", accepted[0], "reject", "wrong_answer")
+    store.save("ann", accepted[1], "accept")
+    export_reviews(root)
+    first = pipeline.run_stage("export", config, run)
+    card = (run.dataset / "README.md").read_text()
+    assert not first.skipped and first.summary["rows"] == len(accepted) - 1 and "Expert review" in card
+    assert pipeline.run_stage("export", config, run).skipped
+    store.save("ann", accepted[2], "reject", "wrong_answer")  # a new decision, exported: the stage runs again
+    export_reviews(root)
+    assert pipeline.run_stage("export", config, run).summary["rows"] == len(accepted) - 2
