@@ -5,8 +5,9 @@ starts when no PREFECT_API_URL is set, in a throwaway PREFECT_HOME); a real
 `distributed.LocalCluster` of 4 worker processes; the PrimeKG-like graph in tests/data
 (`make_primekg_like.py --scale 0.001 --seed 7`). `sample.shard_size` and
 `generate.batch_size` are small, so sampling and generation each run in 4 parts, side
-by side on the workers. Local runs block the import of Prefect and Dask: `runner: local`
-must never need them.
+by side on the workers. The model is the local OpenAI-compatible test server (echo
+responder), so the tests can count what each run paid. Local runs block the import of
+Prefect and Dask: `runner: local` must never need them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -41,7 +43,7 @@ CONFIG = {
     "source": {"format": "primekg", "paths": ["kg.csv"]},
     "shatter": {"enabled": True, "pairs": 300, "budget": 20},
     "sample": {"strategy": "walk", "n": 400, "hops": "2-3", "seed": 3, "shard_size": 100},  # 4 shards
-    "generate": {"writer": "template", "batch_size": 100},  # 4 batches
+    "generate": {"batch_size": 100, "concurrency": 2, "save_every": 4},  # 4 batches
     "export": {"formats": ["parquet"]},
 }
 DASK = {"runner": "dask", "workers": 4}
@@ -63,6 +65,32 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # a busy CI machine
     }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model():
+    with LLMServer(responder=echo_responder, latency=0.05) as server:
+        yield server
+
+
+def writer(model: LLMServer) -> dict[str, str]:
+    return {"writer": "openai", "model": "test-model", "base_url": model.url}
+
+
+@dataclass
+class Reference:
+    run: Path
+    paid: int  # model calls the local run made
+
+
+@pytest.fixture(scope="module")
+def local_run(workdir: Path, env: dict[str, str], model: LLMServer) -> Reference:
+    """The single-process run every dask run is compared with (Prefect and Dask not importable)."""
+    before = model.chat_requests
+    config = write_config(workdir, "local", generate=writer(model))
+    reference = kgsynth("run", str(config), cwd=workdir, env=env, code=WITHOUT_FLOWS)
+    assert reference.returncode == 0, reference.output
+    return Reference(workdir / "runs" / "local", model.chat_requests - before)
 
 
 def write_config(folder: Path, name: str, **sections: dict) -> Path:
@@ -130,9 +158,11 @@ def dataset_files(run: Path) -> dict[str, bytes]:
 
 
 def task_runs(home: Path) -> dict[str, str]:
-    """Task run name → state type, as the Prefect API recorded them (the temporary server's database)."""
+    """Task run name → state type in the latest flow run, as the Prefect API recorded them (the
+    temporary server's database in PREFECT_HOME)."""
     with sqlite3.connect(home / "prefect.db") as db:
-        return dict(db.execute("SELECT name, state_type FROM task_run ORDER BY created"))
+        latest = "SELECT id FROM flow_run ORDER BY created DESC LIMIT 1"
+        return dict(db.execute(f"SELECT name, state_type FROM task_run WHERE flow_run_id = ({latest})"))
 
 
 def one_line_error(run: Run) -> str:
@@ -163,12 +193,10 @@ def test_runner_dask_without_the_flows_extra_or_with_a_dead_address_is_one_line(
 
 
 @pytest.mark.timeout(1200)
-def test_dask_run_writes_the_same_bytes_as_a_local_run(workdir, env) -> None:
-    local = workdir / "runs" / "local"
-    reference = kgsynth("run", str(write_config(workdir, "local")), cwd=workdir, env=env, code=WITHOUT_FLOWS)
-    assert reference.returncode == 0, reference.output
-
-    config = write_config(workdir, "dask", execution=DASK)
+def test_dask_run_writes_the_same_bytes_as_a_local_run(workdir, env, model, local_run) -> None:
+    local = local_run.run
+    before = model.chat_requests
+    config = write_config(workdir, "dask", generate=writer(model), execution=DASK)
     run = workdir / "runs" / "dask"
 
     # Ctrl-C (once) while the sampling shards run: the cluster goes with the run, finished shards stay
@@ -203,54 +231,54 @@ def test_dask_run_writes_the_same_bytes_as_a_local_run(workdir, env) -> None:
     assert pl.read_parquet(run / "items.parquet")["id"].to_list() == pl.read_parquet(local / "items.parquet")["id"].to_list()
     assert dataset_files(run) == dataset_files(local) and len(dataset_files(run)) >= 5
     assert not (run / "sample.shards").exists() and not (run / "generate.batches").exists()
+    assert model.chat_requests - before == local_run.paid  # every call once, as in one process
 
     # the runner is not in any stage key: the local runner finds the dask run up to date
-    same_but_local = write_config(workdir, "dask-as-local")
+    same_but_local = write_config(workdir, "dask-as-local", generate=writer(model))
     again = kgsynth("run", str(same_but_local), "--out", str(run), cwd=workdir, env=env, code=WITHOUT_FLOWS)
     assert again.returncode == 0, again.output
     assert "0 of 6 stages ran, 6 up to date" in again.output
 
 
 @pytest.mark.timeout(1200)
-def test_a_worker_killed_during_a_model_call_costs_a_retry_not_the_run(workdir, env) -> None:
-    with LLMServer(responder=echo_responder, latency=0.1) as server:
-        model = {"writer": "openai", "model": "test-model", "base_url": server.url, "concurrency": 2, "save_every": 4}
-        local = workdir / "runs" / "llm-local"
-        reference = kgsynth("run", str(write_config(workdir, "llm-local", generate=model)), cwd=workdir, env=env,
-                            code=WITHOUT_FLOWS)  # fmt: skip
-        assert reference.returncode == 0, reference.output
-        paid_locally = server.chat_requests
-        port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+def test_a_worker_killed_during_a_model_call_costs_a_retry_not_the_run(workdir, env, model, local_run) -> None:
+    port = int(model.url.rsplit(":", 1)[1].split("/")[0])
+    killed: list[int] = []
 
-        killed: list[int] = []
+    def kill_a_worker_waiting_for_the_model(proc: subprocess.Popen, workers: set[int]) -> None:
+        for pid in sorted(workers - set(killed)):
+            try:
+                calling = any(
+                    c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+                    for c in psutil.Process(pid).net_connections("tcp")
+                )
+            except psutil.Error:
+                continue
+            if calling and not killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
 
-        def kill_a_worker_waiting_for_the_model(proc: subprocess.Popen, workers: set[int]) -> None:
-            for pid in sorted(workers - set(killed)):
-                try:
-                    calling = any(
-                        c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
-                        for c in psutil.Process(pid).net_connections("tcp")
-                    )
-                except psutil.Error:
-                    continue
-                if calling and not killed:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-
-        config = write_config(workdir, "llm-dask", generate=model, execution=DASK)
-        run = workdir / "runs" / "llm-dask"
-        result = kgsynth("run", str(config), cwd=workdir, env=env, watch=kill_a_worker_waiting_for_the_model)
-        paid_on_dask = server.chat_requests - paid_locally
+    # a copy of the local run with generation to do again (and no replies cached): the local
+    # runner's stamps must hold for the dask runner too
+    run = workdir / "runs" / "killed"
+    shutil.copytree(local_run.run, run)
+    for cache in run.glob("llm_cache.sqlite*"):
+        cache.unlink()
+    config = write_config(workdir, "killed", generate=writer(model), execution={**DASK, "workers": 2})
+    before = model.chat_requests
+    result = kgsynth("run", str(config), "--out", str(run), "--force", "generate", cwd=workdir, env=env,
+                     watch=kill_a_worker_waiting_for_the_model)  # fmt: skip
+    paid = model.chat_requests - before
 
     assert result.returncode == 0, result.output
+    assert all(f"{stage}: up to date" in result.output for stage in ("load", "shatter", "sample"))
     assert killed, "no worker was caught in a model call"
-    assert_all_gone(result.workers)  # the nanny's replacement for the killed worker too
-    assert len(result.workers) >= 5
+    assert len(result.workers) >= 3  # the nanny started a replacement
+    assert_all_gone(result.workers)
 
-    assert (run / "paths.parquet").read_bytes() == (local / "paths.parquet").read_bytes()
-    items, expected = pl.read_parquet(run / "items.parquet"), pl.read_parquet(local / "items.parquet")
+    items, expected = pl.read_parquet(run / "items.parquet"), pl.read_parquet(local_run.run / "items.parquet")
     assert items["id"].to_list() == expected["id"].to_list()  # nothing lost, nothing twice
     # the same items; only provenance may say a reply came from the cache (paid before the kill)
     assert items.drop("provenance").equals(expected.drop("provenance"))
     # replies stored before the kill were not paid again: at most the calls in flight on the killed worker
-    assert paid_locally <= paid_on_dask <= paid_locally + model["concurrency"]
+    assert local_run.paid <= paid <= local_run.paid + CONFIG["generate"]["concurrency"]

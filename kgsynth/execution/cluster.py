@@ -57,6 +57,24 @@ def check_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         ) from None
 
 
+def api_problem(api_url: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why the Prefect API at `api_url` does not answer from this machine, or None when it does.
+
+    Run on every worker before a stage begins: a task on a worker reports its state there,
+    and a worker on another machine cannot reach a server on this one's loopback address.
+    """
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # it answered (an API that wants a key for /health is still there)
+    except OSError as exc:
+        return str(getattr(exc, "reason", None) or exc)
+
+
 def local_cluster_options(workers: int) -> dict[str, object]:
     """`distributed.LocalCluster` settings for `address: null`: one part at a time per worker process."""
     return {

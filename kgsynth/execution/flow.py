@@ -87,8 +87,13 @@ def _retry_options(name: str, config: RunConfig, backoff: float) -> dict[str, An
 
 
 def _run_stage(runner: TaskRunner, name: str, config: RunConfig, run: RunDir, force: bool, backoff: float) -> State:
-    """A stage as one cached task, or, for a stage in parts that must run, its parts side by side."""
+    """A stage as one cached task, or, for a stage in parts that must run, its parts side by side.
+
+    Parts go to the runner. Other tasks run in the flow's process with the local runner, and with
+    the dask runner when there is nothing to do but confirm a stage is up to date.
+    """
     storage = run.root / ".prefect-results"
+    local = config.execution.runner == "local"
     current = not force and pipeline.is_current(name, config, run)
     common = {"name": name, "config": config, "run": run}
     if pipeline.get_stage(name).parts is None or current:
@@ -96,7 +101,7 @@ def _run_stage(runner: TaskRunner, name: str, config: RunConfig, run: RunDir, fo
             name=name, task_run_name=name, result_storage=storage, refresh_cache=not current,
             **_retry_options(name, config, backoff),
         )  # fmt: skip
-        return outcome(runner.submit(task_, {**common, "force": force}), name)
+        return _execute(runner, task_, {**common, "force": force}, name, here=local or current)
     begun = pipeline.begin_stage(name, config, run, force=force)
     assert isinstance(begun, pipeline.Begun)  # not current, so it has to run
     part_task = part.with_options(
@@ -107,7 +112,14 @@ def _run_stage(runner: TaskRunner, name: str, config: RunConfig, run: RunDir, fo
     for index, future in enumerate(futures):
         outcome(future, f"{name}[{index}]").result()  # raises the first part that failed for good
     finish_task = finish.with_options(name=name, task_run_name=name, result_storage=storage, refresh_cache=True)
-    return outcome(runner.submit(finish_task, {**common, "begun": begun}), name)
+    return _execute(runner, finish_task, {**common, "begun": begun}, name, here=local)
+
+
+def _execute(runner: TaskRunner, task_: Task[..., Any], parameters: dict[str, Any], label: str, here: bool) -> State:
+    """A task's final state: run in this process (`here`) or on the runner."""
+    if here:
+        return task_(**parameters, return_state=True)
+    return outcome(runner.submit(task_, parameters), label)
 
 
 def run_stages(

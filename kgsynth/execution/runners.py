@@ -20,7 +20,13 @@ from prefect.states import State
 from prefect.task_runners import TaskRunner
 
 from kgsynth.config import ExecutionConfig
-from kgsynth.execution.cluster import CONNECT_TIMEOUT_S, ExecutionError, check_scheduler, local_cluster_options
+from kgsynth.execution.cluster import (
+    CONNECT_TIMEOUT_S,
+    ExecutionError,
+    api_problem,
+    check_scheduler,
+    local_cluster_options,
+)
 
 
 # Prefect's own default (20 s) is often too short for a busy machine that also starts a cluster.
@@ -51,7 +57,17 @@ def prefect_api() -> Iterator[str]:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
+        _send_queued_reports()
         server.stop()
+
+
+def _send_queued_reports() -> None:
+    """Logs and events still queued go to the API before it stops (else: 'Error logging to API')."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        service.drain_all(timeout=10)
 
 
 @contextmanager
@@ -76,10 +92,19 @@ def open_runner(execution: ExecutionConfig) -> Iterator[TaskRunner[Any]]:
     api = str(context.client.api_url)
     with temporary_settings({PREFECT_API_URL: api}), runner:
         try:
-            runner.client  # connect (or start the local cluster) now, before a stage begins  # noqa: B018
+            client = runner.client  # connect (or start the local cluster) now, before a stage begins
         except (OSError, TimeoutError) as exc:
             where = execution.address or "a local cluster"
             raise ExecutionError(f"execution: cannot reach {where}: {exc}") from None
+        answers = client.run(api_problem, api)
+        problems = {worker: why for worker, why in answers.items() if why}
+        if problems:
+            worker, why = next(iter(problems.items()))
+            raise ExecutionError(
+                f"{len(problems)} of {len(answers)} Dask workers cannot reach the Prefect "
+                f"API at {api} (worker {worker}: {why}); start a Prefect server they can reach "
+                f"(`prefect server start --host 0.0.0.0`) and set PREFECT_API_URL=http://THIS-HOST:4200/api"
+            )
         yield runner
 
 
