@@ -9,13 +9,22 @@ real HPO name, so the figures measure the work, not the misses.
     python bench/bench_ground.py --questions 2000
     python bench/bench_ground.py --questions 300 --embedding   # + embedding linking of paraphrases
     python bench/bench_ground.py --precision 300 --snapshot DIR  # embedding linker precision per threshold
+    python bench/bench_ground.py --first-run --baseline /tmp/old  # first `kgsynth ground`, cold and warm, old vs new
+    python bench/bench_ground.py --backends 100 --snapshot DIR   # torch against onnxruntime fp32 / int8
 
 Linking and path finding are timed separately and together (what `kgsynth ground`
 reports as questions/s for linking + path finding). One-off costs are printed on
 their own: building the name dictionary, and with --embedding loading the model
-and embedding every node name (cached beside the snapshot: the first run pays it
-once, later runs read it). Prints figures only, with the load average, because the
-numbers are only as quiet as the machine.
+and building the name index (node names themselves are embedded while linking, only
+those the mentions reach, and cached beside the snapshot). Prints figures only, with
+the load average, because the numbers are only as quiet as the machine.
+
+`--first-run` times `kgsynth ground tests/data/qa_hpo.jsonl` (dictionary and embedding
+linking) in a child process on a copy of the HPO snapshot without caches, then the
+same command again (warm): wall, CPU, names embedded. With `--baseline DIR` (a
+checkout of older code, e.g. `git worktree add --detach /tmp/old 51c3089`) the old
+code runs beside this one, interleaved, on its own copy, and the accepted links of
+the two cold runs are compared.
 
 `--precision N` measures the embedding linker's precision at accept thresholds
 0.80-0.95 on three labelled sets of N mentions built from the HPO names: a
@@ -24,15 +33,27 @@ right when it reaches the term, or a node whose name has the same words: OMIM's
 and HPO's namesakes), a phenotype or disease name with its first two words swapped
 or its last word's number changed ("syndrome moebius", "fryns syndromes"; right:
 the term or a namesake), and a word of a name that names no node
-("phenylalanine", "stature"), where any link is wrong. Give --snapshot a directory whose name
-embeddings are cached: the first run embeds all 59,311 names and synonyms.
+("phenylalanine", "stature"), where any link is wrong. Mentions are searched as
+`kgsynth ground` searches: a trigram pool per mention, ranked by the model. With
+`--baseline DIR` the baseline's own table is printed first (same mentions). Give
+--snapshot a directory whose name vectors are cached: 3 × 300 mentions reach most of
+the 59,311 names and synonyms.
+
+`--backends N` embeds 3,000 node names with sentence-transformers (torch) and with
+onnxruntime running the bundled model exported by torch (fp32, and int8 weights),
+printing names/s, CPU and the cosine to torch's vectors, then each backend's
+precision table on N mentions per set. Needs `pip install onnxruntime onnx`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -147,15 +168,15 @@ def labelled_mentions(snapshot: Snapshot, known: set[str], n: int, seed: int) ->
     return sets
 
 
-def measure_precision(snapshot: Snapshot, n: int, seed: int) -> None:
+def measure_precision(snapshot: Snapshot, n: int, seed: int, names=None) -> None:
+    """The precision table of embedding linking as `kgsynth ground` searches (trigram pool, then the model's cosine)."""
     import numpy as np
 
-    from kgsynth.ground.embed import encode, name_index
+    from kgsynth.ground.embed import name_index
     from kgsynth.verify.text import normalize
 
     clock = time.perf_counter()
-    names = name_index(snapshot)
-    print(f"name embeddings: {len(names.node_ids):,} names and synonyms, ready in {time.perf_counter() - clock:.1f}s")
+    names = names or name_index(snapshot)
     folded = np.array([t.casefold() for t in names.texts])
     words_of = {node_id: set() for node_id in names.node_ids}
     for node_id, text in zip(names.node_ids, names.texts, strict=True):
@@ -163,18 +184,31 @@ def measure_precision(snapshot: Snapshot, n: int, seed: int) -> None:
     sets = labelled_mentions(snapshot, set(folded.tolist()), n, seed)
     best: dict[str, list[tuple[float, bool, str, str]]] = {}  # set → (cosine, right, mention, text reached)
     for label, mentions in sets.items():
-        scores = encode([m for m, _, _ in mentions]) @ names.matrix.T
+        texts = [m for m, _, _ in mentions]
+        pools = names.candidates(texts)
+        if label == "held-out synonym":  # that exact string is not in the index
+            pools = [rows[folded[rows] != mention] for rows, mention in zip(pools, texts, strict=True)]
+        reached = np.unique(np.concatenate(pools))
+        vectors, reached_vectors = names.query_vectors(texts), names.row_vectors(reached)
         judged = []
         for i, (mention, gold, meant) in enumerate(mentions):
-            if label == "held-out synonym":
-                scores[i, folded == mention] = -np.inf
-            row = int(np.argmax(scores[i]))
-            reached = names.node_ids[row]
-            right = gold is not None and (reached == gold or " ".join(sorted(normalize(meant).split())) in words_of[reached])
-            judged.append((float(scores[i, row]), right, mention, names.texts[row]))
+            if not len(pools[i]):
+                judged.append((-1.0, False, mention, ""))  # no string shares a trigram: nothing to link
+                continue
+            scores = reached_vectors[np.searchsorted(reached, pools[i])] @ vectors[i]
+            row = int(pools[i][int(np.argmax(scores))])
+            right = gold is not None and (names.node_ids[row] == gold or " ".join(sorted(normalize(meant).split())) in words_of[names.node_ids[row]])
+            judged.append((float(scores.max()), right, mention, names.texts[row]))
         best[label] = judged
+    stats = names.cache.stats
+    print(f"name index: {len(names.node_ids):,} names and synonyms; {stats.embedded:,} embedded for these mentions "
+          f"(pool {names.pool} per mention), {stats.from_cache:,} read from the cache; {time.perf_counter() - clock:.1f}s")
     print(f"mentions: {', '.join(f'{label} {len(m)}' for label, m in sets.items())}")
-    print("accept | " + " | ".join(f"{label:>27}" for label in sets) + " | precision | recall")
+    print_precision(best)
+
+
+def print_precision(best: dict[str, list[tuple[float, bool, str, str]]]) -> None:
+    print("accept | " + " | ".join(f"{label:>27}" for label in best) + " | precision | recall")
     for threshold in THRESHOLDS:
         cells, linked, right, positives = [], 0, 0, 0
         for label, judged in best.items():
@@ -190,6 +224,177 @@ def measure_precision(snapshot: Snapshot, n: int, seed: int) -> None:
             f"'{mention}' -> '{text}' {score:.2f}" for score, _, mention, text in wrong[:: max(1, len(wrong) // 8)][:8]))
 
 
+# --- the first run of `kgsynth ground`, this code beside a baseline checkout ------------------
+
+REPO = Path(__file__).resolve().parent.parent
+QA_FILE = REPO / "tests" / "data" / "qa_hpo.jsonl"
+_CLI = "import sys; from kgsynth.cli import main; main(sys.argv[1:])"
+
+
+def fresh_copy(snapshot: Path, to: Path) -> Path:
+    """The snapshot's own files without any cache (engine, name vectors): what `kgsynth load` leaves."""
+    to.mkdir(parents=True)
+    for path in snapshot.iterdir():
+        if path.is_file() and not path.name.startswith("."):
+            shutil.copy2(path, to / path.name)
+    return to
+
+
+def timed_ground(code: Path, snapshot: Path, out: Path, qa: Path) -> dict:
+    """`kgsynth ground` in a child process running the code at `code`: wall, CPU, peak RSS, what it reports."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    clock = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", _CLI, "ground", str(qa), "--snapshot", str(snapshot), "--out", str(out)],
+                             cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, errors = child.communicate()
+    wall = time.perf_counter() - clock
+    if child.returncode:
+        raise SystemExit(f"kgsynth ground ({code}) failed:\n{errors}")
+    summary = json.loads((out / "ground.json").read_text())
+    return {"wall": wall, "summary": summary, "links": pl.read_parquet(out / "links.parquet")}
+
+
+def first_run(snapshot: Path, baseline: Path | None, qa: Path) -> None:
+    import resource
+
+    codes = [("new", REPO)] + ([("old", baseline.resolve())] if baseline else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        copies = {label: fresh_copy(snapshot, Path(tmp) / label / "snapshot") for label, _ in codes}
+        runs = {}
+        for phase in ("cold", "warm"):  # interleaved, so a change in the machine's load hits both
+            for label, code in codes:
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                run = timed_ground(code, copies[label], Path(tmp) / label / f"out-{phase}", qa)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                run["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                run["rss_mb"] = after.ru_maxrss / 1024  # the largest child so far
+                run["load"] = os.getloadavg()[0]
+                runs[label, phase] = run
+        questions = runs["new", "cold"]["summary"]["questions"]
+        print(f"kgsynth ground {qa.name}: {questions} questions, embedding linking (dictionary,embedding), HPO snapshot "
+              "copied without caches (cold: no name vectors, no engine cache; warm: the same command again)")
+        print("code | cache | wall s | CPU s | link s | names embedded | from cache | accepted | load (1 min)")
+        for (label, phase), run in runs.items():
+            summary = run["summary"]
+            names = summary.get("name_embeddings") or {}
+            print(f"{label:>4} | {phase:>5} | {run['wall']:6.1f} | {run['cpu']:5.1f} | {summary['seconds']['link'] + summary['seconds']['setup']:6.1f} | "
+                  f"{names.get('embedded', 'all' if phase == 'cold' else 0)!s:>14} | {names.get('from_cache', '-')!s:>10} | "
+                  f"{summary['accepted']:8d} | {run['load']:.2f}")
+        if baseline:
+            accepted = {label: _accepted_links(runs[label, "cold"]["links"]) for label, _ in codes}
+            same = accepted["new"] & accepted["old"]
+            print(f"accepted links: {len(same)} the same, only old: {sorted(accepted['old'] - same)}, only new: {sorted(accepted['new'] - same)}")
+        print(f"peak RSS of a child: {max(r['rss_mb'] for r in runs.values()):.0f} MB")
+
+
+def baseline_precision(code: Path, snapshot: Path, n: int, seed: int, tmp: Path) -> None:
+    """The baseline's own --precision table, on a copy of the snapshot (its cache layout is its own)."""
+    copy = tmp / "baseline-precision" / "snapshot"
+    shutil.copytree(snapshot, copy, ignore=lambda _, names: [n for n in names if n.startswith(".name-vectors-")])
+    print(f"--- baseline {code}:", flush=True)
+    subprocess.run([sys.executable, str(code / "bench" / "bench_ground.py"), "--precision", str(n), "--seed", str(seed), "--snapshot", str(copy)],
+                   cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, check=True)
+
+
+# --- sentence-transformers (torch) against onnxruntime, from the bundled model's files only ----------
+
+
+def onnx_encoders(where: Path) -> dict[str, object]:
+    """Encoders that run the bundled model in onnxruntime: exported here with torch's TorchScript
+    exporter (mean pooling and normalisation inside the graph, as the model's modules.json says),
+    as is and with int8 weights (dynamic quantisation, per channel). Nothing is downloaded."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
+
+    from kgsynth.verify.dedup import DedupConfig, model_path
+
+    path = model_path(DedupConfig())
+    model = SentenceTransformer(str(path), device="cpu")
+    bert = model[0].auto_model.eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            weight = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return torch.nn.functional.normalize((hidden * weight).sum(1) / weight.sum(1).clamp(min=1e-9), dim=1)
+
+    inputs = ["input_ids", "attention_mask", "token_type_ids"]
+    sample = model.preprocess(["arachnodactyly", "ectopia lentis of the eye"])
+    fp32, int8 = where / "model.onnx", where / "model_int8.onnx"
+    clock = time.perf_counter()
+    with torch.inference_mode():
+        torch.onnx.export(Pooled().eval(), tuple(sample[k] for k in inputs), str(fp32), input_names=inputs, output_names=["embedding"],
+                          dynamic_axes={k: {0: "batch", 1: "tokens"} for k in inputs}, opset_version=17, dynamo=False)
+    exported = time.perf_counter() - clock
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+    print(f"onnx: exported in {exported:.1f}s, int8 weights in {time.perf_counter() - clock - exported:.1f}s "
+          f"({fp32.stat().st_size / 1e6:.0f} MB, {int8.stat().st_size / 1e6:.0f} MB)")
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_padding()  # the file pads to 128; sentence-transformers pads to the batch's longest
+    tokenizer.enable_truncation(model.max_seq_length)
+
+    def encoder(file: Path):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+
+        def encode(texts: list[str]) -> np.ndarray:
+            out = []
+            for start in range(0, len(texts), 256):
+                encoded = tokenizer.encode_batch(texts[start : start + 256])
+                ids = np.zeros((len(encoded), max(len(e.ids) for e in encoded)), dtype=np.int64)
+                mask = np.zeros_like(ids)
+                for i, e in enumerate(encoded):
+                    ids[i, : len(e.ids)], mask[i, : len(e.ids)] = e.ids, 1
+                out.append(session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0])
+            return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+
+        return encode
+
+    return {"onnxruntime fp32": encoder(fp32), "onnxruntime int8": encoder(int8)}
+
+
+def compare_backends(snapshot: Snapshot, n: int, seed: int, sample: int = 3000) -> None:
+    from dataclasses import replace
+
+    from kgsynth.ground.embed import VectorCache, encode, encode_sorted, name_index
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("--backends needs onnxruntime and onnx (pip install onnxruntime onnx); skipped")
+        return
+    index = name_index(snapshot)
+    texts = random.Random(seed).sample(index.texts, min(sample, len(index.texts)))
+    with tempfile.TemporaryDirectory() as tmp:
+        encoders = {"sentence-transformers (torch)": encode, **onnx_encoders(Path(tmp))}
+        reference = None
+        for label, encoder in encoders.items():
+            encoder(["warm up"])
+            wall, cpu = time.perf_counter(), time.process_time()
+            vectors = encode_sorted(texts, label, encoder)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            reference = vectors if reference is None else reference
+            cosine = (vectors * reference).sum(axis=1)
+            print(f"== {label}: {len(texts):,} node names in {wall:.1f}s wall, {cpu:.1f}s CPU: {len(texts) / wall:,.0f} names/s, "
+                  f"{len(texts) / cpu:,.0f} per CPU-second; cosine to torch's vectors min {cosine.min():.4f}, mean {cosine.mean():.4f}; "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
+            measure_precision(snapshot, n, seed, names=replace(index, cache=VectorCache(None, encoder)))
+            del vectors
+
+
+def _accepted_links(links: pl.DataFrame) -> set[tuple]:
+    return set(links.filter(pl.col("node_id").is_not_null()).select("id_in_dataset", "role", "mention", "node_id").rows())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=2000)
@@ -199,10 +404,26 @@ def main() -> None:
     parser.add_argument("--max-hops", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", type=int, metavar="N", help="measure embedding linking precision on N mentions per set instead")
+    parser.add_argument("--first-run", action="store_true", help=f"time `kgsynth ground {QA_FILE.name}` with cold and warm caches instead")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="a checkout of the code to compare with (git worktree add --detach DIR 51c3089): "
+                             "--first-run runs it beside this code, --precision prints its table first")
+    parser.add_argument("--backends", type=int, metavar="N",
+                        help="sentence-transformers (torch) against onnxruntime fp32 and int8 exported from the bundled model: "
+                             "names/s and the precision table on N mentions per set (needs onnxruntime and onnx)")
     args = parser.parse_args()
-    if args.precision:
+    if args.first_run or args.precision or args.backends:
         with tempfile.TemporaryDirectory() as tmp:
-            measure_precision(hpo_snapshot(args.snapshot or Path(tmp) / "snapshot"), args.precision, args.seed)
+            snapshot = hpo_snapshot(args.snapshot or Path(tmp) / "snapshot")
+            if args.first_run:
+                first_run(snapshot.path, args.baseline, QA_FILE)
+            if args.precision:
+                if args.baseline:
+                    baseline_precision(args.baseline.resolve(), snapshot.path, args.precision, args.seed, Path(tmp))
+                    print("--- this code:")
+                measure_precision(snapshot, args.precision, args.seed)
+            if args.backends:
+                compare_backends(snapshot, args.backends, args.seed)
             print(f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPU(s)")
         return
 

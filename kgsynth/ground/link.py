@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from kgsynth.errors import ConfigError
@@ -34,6 +33,7 @@ from kgsynth.graph.snapshot import Snapshot
 from kgsynth.ground.qa import QARecord
 
 if TYPE_CHECKING:
+    from kgsynth.ground.embed import NameIndex
     from kgsynth.ground.llm import ModelSteps
 
 Role = Literal["question", "answer", "option"]
@@ -154,8 +154,7 @@ class QALinker:
         self.engine = self.index.engine
         self.dictionary = self.index.linker
         self.stop = self.index.stop_words | QUESTION_WORDS
-        self._names = None
-        self._vectors: dict[str, np.ndarray] = {}  # embedded span text → vector, across records
+        self._names: NameIndex | None = None
 
     # --- node facts ------------------------------------------------------------------
 
@@ -278,42 +277,35 @@ class QALinker:
         ]
 
     def prepare(self) -> None:
-        """Pay the one-off costs of embedding linking now: the node-name embeddings
-        (built, or read from the cache) and loading the model."""
+        """Pay the one-off costs of embedding linking now: the name index (trigrams, and the
+        vectors cached by earlier runs) and loading the model. Node names themselves are
+        embedded during linking, only those some mention reaches."""
         from kgsynth.ground.embed import encode
 
         if self._embedding:
             self.names()
             encode([])
 
-    def names(self):
+    def embedding_stats(self) -> dict[str, float | int] | None:
+        """Node names this linker embedded and read from the cache (None: no embedding linking)."""
+        return self._names.cache.stats.as_dict() if self._names is not None else None
+
+    def names(self) -> NameIndex:
         if self._names is None:
             from kgsynth.ground.embed import name_index
 
-            types = None
-            if self.config.question_types and self.config.answer_types:
-                types = sorted(set(self.config.question_types) | set(self.config.answer_types))
-            self._names = name_index(self.snapshot, types)
+            self._names = name_index(self.snapshot)
         return self._names
-
-    def vectors(self, texts: list[str]) -> np.ndarray:
-        from kgsynth.ground.embed import encode_many
-
-        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        if missing:
-            for text, vector in zip(missing, encode_many(missing, "embedding question spans"), strict=True):
-                self._vectors[text] = vector
-        return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
     def _embed_pass(self, queries: list[_Query], drafts: list[_Draft]) -> None:
         names = self.names()
-        vectors = self.vectors([q.text.casefold() for q in queries])
         by_types: dict[frozenset[str] | None, list[int]] = {}
         for i, q in enumerate(queries):
             by_types.setdefault(frozenset(q.types) if q.types else None, []).append(i)
         found: list[list[tuple[int, float]]] = [[] for _ in queries]
         for types, members in by_types.items():
-            hits = names.search(vectors[members], types=set(types) if types else None, top=self.config.candidates)
+            texts = [queries[i].text.casefold() for i in members]
+            hits = names.search(texts, types=set(types) if types else None, top=self.config.candidates)
             for i, hit in zip(members, hits, strict=True):
                 found[i] = hit
         per_record: dict[int, list[int]] = {}
@@ -434,7 +426,7 @@ def _model_link(linker: QALinker, role: Role, text: str, types: set[str] | None)
     link = linker._link_text(role, text, types)
     if link is None and linker._embedding and text.strip():
         query = _Query(0, role, text, types)
-        hits = linker.names().search(linker.vectors([text.casefold()]), types=types, top=linker.config.candidates)[0]
+        hits = linker.names().search([text.casefold()], types=types, top=linker.config.candidates)[0]
         links = linker._embedding_links(query, hits, linker.names())
         link = links[0] if links else None
     return link.model_copy(update={"method": "llm"}) if link is not None else None

@@ -12,7 +12,7 @@ The output directory has the run-directory layout (`kgsynth.rundir`), so
 | `links.parquet` | every entity link: mention, node, method, score, candidates |
 | `questions.parquet` | every question's outcome: accepted, rejected with verification's code, or lost at a stage with a reason code |
 | `coverage.json`, `coverage.md` | the funnel and the losses by reason |
-| `ground.json` | parameters, snapshots, counts, timings, model usage |
+| `ground.json` | parameters, snapshots, counts, timings, node names embedded or read from the cache, model usage |
 
 Each file is written atomically; a failure leaves earlier files of an older run whole.
 """
@@ -131,7 +131,7 @@ def ground_qa(
     linker = QALinker(full, config.link)
     linker.prepare()
     engine = open_engine(sampled or full)
-    seconds["setup"] = _lap(clock)  # one-off: name dictionary, model and name embeddings, engine
+    seconds["setup"] = _lap(clock)  # one-off: name dictionary and trigram index, the model, engine
 
     clock = time.perf_counter()
     linked = linker.link(records)
@@ -187,6 +187,7 @@ def ground_qa(
         "model_usage": steps.summary() if steps is not None else None,
         "stopped": steps.stopped if steps is not None else None,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "name_embeddings": linker.embedding_stats(),
         "questions_per_second": {
             "link_and_paths": round(len(records) / max(seconds["link"] + seconds["paths"], 1e-9), 1),
         },
