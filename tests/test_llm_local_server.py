@@ -156,3 +156,10 @@ def test_cli_status_and_start_without_a_build(tmp_path):
     assert "Traceback" not in start.stderr
     stop = cli("llm-server", "stop", env=env)
     assert stop.returncode == 0 and "no kgsynth llm-server is running" in stop.stderr
+
+
+def test_the_cli_defaults_are_the_library_defaults():
+    from kgsynth.cli import llm_server
+
+    assert (llm_server.PORT, llm_server.PARALLEL, llm_server.SLOT_CONTEXT) == (
+        ls.DEFAULT_PORT, ls.DEFAULT_PARALLEL, ls.DEFAULT_SLOT_CONTEXT)

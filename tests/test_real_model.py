@@ -44,7 +44,7 @@ def snapshot(hpo_snapshot_dir):
 
 def model_config(server: ls.LocalServer, cache) -> LLMConfig:
     return LLMConfig(model=server.model, base_url=server.url, api_key_env="KGSYNTH_TEST_NO_KEY", cache_path=cache,
-                     concurrency=2, max_tokens=384, timeout_s=300, max_retries=1, seed=0)  # fmt: skip
+                     concurrency=2, max_tokens=320, timeout_s=300, max_retries=1, seed=0)  # fmt: skip
 
 
 def decoded(server: ls.LocalServer) -> float:

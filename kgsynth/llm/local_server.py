@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -58,6 +59,13 @@ DEFAULT_PARALLEL = 4
 DEFAULT_SLOT_CONTEXT = 2048
 
 
+def default_threads() -> int:
+    """Half the cores, at least one. llama.cpp's threads wait for each other at every step by
+    spinning: on a busy 2-core machine two threads decoded ~1 token/s where one thread made ~27
+    (measured here), so the server never takes every core by default."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 class LocalServerError(LLMError):
     """The local model server cannot be built, prepared, started or stopped."""
 
@@ -73,9 +81,26 @@ def binary_path(root: Path | None = None) -> Path:
 
 
 def find_binary(root: Path | None = None) -> Path | None:
-    """The built server, or None; cheap (one stat), for skips and status."""
+    """The built server, or None; cheap (a stat or two), for skips and status."""
     path = binary_path(root)
-    return path if path.is_file() and os.access(path, os.X_OK) else None
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return None
+    _link_libraries(path.parent)
+    return path
+
+
+def _link_libraries(bin_dir: Path) -> None:
+    """Make the shared-library links the package lists in `_symlinks.json` (wheels cannot hold
+    symlinks; its Python wrapper makes them on import, and the binary's RUNPATH is its own folder)."""
+    manifest = bin_dir / "_symlinks.json"
+    if not manifest.exists():
+        return
+    for name, target in json.loads(manifest.read_text(encoding="utf-8")).items():
+        link = bin_dir / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+    manifest.unlink()
 
 
 def model_path(root: Path | None = None) -> Path:
@@ -132,6 +157,7 @@ def build_binary(root: Path | None = None, *, say: Say = _quiet) -> Path:
                 f"last lines of {log}: {_tail(log)} — it needs a C++ compiler and cmake "
                 "(apt-get install build-essential cmake)"
             )
+        _link_libraries(built.parent)
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
         say(f"built llama-server in {time.perf_counter() - started:.0f} s: {binary_path(root)}")
@@ -258,8 +284,7 @@ def start_server(
         str(binary), "--model", str(model), "--alias", MODEL_NAME, "--host", host, "--port", str(port),
         "--ctx-size", str(parallel * slot_context), "--parallel", str(parallel), "--metrics",
     ]  # fmt: skip
-    if threads:
-        command += ["--threads", str(threads)]
+    command += ["--threads", str(threads or default_threads())]
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)  # fmt: skip
@@ -342,12 +367,23 @@ def running_server(*, build: bool = False, say: Say = _quiet, **options) -> Iter
     if binary is None:
         raise LocalServerError(f"no llama-server at {binary_path()}; build it once with `kgsynth llm-server prepare`")
     server = start_server(binary, prepare_model(say=say), **options)
+    # a SIGTERM to this process must still stop the server (it is in its own group, so it
+    # would outlive us): turn it into SystemExit while the server runs
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         yield server
     finally:
         stop_server(server)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(server.pid, 0)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 # --- the server the CLI started (one per cache) ----------------------------------------------
