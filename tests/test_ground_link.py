@@ -177,6 +177,22 @@ def test_only_the_allowed_types_are_embedded_and_a_damaged_cache_is_rebuilt(hpo_
     assert again.embedding_stats()["from_cache"] == 0 and sorted(t for t in counted if t in kind_of) == sorted(embedded_names)
 
 
+def test_cli_says_how_many_names_it_embedded_and_read_from_the_cache(hpo_snapshot_dir: Path, tmp_path: Path, capsys):
+    from kgsynth.cli import main
+
+    snapshot = fresh_copy(hpo_snapshot_dir, tmp_path / "hpo")
+    runs = []
+    for out in (tmp_path / "cold", tmp_path / "warm"):
+        main(["ground", str(DATA), "--snapshot", str(snapshot), "--out", str(out), "--limit", "3"])
+        runs.append((json.loads((out / "ground.json").read_text())["name_embeddings"], capsys.readouterr().err))
+    (cold, cold_said), (warm, warm_said) = runs
+    assert cold["embedded"] > 0 and cold["from_cache"] == 0
+    assert f"embedding linking: {cold['embedded']:,} node names embedded" in cold_said
+    assert warm["embedded"] == 0 and warm["from_cache"] == cold["embedded"]
+    assert f"0 node names embedded (0/s), {cold['embedded']:,} read from the cache" in " ".join(warm_said.split())
+    assert pl.read_parquet(tmp_path / "cold" / "links.parquet").equals(pl.read_parquet(tmp_path / "warm" / "links.parquet"))
+
+
 def test_length_sorted_batches_return_vectors_in_the_callers_order():
     from kgsynth.ground.embed import encode, encode_sorted
 
