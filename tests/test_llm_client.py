@@ -326,3 +326,21 @@ def test_complete_all_is_a_synchronous_front_door(server, tmp_path):
 def test_echo_responder_copies_marked_lines():
     body = {"messages": [{"role": "user", "content": "x\n<<answer>> yes\n<<confidence>> 1"}]}
     assert echo_responder(body) == '{"answer": "yes", "confidence": "1"}'
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ({"message": "request (3031 tokens) exceeds the available context size (2048 tokens), try increasing it",
+      "type": "exceed_context_size_error"}, "context_length"),  # llama.cpp's server
+    ({"message": "This model's maximum context length is 128000 tokens.", "type": "invalid_request_error",
+      "code": "context_length_exceeded"}, "context_length"),  # OpenAI
+    ({"message": "'messages' is required", "type": "invalid_request_error"}, "http_400"),
+])
+def test_a_prompt_over_the_context_is_named_and_final(body, reason):
+    import httpx
+
+    from kgsynth.llm.client import _reason
+
+    response = httpx.Response(400, request=httpx.Request("POST", "http://127.0.0.1/v1/chat/completions"))
+    exc = openai.BadRequestError(body["message"], response=response, body=body)
+    assert _reason(exc) == reason
+    assert CallFailed(reason, "x").final == (reason == "context_length")

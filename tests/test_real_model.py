@@ -112,3 +112,25 @@ def test_the_judge_records_a_verdict_for_every_item_it_reads(server, snapshot, g
     again = verify_items(items, snapshot, llm=config)
     assert decoded(server) == before  # the judge's replies came from the cache
     assert again.summary["by_reason"] == verified.summary["by_reason"]
+
+
+def test_a_prompt_longer_than_the_context_is_classified_not_retried(server, tmp_path):
+    import asyncio
+
+    from kgsynth.llm import CallFailed, LLMClient
+    from kgsynth.llm.writers import WrittenItem
+
+    async def ask():
+        async with LLMClient(model_config(server, tmp_path / "cache.sqlite")) as client:
+            try:
+                await client.complete([{"role": "user", "content": "phenotype " * 3000}], WrittenItem)
+            finally:
+                usage = client.accountant.summary()["stages"]["generate"]
+        return usage
+
+    before = decoded(server)
+    with pytest.raises(CallFailed) as caught:
+        asyncio.run(ask())
+    assert caught.value.reason == "context_length" and caught.value.final and caught.value.attempts == 1
+    assert "context" in str(caught.value)
+    assert decoded(server) == before  # refused before any decoding

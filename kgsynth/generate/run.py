@@ -280,7 +280,7 @@ class _Run:
             self.attempted -= 1
             return
         except CallFailed as exc:
-            if exc.model_reply:  # the model's own unusable answer (cached): a re-run would read the same
+            if exc.final:  # the model's own unusable answer (cached), or a prompt too long for its context
                 self.rejected[exc.reason] += 1
                 self._failure(task.id, task.row, task.kind, exc.reason, str(exc), exc.attempts, retryable=False)
             else:

@@ -79,6 +79,12 @@ class CallFailed(LLMError):
         """The model's own reply was unusable (junk, wrong shape, cut): asking again the same way won't help."""
         return self.reason in MODEL_REPLY_REASONS
 
+    @property
+    def final(self) -> bool:
+        """Asking again the same way gets the same answer: an unusable reply, or a prompt the model's
+        context cannot hold (the server refuses it before decoding)."""
+        return self.model_reply or self.reason == "context_length"
+
 
 @functools.cache
 def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
@@ -341,8 +347,16 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
         return "auth"
     if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 400 and _over_context(exc):
+            return "context_length"
         return "server_error" if exc.status_code >= 500 else f"http_{exc.status_code}"
     return type(exc).__name__
+
+
+def _over_context(exc: openai.APIStatusError) -> bool:
+    """OpenAI's `context_length_exceeded`, llama.cpp's `exceed_context_size_error`, vLLM's wording."""
+    said = f"{getattr(exc, 'code', '')} {getattr(exc, 'type', '')} {_describe(exc)}".lower()
+    return "context_length" in said or "exceed_context" in said or "context size" in said or "maximum context" in said
 
 
 def _describe(exc: BaseException) -> str:
