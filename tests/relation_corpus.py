@@ -148,16 +148,18 @@ def judge_made_up(sentences: list[Sentence], *, per_sentence: int = 3, seed: int
 
 
 def real_edges(index, relation: str, n: int, *, seed: int = 0) -> list[tuple[int, int]]:
-    """Up to n stored edges (source, target) of the relation whose two ends the name dictionary knows."""
+    """Up to n stored edges (source, target) of the relation whose two ends the name dictionary knows
+    and that no other relation joins (a sentence stating the other one would be true of the graph)."""
     engine = index.engine
     code = engine.relation_index[relation]
     rows = np.flatnonzero(np.asarray(engine.edge_rel) == code)
     rng = np.random.default_rng(seed)
     out = []
     forms = index.linker.forms
+    between = engine_facts(index)
     for r in rng.permutation(rows).tolist():
         u, v = int(engine.edge_src[r]), int(engine.edge_dst[r])
-        if u in forms and v in forms:
+        if u in forms and v in forms and {f.relation for f in between((u,), (v,))} == {relation}:
             out.append((u, v))
         if len(out) >= n:
             break

@@ -186,13 +186,9 @@ def path_steps(
         if first.sentence != second.sentence or first.nodes == second.nodes:
             continue
         a, b = positions[i - 1], positions[i]
-        if len(a) == 1 and len(b) == 1 and abs(a[0] - b[0]) == 1:  # the common case: one hop, judged in one lookup
-            k = min(a[0], b[0])
-            reading = bool(forward[k]) if b[0] > a[0] else not forward[k]
-            if reader.exact(relations[k], reading, i) and (
-                first.start == 0 or (i >= 2 and mentions[i - 2].end == first.start) or not reader.lead(i)
-            ):  # (no words before the sentence's first entity: nothing there to negate it)
-                continue
+        hop = _one_hop(a, b, forward)
+        if hop is not None and reader.exact(relations[hop[0]], hop[1], i) and (_opens(mentions, i) or not reader.lead(i)):
+            continue  # the common case: one hop in its own wording, one lookup
         hops = hop_facts(a, b, path, relations, forward)
         if hops:
             judged = [(k, facts, reader.judge(i, facts)) for k, facts in hops]  # two readings when names are shared
@@ -210,6 +206,53 @@ def path_steps(
                 judgement = reader.judge(i, facts)
                 if judgement.verdict != STATED:
                     yield Step(i, first, second, facts, judgement)
+
+
+def plainly_stated(
+    mentions: Sequence[Mention[K]],
+    positions: list[tuple[int, ...]],
+    relations: Sequence[str],
+    forward: Sequence[bool],
+    ids: Sequence[int],
+    base: int,
+    wording_ids: dict[tuple[str, bool], frozenset[tuple[int, ...]]],
+) -> bool:
+    """Is every step of the text a path hop said in its relation's own wording, first thing in its
+    sentence (the template writer's text)? Then `path_steps` would find nothing; this costs no reader."""
+    before = None
+    for i, second in enumerate(mentions):  # inlined `_one_hop` and `_opens`: this runs for every item
+        first, before = before, second
+        if first is None or first.sentence != second.sentence or first.nodes == second.nodes:
+            continue
+        a, b = positions[i - 1], positions[i]
+        if len(a) != 1 or len(b) != 1:
+            return False
+        a, b = a[0], b[0]
+        if b == a + 1:
+            k, reading = a, bool(forward[a])
+        elif a == b + 1:
+            k, reading = b, not forward[b]
+        else:
+            return False
+        if first.start and (i < 2 or mentions[i - 2].end != first.start):
+            return False
+        if tuple(ids[base + first.end : base + second.start]) not in wording_ids.get((relations[k], reading), ()):
+            return False
+    return True
+
+
+def _one_hop(a: tuple[int, ...], b: tuple[int, ...], forward: Sequence[bool]) -> tuple[int, bool] | None:
+    """(hop, reading) when two mentions name two consecutive path entities, one reading each."""
+    if len(a) == 1 and len(b) == 1 and abs(a[0] - b[0]) == 1:
+        k = min(a[0], b[0])
+        return k, bool(forward[k]) if b[0] > a[0] else not forward[k]
+    return None
+
+
+def _opens(mentions: Sequence[Mention], i: int) -> bool:
+    """No word stands between mention i-1 and the start of the text or the mention before it."""
+    first = mentions[i - 1]
+    return first.start == 0 or (i >= 2 and mentions[i - 2].end == first.start)
 
 
 _PREFERRED = (STATED, UNSURE, MISSTATED)  # a step any reading of which states its hop is stated

@@ -19,7 +19,7 @@ from kgsynth.verify.graph_checks import describe
 from kgsynth.verify.index import GraphIndex
 from kgsynth.verify.lexicon import MISSTATED
 from kgsynth.verify.relation import CODE as RELATION_MISSTATED
-from kgsynth.verify.relation import Step, StepReader, engine_facts, path_positions, path_steps
+from kgsynth.verify.relation import Step, StepReader, engine_facts, path_positions, path_steps, plainly_stated
 from kgsynth.verify.text import Mention, WordIds, gc_paused, normalized_texts
 
 
@@ -107,20 +107,21 @@ def linked_thinking(index: GraphIndex, batch: ItemBatch) -> tuple[list[tuple[lis
     return out, ids
 
 
-def step_readers(index: GraphIndex, batch: ItemBatch, linked, ids: WordIds) -> list[tuple[StepReader[int], Iterator[Step[int]]]]:
+def step_readers(index: GraphIndex, batch: ItemBatch, linked, ids: WordIds) -> list[tuple[StepReader[int] | None, Iterator[Step[int]]]]:
     """Per item: a reader of its thinking's steps, and the steps the lexicon does not find stated
     (hops against their triple, other pairs against every relation between them; see
-    `kgsynth.verify.relation`), lazily."""
+    `kgsynth.verify.relation`), lazily; no reader and no steps for template text."""
     texts = batch.frame["thinking"].fill_null("").to_list()
     names, forward = batch.column("relations"), batch.column("forward")
     facts = engine_facts(index)
     lexicon, wording_ids = index.lexicon, index.wording_ids
     out = []
     for row, (path, mentions, positions) in enumerate(linked):
-        usable = ids.usable[row]
-        reader = StepReader(
-            lexicon, texts[row], mentions, ids=ids.ids if usable else None, base=ids.starts[row], wording_ids=wording_ids
-        )
+        usable, base = ids.usable[row], ids.starts[row]
+        if usable and plainly_stated(mentions, positions, names[row], forward[row], ids.ids, base, wording_ids):
+            out.append((None, ()))
+            continue
+        reader = StepReader(lexicon, texts[row], mentions, ids=ids.ids if usable else None, base=base, wording_ids=wording_ids)
         out.append((reader, path_steps(reader, path, names[row], forward[row], facts, positions)))
     return out
 
