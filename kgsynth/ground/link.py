@@ -8,8 +8,9 @@ Three methods, tried in order, each recorded on the link with its score:
    name; for an answer that only contains a name, the share of its words covered.
 2. `embedding`: word n-grams the dictionary left uncovered (never across a
    sentence break or a common word) are embedded and compared with the embedded
-   node names of the allowed types; a cosine at or above `accept` links, else the
-   best few nodes are kept as candidates.
+   names of the nodes of the allowed types that share the most character trigrams
+   with them (kgsynth.ground.embed: only those names are ever embedded); a cosine
+   at or above `accept` links, else the best few nodes are kept as candidates.
 3. `llm` (kgsynth.ground.llm): extraction and disambiguation for what is left.
 
 Types: question entities may be restricted to `question_types`; the answer must
