@@ -1,9 +1,10 @@
 """Prefect flows over the library's stage functions: `synthesize` and `refresh_graph`.
 
-This is the only module of the package that imports Prefect at its top; it is
-imported by `flows/synthesize.py` (the deployments' entry point) and, lazily, by
-`kgsynth run` when the config says `execution.runner: dask`. Living inside the
-package, it is importable on every Dask worker that has kgsynth installed.
+This module and `kgsynth.execution.runners` are the only ones in the package that
+import Prefect. They are imported by `flows/synthesize.py` (the deployments' entry
+point) and, lazily, by `kgsynth run` when the config says `execution.runner: dask`.
+Living inside the package, the tasks are importable on every Dask worker that has
+kgsynth installed.
 
 Each task's cache key is the stage's content hash (snapshot hash, config section,
 upstream file hashes, prompt hash), and cache records are stored inside the run
@@ -12,8 +13,8 @@ the cache (`refresh_cache`), so a deleted output is rebuilt rather than "restore
 Stages that talk to a server get retries with exponential backoff.
 
 Where the tasks run is the config's `execution` section (`kgsynth.execution.runners`):
-`local` on the flow's thread pool, `dask` on a Dask cluster, where the flow process
-itself only decides which stages are up to date and writes their 'started' stamps.
+`local` on the flow's thread pool, `dask` on a Dask cluster; there the flow's process
+only decides which stages are up to date, writes 'started' stamps and waits.
 """
 
 from __future__ import annotations
