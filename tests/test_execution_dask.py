@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -178,7 +179,7 @@ def test_runner_dask_without_the_flows_extra_or_with_a_dead_address_is_one_line(
     assert "pip install 'kgsynth[flows]'" in one_line_error(needs_extra)
     assert not (workdir / "runs" / "no-extra").exists()
 
-    with __import__("socket").socket() as probe:  # a port nothing listens on
+    with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         dead = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
     unreachable = kgsynth("run", str(write_config(workdir, "dead", execution={**DASK, "address": dead})),
