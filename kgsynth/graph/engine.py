@@ -33,6 +33,7 @@ from kgsynth.graph.snapshot import Snapshot
 
 CACHE_VERSION = 3
 HIERARCHY_RUN = 1 << 32  # flag in run_table's key column: the run leads to nodes of the owner's type
+RUN_TYPE_SHIFT = 40  # run_table's key column: (type + 1) << this when all of a run's neighbours have that type
 _ARRAYS = (
     "indptr",
     "indices",
@@ -165,15 +166,24 @@ class Engine:
 
     @cached_property
     def run_table(self) -> np.ndarray:
-        """int64 [g + 1, 2]: per run its hop key (plus HIERARCHY_RUN when its first neighbour has
-        the owner's own type) and its first entry; a last row closes the last run. A node's
-        runs sit together, so finding one of its keys touches one or two cache lines."""
+        """int64 [g + 1, 2]: per run its hop key and flags, and its first entry; a last row closes
+        the last run. The key column holds the key in bits 0-31, HIERARCHY_RUN when the run's
+        first neighbour has the owner's own type, and (type + 1) << RUN_TYPE_SHIFT when every
+        neighbour in the run has that one type (0: mixed). A node's runs sit together, so
+        compiled code finds one of its keys, and what type it leads to, in a cache line or two."""
         group_key, group_start = np.asarray(self.group_key), np.asarray(self.group_start)
         table = np.empty((len(group_key) + 1, 2), dtype=np.int64)
         owner = group_key // self.n_keys
-        node_type = np.asarray(self.node_type)
-        same_type = node_type[np.asarray(self.indices)[group_start[:-1]]] == node_type[owner]
-        table[:-1, 0] = group_key - owner * self.n_keys + np.where(same_type, HIERARCHY_RUN, 0)
+        node_type = np.asarray(self.node_type).astype(np.int64)
+        neighbour_type = node_type[np.asarray(self.indices)]
+        starts = group_start[:-1]
+        if len(starts):
+            low, high = np.minimum.reduceat(neighbour_type, starts), np.maximum.reduceat(neighbour_type, starts)
+        else:
+            low = high = np.zeros(0, dtype=np.int64)
+        flags = np.where(neighbour_type[starts] == node_type[owner], HIERARCHY_RUN, 0)
+        flags += np.where(low == high, (low + 1) << RUN_TYPE_SHIFT, 0)
+        table[:-1, 0] = group_key - owner * self.n_keys + flags
         table[-1, 0] = -1
         table[:, 1] = group_start
         return table

@@ -4,9 +4,9 @@ The array-at-a-time versions paid for every step with a sort or a binary search
 over the whole graph (a run's key among millions); a path's proof touches a few
 hundred entries. Here each path does all of its work in a loop: candidates drawn
 on the sampling graph, filtered, ranked, checked for distance and proven on the
-full graph, round after round until it has its negatives. Node sets are marks in
-per-worker arrays (a fresh stamp per set, so nothing is ever cleared), and a
-node's run of one hop key is found among that node's few runs only.
+full graph, round after round until it has its negatives. Node sets are bitsets
+(16 KB for 129k nodes, so they stay in cache) cleared by their members after use,
+and a node's run of one hop key is found among that node's few runs only.
 
 The rules are those of kgsynth.sample.negatives and kgsynth.sample.unique, down
 to the work counted against the budgets, so the same candidates get the same
@@ -34,10 +34,12 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 UNKNOWN, NOT_UNIQUE, UNIQUE = -1, 0, 1
-HIERARCHY_RUN = 1 << 32  # kgsynth.graph.engine.HIERARCHY_RUN
+RUN_TYPE_SHIFT = 40  # kgsynth.graph.engine.RUN_TYPE_SHIFT (run_table flags: see Engine.run_table)
 QUICK_CAP = 8  # neighbours per node and nodes per position in the first, capped look
 CAP = 64  # the same in the second look, for paths over the exact search's budget
 COUSIN_DEPTH = 3  # levels up a hierarchy a cousin may share its ancestor
+LANES = 15  # per-try scratch rows the candidate draws use
+BLOCK = 1024  # paths drawn for, then proven, together
 
 # status of a candidate handed to the proof (prove_candidates)
 DROPPED, SATISFIES, PROVEN = -1, 0, 1
@@ -72,7 +74,7 @@ def _below(state, n):
 # Engine.node_table / run_table, the CSR's neighbours and the node types; a sampling graph
 # adds (symmetric, by_type_ptr, by_type_nbr, n_types) for drawing candidates. ---
 
-_KEY = (1 << 32) - 1  # run_table's key column without its HIERARCHY_RUN flag
+_KEY = (1 << 32) - 1  # run_table's key column without its flags
 
 
 @_jit
@@ -88,6 +90,11 @@ def _run_range(g, node, key):
 
 
 @_jit
+def _hierarchy(flags):
+    return (flags >> 32) & 1 == 1
+
+
+@_jit
 def _flip(key, n_rel):
     if key < 0:
         return -1
@@ -100,12 +107,6 @@ def _reverse(key, other, n_rel):
     if other >= 0:
         return key, other
     return _flip(key, n_rel), -1
-
-
-@_jit
-def _stamp(counter):
-    counter[0] += 1
-    return counter[0]
 
 
 # --- candidates on the sampling graph ---
@@ -133,167 +134,295 @@ def _pick_entry(s, state, node):
 
 
 @_jit
-def _random_neighbour(s, state, node, key, other):
-    """A uniform neighbour of node through the runs of key and other, -1 where there is none."""
-    if node < 0:
-        return -1
-    a, b = _run_range(s, node, key)
-    c, d = _run_range(s, node, other)
-    total = b - a + d - c
-    if total == 0:
-        return -1
-    at = _below(state, total)
-    return s[2][a + at] if at < b - a else s[2][c + at - (b - a)]
-
-
-@_jit
-def _sibling(s, state, node):
-    """x with node -r-> p <-r- x for a random entry (node, p): same relation, same direction."""
-    entry, key = _pick_entry(s, state, node)
-    if entry < 0:
-        return -1
-    key, other = _hop_keys(s, key)
-    key, other = _reverse(key, other, s[4] // 2)
-    return _random_neighbour(s, state, s[2][entry], key, other)
-
-
-@_jit
-def _cousin(s, state, node):
-    """x under a common ancestor 1..COUSIN_DEPTH levels up, through one of the node's runs to
-    nodes of its own type (node -r-> … -r-> g <-r- … <-r- x); -1 where it has none."""
+def _neighbours(s, state, node, key, other, m, out, lanes):
+    """out[t] for t < m: a uniform neighbour of node[t] through the runs of key[t] and other[t],
+    -1 where there is none (or node[t] is -1). All lookups first, then all picks: the
+    tries' memory reads are independent, so they overlap instead of waiting in turn."""
+    lo1, hi1, lo2, hi2 = lanes[0], lanes[1], lanes[2], lanes[3]
     node_table, run_table = s[0], s[1]
+    for t in range(m):  # every node's row, then every node's runs, then every pick
+        if node[t] >= 0:
+            lo1[t], hi1[t] = node_table[node[t], 1], node_table[node[t] + 1, 1]
+    for t in range(m):
+        first, end = (lo1[t], hi1[t]) if node[t] >= 0 else (0, 0)
+        lo1[t], hi1[t], lo2[t], hi2[t] = 0, 0, 0, 0
+        for run in range(first, end):
+            flags = run_table[run, 0] & _KEY
+            if flags == key[t]:
+                lo1[t], hi1[t] = run_table[run, 1], run_table[run + 1, 1]
+            elif flags == other[t]:
+                lo2[t], hi2[t] = run_table[run, 1], run_table[run + 1, 1]
+    indices = s[2]
+    for t in range(m):
+        first = hi1[t] - lo1[t]
+        total = first + hi2[t] - lo2[t]
+        if total == 0:
+            out[t] = -1
+            continue
+        at = _below(state, total)
+        out[t] = indices[lo1[t] + at] if at < first else indices[lo2[t] + at - first]
+
+
+@_jit
+def _siblings(s, state, node, m, out, lanes):
+    """out[:m]: x with node -r-> p <-r- x for random entries (node, p): same relation, same direction."""
+    parent, key, other = lanes[4], lanes[5], lanes[6]
+    n_rel = s[4] // 2
+    for t in range(m):
+        entry, hop = _pick_entry(s, state, node)
+        parent[t] = entry
+        if entry >= 0:
+            forward, symmetric = _hop_keys(s, hop)
+            key[t], other[t] = _reverse(forward, symmetric, n_rel)
+    indices = s[2]
+    for t in range(m):
+        if parent[t] >= 0:
+            parent[t] = indices[parent[t]]
+    _neighbours(s, state, parent, key, other, m, out, lanes)
+
+
+@_jit
+def _cousins(s, state, node, m, out, lanes):
+    """out[:m]: x under a common ancestor 1..COUSIN_DEPTH levels up, through one of the node's runs
+    to nodes of its own type (node -r-> … -r-> g <-r- … <-r- x); -1 where it has none."""
+    node_table, run_table, indices = s[0], s[1], s[2]
     first, last = node_table[node, 1], node_table[node + 1, 1]
     present = 0
     for run in range(first, last):
-        present += run_table[run, 0] >= HIERARCHY_RUN
+        present += _hierarchy(run_table[run, 0])
     if present == 0:
-        return -1
-    nth = _below(state, present)
-    run = first
-    while True:
-        if run_table[run, 0] >= HIERARCHY_RUN:
-            if nth == 0:
-                break
-            nth -= 1
-        run += 1
-    lo, hi = run_table[run, 1], run_table[run + 1, 1]
-    entry = lo + _below(state, hi - lo)
-    up = 1 + _below(state, COUSIN_DEPTH)
-    key, other = _hop_keys(s, run_table[run, 0] & _KEY)
-    current = s[2][entry]
-    for _ in range(1, up):
-        current = _random_neighbour(s, state, current, key, other)
-    key, other = _reverse(key, other, s[4] // 2)
-    for _ in range(up):
-        current = _random_neighbour(s, state, current, key, other)
-    return current
+        out[:m] = -1
+        return
+    current, key, other, up, climbing, step = lanes[4], lanes[5], lanes[6], lanes[7], lanes[8], lanes[9]
+    for t in range(m):
+        nth = _below(state, present)
+        run = first
+        while True:
+            if _hierarchy(run_table[run, 0]):
+                if nth == 0:
+                    break
+                nth -= 1
+            run += 1
+        lo, hi = run_table[run, 1], run_table[run + 1, 1]
+        current[t] = lo + _below(state, hi - lo)
+        up[t] = 1 + _below(state, COUSIN_DEPTH)
+        key[t], other[t] = _hop_keys(s, run_table[run, 0] & _KEY)
+    for t in range(m):
+        current[t] = indices[current[t]]
+    n_rel = s[4] // 2
+    for level in range(2 * COUSIN_DEPTH - 1):  # up to COUSIN_DEPTH - 1 more levels up, then as many down
+        if level == COUSIN_DEPTH - 1:
+            for t in range(m):
+                key[t], other[t] = _reverse(key[t], other[t], n_rel)
+        height = level + 2 if level < COUSIN_DEPTH - 1 else level - COUSIN_DEPTH + 2
+        n = 0
+        for t in range(m):
+            if up[t] >= height:
+                climbing[n] = t
+                n += 1
+        for j in range(n):
+            t = climbing[j]
+            step[j], lanes[10][j], lanes[11][j] = current[t], key[t], other[t]
+        _neighbours(s, state, step, lanes[10], lanes[11], n, step, lanes)
+        for j in range(n):
+            current[climbing[j]] = step[j]
+    out[:m] = current[:m]
 
 
 @_jit
-def _distance_walk(s, state, nodes, answer_type, walked):
-    """The end of another simple walk as long as the path from its anchor, its last hop onto the
-    answer's type; a pick landing on the walk itself is drawn once more; -1 when it fails."""
+def _distance_walks(s, state, nodes, m, out, lanes, walked):
+    """out[:m]: the ends of other simple walks as long as the path from its anchor, the last hop
+    onto the answer's type; a pick landing on its own walk is drawn once more; -1 when one fails."""
     node_table, indices, by_type_ptr, by_type_nbr, n_types = s[0], s[2], s[6], s[7], s[8]
     hops = len(nodes) - 1
-    current = nodes[0]
-    walked[0] = current
+    answer_type = s[3][nodes[hops]]
+    lo, count = lanes[0], lanes[1]
+    for t in range(m):
+        out[t] = nodes[0]
+        walked[t, 0] = nodes[0]
     for step in range(hops):
-        if step == hops - 1:
-            lo = by_type_ptr[current * n_types + answer_type]
-            count = by_type_ptr[current * n_types + answer_type + 1] - lo
-        else:
-            lo = node_table[current, 0]
-            count = node_table[current + 1, 0] - lo
-        if count == 0:
-            return -1
-        picked = -1
-        for attempt in range(2):
-            if attempt and count < 2:
-                break
-            offset = lo + _below(state, count)
-            node = by_type_nbr[offset] if step == hops - 1 else indices[offset]
-            clash = False
-            for j in range(step + 1):
-                clash |= walked[j] == node
-            if not clash:
-                picked = node
-                break
-        if picked < 0:
-            return -1
-        walked[step + 1] = picked
-        current = picked
-    return current
+        last = step == hops - 1
+        for t in range(m):
+            current = out[t]
+            if current < 0:
+                count[t] = 0
+            elif last:
+                lo[t] = by_type_ptr[current * n_types + answer_type]
+                count[t] = by_type_ptr[current * n_types + answer_type + 1] - lo[t]
+            else:
+                lo[t] = node_table[current, 0]
+                count[t] = node_table[current + 1, 0] - lo[t]
+        for t in range(m):
+            if count[t] == 0:
+                out[t] = -1
+                continue
+            for attempt in range(2):
+                if attempt and count[t] < 2:
+                    out[t] = -1
+                    break
+                offset = lo[t] + _below(state, count[t])
+                node = by_type_nbr[offset] if last else indices[offset]
+                clash = False
+                for j in range(step + 1):
+                    clash |= walked[t, j] == node
+                if not clash:
+                    out[t] = node
+                    walked[t, step + 1] = node
+                    break
+                if attempt:
+                    out[t] = -1
 
 
 @_jit
-def _draw_candidates(s, state, nodes, last_key, tries, out, walked):
+def _draw_candidates(s, state, nodes, last_key, tries, out, lanes, walked):
     """`tries` candidates per family into out[:4 * tries] (-1: none), in the order the
     selection ranks ties: distance, siblings, cousins, last hop from a sibling of the bridge.
     last_key: the key the path's last hop walked."""
     hops = len(nodes) - 1
-    answer = nodes[hops]
-    answer_type = s[3][answer]
-    for t in range(tries):
-        out[t] = _distance_walk(s, state, nodes, answer_type, walked)
-    for t in range(tries):
-        out[tries + t] = _sibling(s, state, answer)
-    for t in range(tries):
-        out[2 * tries + t] = _cousin(s, state, answer)
-    key, other = _hop_keys(s, last_key)
-    for t in range(tries):
-        out[3 * tries + t] = -1 if hops < 2 else _random_neighbour(s, state, _sibling(s, state, nodes[hops - 1]), key, other)
+    _distance_walks(s, state, nodes, tries, out[:tries], lanes, walked)
+    _siblings(s, state, nodes[hops], tries, out[tries : 2 * tries], lanes)
+    _cousins(s, state, nodes[hops], tries, out[2 * tries : 3 * tries], lanes)
+    bridge = out[3 * tries : 4 * tries]
+    if hops < 2:
+        bridge[:] = -1
+    else:
+        _siblings(s, state, nodes[hops - 1], tries, lanes[12], lanes)
+        key, other = _hop_keys(s, last_key)
+        lanes[13][:tries] = key
+        lanes[14][:tries] = other
+        _neighbours(s, state, lanes[12], lanes[13], lanes[14], tries, bridge, lanes)
     return 4 * tries
+
+
+# --- node sets: bitsets small enough to stay in cache, cleared by their members after use ---
+
+
+@_jit
+def _has(bits, v):
+    return (bits[v >> 6] >> np.uint64(v & 63)) & np.uint64(1) != np.uint64(0)
+
+
+@_jit
+def _add(bits, v):
+    bits[v >> 6] |= np.uint64(1) << np.uint64(v & 63)
+
+
+@_jit
+def _clear(bits, members, n):
+    for j in range(n):
+        bits[members[j] >> 6] = np.uint64(0)
+
+
+@_jit
+def _bitset(n):
+    return np.zeros((n >> 6) + 1, dtype=np.uint64)
+
+
+@_jit
+def _run_ranges(g, nodes, start, stop, key, lo, hi):
+    """lo[j], hi[j] = the run of key of nodes[j], for j in [start, stop): every node's row first,
+    then every run, so the reads of different nodes overlap instead of waiting in turn."""
+    node_table, run_table = g[0], g[1]
+    if key < 0:
+        lo[start:stop] = 0
+        hi[start:stop] = 0
+        return
+    for j in range(start, stop):
+        lo[j], hi[j] = node_table[nodes[j], 1], node_table[nodes[j] + 1, 1]
+    for j in range(start, stop):
+        a, b = 0, 0
+        for run in range(lo[j], hi[j]):
+            if run_table[run, 0] & _KEY == key:
+                a, b = run_table[run, 1], run_table[run + 1, 1]
+                break
+        lo[j], hi[j] = a, b
+
+
+@_jit
+def _key_spans(g, nodes, size, key0, key1, lo, hi, run_type):
+    """For each of nodes[:size]: its runs of key0 and key1 at [2j] and [2j + 1] of lo, hi and
+    run_type (the one type the run leads to, -1 for several or no run). Rows first, then runs."""
+    node_table, run_table = g[0], g[1]
+    for j in range(size):
+        lo[2 * j], hi[2 * j] = node_table[nodes[j], 1], node_table[nodes[j] + 1, 1]
+    for j in range(size):
+        first, end = lo[2 * j], hi[2 * j]
+        lo[2 * j], hi[2 * j], lo[2 * j + 1], hi[2 * j + 1] = 0, 0, 0, 0
+        run_type[2 * j], run_type[2 * j + 1] = -1, -1
+        for run in range(first, end):
+            flags = run_table[run, 0]
+            key = flags & _KEY
+            if key == key0:
+                at = 2 * j
+            elif key == key1:
+                at = 2 * j + 1
+            else:
+                continue
+            lo[at], hi[at], run_type[at] = run_table[run, 1], run_table[run + 1, 1], (flags >> RUN_TYPE_SHIFT) - 1
 
 
 # --- sets on the full graph ---
 
 
 @_jit
-def _expand(g, buf, size, keys0, keys1, types, budget, mark, counter, spare, lo, hi):
+def _expand(g, buf, size, keys0, keys1, types, budget, bits, spare, spans, keep_last):
     """Expand buf[:size] through len(keys0) typed hops (keys0[i] and keys1[i], type types[i]).
 
-    Returns (size, over budget, stamp): the final set in buf[:size], marked with stamp in
-    mark. Work is counted as the array code counted it: all entries of a layer's ranges,
-    added before that layer expands; over the budget, nothing further expands.
+    Returns (size, over budget): the final set in buf[:size]; with keep_last its members stay
+    set in `bits` (the caller clears them), otherwise `bits` is left empty. Work is counted
+    as the array code counted it: all entries of a layer's ranges, added before that layer
+    expands; over the budget, nothing further expands. A run whose neighbours all have one
+    type is taken or skipped whole; one node's one run needs no de-duplication (a run lists
+    a neighbour once).
     """
     indices, node_type = g[2], g[3]
+    lo, hi, run_type = spans[0], spans[1], spans[2]
     spent = 0
-    stamp = -1
+    marked = False
     for i in range(len(keys0)):
+        _key_spans(g, buf, size, keys0[i], keys1[i], lo, hi, run_type)
         work = 0
-        for j in range(size):
-            a, b = _run_range(g, buf[j], keys0[i])
-            c, d = _run_range(g, buf[j], keys1[i])
-            lo[2 * j], hi[2 * j], lo[2 * j + 1], hi[2 * j + 1] = a, b, c, d
-            work += b - a + d - c
+        for j in range(2 * size):
+            work += hi[j] - lo[j]
         spent += work
         if spent > budget:
-            return 0, True, -1
-        stamp = _stamp(counter)
+            return 0, True
         want = types[i]
+        last = i == len(keys0) - 1
         n = 0
-        for j in range(2 * size):
-            for e in range(lo[j], hi[j]):
+        marked = not (size == 1 and keys1[i] < 0)
+        if not marked:
+            for e in range(lo[0], hi[0]):
                 v = indices[e]
-                if node_type[v] == want and mark[v] != stamp:
-                    mark[v] = stamp
+                if run_type[0] == want or (run_type[0] < 0 and node_type[v] == want):
                     spare[n] = v
                     n += 1
+        else:
+            for j in range(2 * size):
+                if run_type[j] >= 0 and run_type[j] != want:
+                    continue
+                whole = run_type[j] == want
+                for e in range(lo[j], hi[j]):
+                    v = indices[e]
+                    if (whole or node_type[v] == want) and not _has(bits, v):
+                        _add(bits, v)
+                        spare[n] = v
+                        n += 1
+            if not (last and keep_last):
+                _clear(bits, spare, n)
         buf[:n] = spare[:n]
         size = n
-    if stamp < 0:
-        stamp = _stamp(counter)
+    if keep_last and not marked:
         for j in range(size):
-            mark[buf[j]] = stamp
-    return size, False, stamp
+            _add(bits, buf[j])
+    return size, False
 
 
 @_jit
-def _has_entry(g, node, key, neighbour):
-    lo, end = _run_range(g, node, key)
-    indices = g[2]
-    hi = end
-    while lo < hi:  # a run is sorted by neighbour
+def _in_run(indices, lo, hi, neighbour):
+    """Is neighbour among indices[lo:hi] (a run, sorted by neighbour)?"""
+    end = hi
+    while lo < hi:
         mid = (lo + hi) >> 1
         if indices[mid] < neighbour:
             lo = mid + 1
@@ -303,59 +432,68 @@ def _has_entry(g, node, key, neighbour):
 
 
 @_jit
-def _middle(g, f_buf, f_size, f_mark, f_stamp, b_buf, b_size, key, per_row, grown, grown_mark, counter, budget):
-    """(over budget, met) for the middle hop between the anchor side f and the candidate side b.
+def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_bits, budget, spans):
+    """(over budget, met) for the middle hop between the anchor side f (members set in f_bits)
+    and the candidate side b.
 
     The cost model is the array code's: scan b's entries back into f, grow f by the hop
-    once per path (`grown` caches [work, stamp] per path and key), or test every pair by
-    binary search; the cheapest decides, and over the budget the candidate stays unproven.
+    once per path (`grown` caches [work, built] per path and key; the grown set goes into
+    grown_bits), or test every pair by binary search; the cheapest decides (the first on
+    ties), and over the budget the candidate stays unproven. Summing the scan's cost stops
+    once it exceeds another's.
     """
+    if key < 0:  # no second key: nothing to scan, grow or meet
+        return False, False
     back_key = _flip(key, g[4] // 2)
     indices = g[2]
-    scan_back = 0.0
-    for j in range(b_size):
-        a, b = _run_range(g, b_buf[j], back_key)
-        scan_back += b - a
+    lo, hi = spans[0], spans[1]
     if grown[0] < 0:
+        _run_ranges(g, f_buf, 0, f_size, key, lo, hi)
         work = 0
         for j in range(f_size):
-            a, b = _run_range(g, f_buf[j], key)
-            work += b - a
+            work += hi[j] - lo[j]
         grown[0] = work
     rows = max(per_row, 1)
     shared = grown[0] / rows
     probe = float(f_size) * float(b_size)
-    way, cost = 0, scan_back
-    if shared < cost:
-        way, cost = 1, shared
-    if probe < cost:
-        way, cost = 2, probe
-    if cost > budget or (way == 1 and grown[0] > budget * rows):
-        return True, False
-    if b_size == 0 or key < 0:
-        return False, False
-    if way == 0:
+    cheaper = min(shared, probe)
+    scan_back = 0.0
+    for start in range(0, b_size, 8):
+        stop = min(start + 8, b_size)
+        _run_ranges(g, b_buf, start, stop, back_key, lo, hi)
+        for j in range(start, stop):
+            scan_back += hi[j] - lo[j]
+        if scan_back > cheaper:
+            break
+    if scan_back <= cheaper:
+        if scan_back > budget:
+            return True, False
         for j in range(b_size):
-            a, b = _run_range(g, b_buf[j], back_key)
-            for e in range(a, b):
-                if f_mark[indices[e]] == f_stamp:
+            for e in range(lo[j], hi[j]):
+                if _has(f_bits, indices[e]):
                     return False, True
         return False, False
-    if way == 1:
+    if shared <= probe:
+        if shared > budget or grown[0] > budget * rows:
+            return True, False
         if grown[1] < 0:
-            grown[1] = _stamp(counter)
+            grown[1] = 1
+            _run_ranges(g, f_buf, 0, f_size, key, lo, hi)
             for j in range(f_size):
-                a, b = _run_range(g, f_buf[j], key)
-                for e in range(a, b):
-                    grown_mark[indices[e]] = grown[1]
+                for e in range(lo[j], hi[j]):
+                    _add(grown_bits, indices[e])
         for j in range(b_size):
-            if grown_mark[b_buf[j]] == grown[1]:
+            if _has(grown_bits, b_buf[j]):
                 return False, True
         return False, False
+    if probe > budget:
+        return True, False
+    _run_ranges(g, f_buf, 0, f_size, key, lo, hi)
     for i in range(f_size):
-        for j in range(b_size):
-            if _has_entry(g, f_buf[i], key, b_buf[j]):
-                return False, True
+        if hi[i] > lo[i]:
+            for j in range(b_size):
+                if _in_run(indices, lo[i], hi[i], b_buf[j]):
+                    return False, True
     return False, False
 
 
@@ -363,34 +501,34 @@ def _middle(g, f_buf, f_size, f_mark, f_stamp, b_buf, b_size, key, per_row, grow
 
 
 @_jit
-def _ball(s, start, radius, budget, mark, counter, buf, spare, anchor_mark, anchor_stamp):
-    """Mark every node within `radius` of start (all entries). Returns (stamp, over budget, met):
-    met when anchor_stamp >= 0 and a node of the ball carries it in anchor_mark."""
+def _ball(s, start, radius, budget, bits, members, anchor_bits, against_anchor):
+    """Every node within `radius` of start (all entries) into members and bits. Returns
+    (members, over budget, met): met when against_anchor and a node of the ball is set in
+    anchor_bits (the search stops there). The caller clears bits by the members."""
     node_table, indices = s[0], s[2]
-    stamp = _stamp(counter)
-    mark[start] = stamp
-    if anchor_stamp >= 0 and anchor_mark[start] == anchor_stamp:
-        return stamp, False, True
-    buf[0] = start
-    size, spent = 1, 0
+    _add(bits, start)
+    members[0] = start
+    n = 1
+    if against_anchor and _has(anchor_bits, start):
+        return n, False, True
+    layer, spent = 0, 0
     for _ in range(radius):
-        for j in range(size):
-            spent += node_table[buf[j] + 1, 0] - node_table[buf[j], 0]
+        end = n
+        for j in range(layer, end):
+            spent += node_table[members[j] + 1, 0] - node_table[members[j], 0]
         if spent > budget:
-            return stamp, True, False
-        n = 0
-        for j in range(size):
-            for e in range(node_table[buf[j], 0], node_table[buf[j] + 1, 0]):
+            return n, True, False
+        for j in range(layer, end):
+            for e in range(node_table[members[j], 0], node_table[members[j] + 1, 0]):
                 v = indices[e]
-                if mark[v] != stamp:
-                    mark[v] = stamp
-                    if anchor_stamp >= 0 and anchor_mark[v] == anchor_stamp:
-                        return stamp, False, True
-                    spare[n] = v
+                if not _has(bits, v):
+                    _add(bits, v)
+                    members[n] = v
                     n += 1
-        buf[:n] = spare[:n]
-        size = n
-    return stamp, False, False
+                    if against_anchor and _has(anchor_bits, v):
+                        return n, False, True
+        layer = end
+    return n, False, False
 
 
 # --- scratch space of one worker ---
@@ -398,24 +536,15 @@ def _ball(s, start, radius, budget, mark, counter, buf, spare, anchor_mark, anch
 
 @_jit
 def _scratch(n_full, n_sampling):
-    """Marks and buffers for one worker: full-graph marks (anchor side, candidate side, two grown
-    sets), sampling-graph marks (candidate de-duplication, anchor ball, candidate ball), buffers."""
-    full_marks = np.zeros((4, n_full), dtype=np.int32)
-    sampling_marks = np.zeros((3, n_sampling), dtype=np.int32)
+    """Bitsets and buffers for one worker: full-graph sets (anchor side, de-duplication, two grown
+    sets), sampling-graph sets (candidates seen, anchor ball, candidate ball), node buffers,
+    ball members and entry ranges."""
+    full_bits = np.zeros((4, (n_full >> 6) + 1), dtype=np.uint64)
+    sampling_bits = np.zeros((3, (n_sampling >> 6) + 1), dtype=np.uint64)
     buffers = np.empty((4, n_full + 1), dtype=np.int32)
-    sampling_buffers = np.empty((2, n_sampling + 1), dtype=np.int32)
-    ranges = np.empty((2, 2 * n_full + 2), dtype=np.int64)
-    counter = np.zeros(1, dtype=np.int64)
-    return full_marks, sampling_marks, buffers, sampling_buffers, ranges, counter
-
-
-@_jit
-def _renew_marks(scratch):
-    """Between paths: start the stamps over before they could overflow the int32 marks."""
-    if scratch[5][0] > 1 << 30:
-        scratch[0][:] = 0
-        scratch[1][:] = 0
-        scratch[5][0] = 0
+    members = np.empty((2, n_sampling + 1), dtype=np.int32)
+    spans = np.empty((3, 2 * n_full + 2), dtype=np.int64)
+    return full_bits, sampling_bits, buffers, members, spans
 
 
 @_jit
@@ -439,57 +568,77 @@ def _path_sides(keys0, keys1, types, n_rel):
 @_jit
 def _prove_path(
     s, g, nodes, anchor_full, keys0, keys1, types, to_full,
-    cand, n_cand, distance_tries, per_row, budget, scratch, path_state, status, proven,
+    cand, n_cand, distance_tries, per_row, budget, scratch, status, proven,
 ):
     """Filter, rank and prove one path's candidates (sampling-graph nodes cand[:n_cand], the first
     `distance_tries` from the distance family). Writes status per candidate (DROPPED, SATISFIES,
-    PROVEN) and the proven full-graph nodes into `proven`; returns how many.
-
-    path_state caches per path across rounds: [forward size, forward over budget, forward stamp,
-    anchor-ball stamp, anchor ball over budget, grown work key0, grown stamp key0, grown work
-    key1, grown stamp key1]; -2 where not yet computed.
-    """
-    full_marks, sampling_marks, buffers, sampling_buffers, ranges, counter = scratch
+    PROVEN) and the proven full-graph nodes into `proven`; returns how many. Leaves the
+    scratch bitsets empty."""
+    full_bits, sampling_bits, buffers, members, spans = scratch
     hops = len(nodes) - 1
     n_rel = g[4] // 2
     answer_type = s[3][nodes[hops]]
     # answer's type, off the path, distinct (first occurrence kept)
-    seen = sampling_marks[0]
-    stamp = _stamp(counter)
+    seen = sampling_bits[0]
     for j in range(len(nodes)):
-        seen[nodes[j]] = stamp
+        _add(seen, nodes[j])
     kept = np.empty(n_cand, dtype=np.int64)
     n_kept = 0
     for j in range(n_cand):
         status[j] = DROPPED
         x = cand[j]
-        if x < 0 or s[3][x] != answer_type or seen[x] == stamp:
+        if x < 0 or s[3][x] != answer_type or _has(seen, x):
             continue
-        seen[x] = stamp
+        _add(seen, x)
         kept[n_kept] = j
         n_kept += 1
-    # the fewest ways in by the last hop, ties in candidate order
-    last0, last1 = _reverse(keys0[hops - 1], keys1[hops - 1], n_rel)
-    ways = np.empty(n_kept, dtype=np.int64)
+    _clear(seen, nodes, len(nodes))
     for i in range(n_kept):
-        x = to_full[cand[kept[i]]]
-        a, b = _run_range(g, x, last0)
-        c, d = _run_range(g, x, last1)
-        ways[i] = b - a + d - c
-    chosen = np.empty(n_kept, dtype=np.int64)
+        seen[cand[kept[i]] >> 6] = np.uint64(0)
+    # the fewest ways in by the last hop, ties in candidate order; in passes over all
+    # candidates, so their independent memory reads overlap
+    last0, last1 = _reverse(keys0[hops - 1], keys1[hops - 1], n_rel)
+    node_table, run_table = g[0], g[1]
+    ways = np.empty(n_kept, dtype=np.int64)
+    first_run = np.empty(n_kept, dtype=np.int64)
+    end_run = np.empty(n_kept, dtype=np.int64)
+    for i in range(n_kept):
+        ways[i] = to_full[cand[kept[i]]]
+    for i in range(n_kept):
+        first_run[i], end_run[i] = node_table[ways[i], 1], node_table[ways[i] + 1, 1]
+    for i in range(n_kept):
+        count = 0
+        for run in range(first_run[i], end_run[i]):
+            key = run_table[run, 0] & _KEY
+            if key == last0 or key == last1:
+                count += run_table[run + 1, 1] - run_table[run, 1]
+                first_run[i] = run_table[run, 1]  # where the proof will read the candidate's side
+        ways[i] = count
+    best = np.empty(max(per_row, 1), dtype=np.int64)  # positions in `kept`, by (ways, position)
     n_chosen = 0
     for i in range(n_kept):
-        rank = 0
-        for j in range(n_kept):
-            if ways[j] < ways[i] or (ways[j] == ways[i] and j < i):
-                rank += 1
-        if rank < per_row:
-            chosen[n_chosen] = kept[i]
-            n_chosen += 1
+        if n_chosen == per_row and (per_row == 0 or ways[best[per_row - 1]] <= ways[i]):
+            continue
+        at = min(n_chosen, per_row - 1)
+        while at > 0 and ways[best[at - 1]] > ways[i]:
+            best[at] = best[at - 1]
+            at -= 1
+        best[at] = i
+        n_chosen = min(n_chosen + 1, per_row)
+    chosen = np.sort(best[:n_chosen])
+    # touch what the distance test and the proof will read first for each chosen candidate,
+    # so those reads overlap here rather than wait one after another below
+    touched = 0
+    for i in range(n_chosen):
+        touched += g[2][min(first_run[chosen[i]], len(g[2]) - 1)] + s[0][cand[kept[chosen[i]]], 0]
+    spans[2, -1] = touched
+    for i in range(n_chosen):
+        chosen[i] = kept[chosen[i]]
     # the distance family: its shortest distance from the anchor must be the path's length
     radius = hops - 1
     alive = np.empty(n_chosen, dtype=np.int64)
     n_alive = 0
+    anchor_ball, anchor_over = -1, False
     for i in range(n_chosen):
         j = chosen[i]
         if j < distance_tries:
@@ -497,35 +646,29 @@ def _prove_path(
             if radius <= 0:
                 near = x == nodes[0]
             else:
-                if path_state[3] == -2:
-                    a_stamp, a_over, _ = _ball(
-                        s, nodes[0], (radius + 1) // 2, budget, sampling_marks[1], counter,
-                        sampling_buffers[0], sampling_buffers[1], sampling_marks[1], -1,
+                if anchor_ball < 0:
+                    anchor_ball, anchor_over, _ = _ball(
+                        s, nodes[0], (radius + 1) // 2, budget, sampling_bits[1], members[0], sampling_bits[1], False
                     )
-                    path_state[3], path_state[4] = a_stamp, a_over
-                _, x_over, met = _ball(
-                    s, x, radius // 2, budget, sampling_marks[2], counter,
-                    sampling_buffers[0], sampling_buffers[1], sampling_marks[1], path_state[3],
-                )
-                near = path_state[4] == 1 or x_over or met
+                near = anchor_over
+                if not near:
+                    size, near, met = _ball(s, x, radius // 2, budget, sampling_bits[2], members[1], sampling_bits[1], True)
+                    near |= met
+                    _clear(sampling_bits[2], members[1], size)
             if near:
                 continue
         alive[n_alive] = j
         n_alive += 1
+    if anchor_ball > 0:
+        _clear(sampling_bits[1], members[0], anchor_ball)
     if not n_alive:
         return 0
     f0, f1, ft, b0, b1, bt = _path_sides(keys0, keys1, types, n_rel)
     ahead = len(f0)
-    f_buf = buffers[0]
-    if path_state[0] == -2:
-        f_buf[0] = anchor_full
-        size, over, f_stamp = _expand(g, f_buf, 1, f0, f1, ft, budget, full_marks[0], counter, buffers[1], ranges[0], ranges[1])
-        path_state[0], path_state[1], path_state[2] = size, over, f_stamp
-        path_state[5:9] = -1  # the middle hop's growth: computed when first needed, then kept
-    f_size, f_over, f_stamp = path_state[0], path_state[1] == 1, path_state[2]
-    grown0 = path_state[5:7]
-    grown1 = path_state[7:9]
-    b_buf = buffers[2]
+    f_buf, b_buf = buffers[0], buffers[2]
+    f_buf[0] = anchor_full
+    f_size, f_over = _expand(g, f_buf, 1, f0, f1, ft, budget, full_bits[0], buffers[1], spans, True)
+    grown = np.full(4, -1, dtype=np.int64)  # [work, built] of the middle hop's growth, per key
     n_proven = 0
     for i in range(n_alive):
         j = alive[i]
@@ -533,18 +676,23 @@ def _prove_path(
         if f_over:
             continue
         b_buf[0] = to_full[cand[j]]
-        b_size, b_over, _ = _expand(g, b_buf, 1, b0, b1, bt, budget, full_marks[1], counter, buffers[3], ranges[0], ranges[1])
+        b_size, b_over = _expand(g, b_buf, 1, b0, b1, bt, budget, full_bits[1], buffers[3], spans, False)
         if b_over:
             continue
-        over0, met0 = _middle(g, f_buf, f_size, full_marks[0], f_stamp, b_buf, b_size, keys0[ahead], n_alive, grown0, full_marks[2], counter, budget)
-        if over0 or met0:
+        over, met = _middle(g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], n_alive, grown[0:2], full_bits[2], budget, spans)
+        if over or met:
             continue
-        over1, met1 = _middle(g, f_buf, f_size, full_marks[0], f_stamp, b_buf, b_size, keys1[ahead], n_alive, grown1, full_marks[3], counter, budget)
-        if over1 or met1:
+        over, met = _middle(g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], n_alive, grown[2:4], full_bits[3], budget, spans)
+        if over or met:
             continue
         status[j] = PROVEN
         proven[n_proven] = to_full[cand[j]]
         n_proven += 1
+    if not f_over:
+        _clear(full_bits[0], f_buf, f_size)
+    for key in range(2):
+        if grown[2 * key + 1] > 0:
+            full_bits[2 + key][:] = 0
     return n_proven
 
 
@@ -556,47 +704,70 @@ def hard_negatives_rows(
     """Up to k proven hard negatives for each path of a slice (row first_row + i of the batch):
     each round draws tries = (k + attempts) * 2**round per family, proves the 2k with the
     fewest ways in, and a path stops once it has k distinct; k of those found are kept, in
-    random order. counts[i] and out[i, :counts[i]] receive them (full-graph indices)."""
+    random order. counts[i] and out[i, :counts[i]] receive them (full-graph indices).
+
+    Paths go in blocks, each round drawing for the whole block before proving any: the
+    draws read the sampling graph, the proofs mostly the full one, and each stays in cache
+    longer than when the two alternate path by path.
+    """
     rows, hops = nodes.shape[0], nodes.shape[1] - 1
     scratch = _scratch(len(g[0]) - 1, len(s[0]) - 1)
     most = (k + attempts) << (rounds - 1)
-    cand = np.empty(4 * most, dtype=np.int64)
+    block = min(rows, BLOCK)
+    cand = np.empty((block, 4 * most), dtype=np.int64)
+    states = np.zeros((block, 1), dtype=np.uint64)
+    found = np.empty((block, 3 * k + 2 * k * rounds), dtype=np.int64)
+    n_found = np.zeros(block, dtype=np.int64)
+    todo = np.empty(block, dtype=np.int64)
     status = np.empty(4 * most, dtype=np.int64)
     proven = np.empty(4 * most, dtype=np.int64)
-    found = np.empty(3 * k + 2 * k * rounds, dtype=np.int64)
-    walked = np.empty(hops + 1, dtype=np.int64)
-    state = np.zeros(1, dtype=np.uint64)
-    path_state = np.empty(9, dtype=np.int64)
-    for i in range(rows):
-        _seed_stream(state, seed, first_row + i)
-        _renew_marks(scratch)
-        path_state[:] = -2
-        n_found = 0
+    lanes = np.empty((LANES, most), dtype=np.int64)
+    walked = np.empty((most, hops + 1), dtype=np.int64)
+    for start in range(0, rows, block):
+        size = min(block, rows - start)
+        for j in range(size):
+            _seed_stream(states[j], seed, first_row + start + j)
+            todo[j] = j
+        n_found[:size] = 0
+        n_todo = size
         tries = k + attempts
         for _ in range(rounds):
-            n_cand = _draw_candidates(s, state, nodes[i], last_keys[i], tries, cand, walked)
-            n_proven = _prove_path(
-                s, g, nodes[i], anchors_full[i], keys0[i], keys1[i], types[i], to_full,
-                cand, n_cand, tries, 2 * k, budget, scratch, path_state, status, proven,
-            )
-            for j in range(n_proven):
-                fresh = True
-                for m in range(n_found):
-                    if found[m] == proven[j]:
-                        fresh = False
-                        break
-                if fresh:
-                    found[n_found] = proven[j]
-                    n_found += 1
-            if n_found >= k:
+            for at in range(n_todo):
+                j = todo[at]
+                i = start + j
+                _draw_candidates(s, states[j], nodes[i], last_keys[i], tries, cand[j], lanes, walked)
+            still = 0
+            for at in range(n_todo):
+                j = todo[at]
+                i = start + j
+                n_proven = _prove_path(
+                    s, g, nodes[i], anchors_full[i], keys0[i], keys1[i], types[i], to_full,
+                    cand[j], 4 * tries, tries, 2 * k, budget, scratch, status, proven,
+                )
+                for p in range(n_proven):
+                    fresh = True
+                    for m in range(n_found[j]):
+                        if found[j, m] == proven[p]:
+                            fresh = False
+                            break
+                    if fresh:
+                        found[j, n_found[j]] = proven[p]
+                        n_found[j] += 1
+                if n_found[j] < k:
+                    todo[still] = j
+                    still += 1
+            n_todo = still
+            if not n_todo:
                 break
             tries *= 2
-        take = min(k, n_found)
-        for j in range(take):  # a uniform choice of k, in random order
-            m = j + _below(state, n_found - j)
-            found[j], found[m] = found[m], found[j]
-            out[i, j] = found[j]
-        counts[i] = take
+        for j in range(size):
+            i = start + j
+            take = min(k, n_found[j])
+            for p in range(take):  # a uniform choice of k, in random order
+                m = p + _below(states[j], n_found[j] - p)
+                found[j, p], found[j, m] = found[j, m], found[j, p]
+                out[i, p] = found[j, p]
+            counts[i] = take
 
 
 @_jit
@@ -607,7 +778,6 @@ def prove_candidates(
     """The proof alone, for candidates drawn elsewhere (path i: cand[cand_start[i]:cand_start[i + 1]],
     the first distance_count[i] from the distance family): status per candidate."""
     scratch = _scratch(len(g[0]) - 1, len(s[0]) - 1)
-    path_state = np.empty(9, dtype=np.int64)
     width = 1
     for i in range(len(cand_start) - 1):
         width = max(width, cand_start[i + 1] - cand_start[i])
@@ -615,11 +785,9 @@ def prove_candidates(
     part = np.empty(width, dtype=np.int64)
     for i in range(len(cand_start) - 1):
         lo, hi = cand_start[i], cand_start[i + 1]
-        _renew_marks(scratch)
-        path_state[:] = -2
         _prove_path(
             s, g, nodes[i], anchors_full[i], keys0[i], keys1[i], types[i], to_full,
-            cand[lo:hi], hi - lo, distance_count[i], per_row, budget, scratch, path_state, part, proven,
+            cand[lo:hi], hi - lo, distance_count[i], per_row, budget, scratch, part, proven,
         )
         status[lo:hi] = part[: hi - lo]
 
@@ -627,42 +795,46 @@ def prove_candidates(
 @_jit
 def candidates_rows(s, nodes, last_keys, first_row, seed, tries, out):
     """The first round's candidates of each path as drawn, before any filter: out[i, :4 * tries]."""
-    walked = np.empty(nodes.shape[1], dtype=np.int64)
+    lanes = np.empty((LANES, tries), dtype=np.int64)
+    walked = np.empty((tries, nodes.shape[1]), dtype=np.int64)
     state = np.zeros(1, dtype=np.uint64)
     for i in range(nodes.shape[0]):
         _seed_stream(state, seed, first_row + i)
-        _draw_candidates(s, state, nodes[i], last_keys[i], tries, out[i], walked)
+        _draw_candidates(s, state, nodes[i], last_keys[i], tries, out[i], lanes, walked)
 
 
 @_jit
 def cousins_of(s, nodes, seed, out):
     """One cousin (or -1) of each node."""
     state = np.zeros(1, dtype=np.uint64)
+    lanes = np.empty((LANES, 1), dtype=np.int64)
     for i in range(len(nodes)):
         _seed_stream(state, seed, i)
-        out[i] = _cousin(s, state, nodes[i])
+        _cousins(s, state, nodes[i], 1, out[i : i + 1], lanes)
 
 
 # --- unique answers ---
 
 
 @_jit
-def _capped_ends(g, anchor, keys0, keys1, types, cap, buf, spare):
+def _capped_ends(g, anchor, keys0, keys1, types, cap, buf, spare, spans):
     """Distinct ends reached through a frontier of at most `cap` nodes (the lowest indices), each
     giving at most `cap` entries per run: a lower bound on the true count, enough to prove two."""
     indices, node_type = g[2], g[3]
+    lo, hi, run_type = spans[0], spans[1], spans[2]
     buf[0] = anchor
     size = 1
     for i in range(len(keys0)):
+        _key_spans(g, buf, size, keys0[i], keys1[i], lo, hi, run_type)
         n = 0
-        for j in range(size):
-            for key in (keys0[i], keys1[i]):
-                a, b = _run_range(g, buf[j], key)
-                for e in range(a, min(b, a + cap)):
-                    v = indices[e]
-                    if node_type[v] == types[i]:
-                        spare[n] = v
-                        n += 1
+        for j in range(2 * size):
+            if run_type[j] >= 0 and run_type[j] != types[i]:
+                continue
+            for e in range(lo[j], min(hi[j], lo[j] + cap)):
+                v = indices[e]
+                if run_type[j] == types[i] or node_type[v] == types[i]:
+                    spare[n] = v
+                    n += 1
         picked = np.sort(spare[:n])
         size = 0
         for j in range(n):
@@ -680,22 +852,20 @@ def unique_rows(g, anchors, keys0, keys1, types, budget, verdict):
     the exact expansion within the budget for the rest, a wider capped look for those over it."""
     n_full = len(g[0]) - 1
     rows, hops = keys0.shape
-    mark = np.zeros(n_full, dtype=np.int64)
-    counter = np.zeros(1, dtype=np.int64)
+    bits = _bitset(n_full)
     buf = np.empty(n_full + 1, dtype=np.int64)
     spare = np.empty(max(n_full + 1, 2 * CAP * CAP), dtype=np.int64)
-    lo = np.empty(2 * n_full + 2, dtype=np.int64)
-    hi = np.empty(2 * n_full + 2, dtype=np.int64)
+    spans = np.empty((3, 2 * n_full + 2), dtype=np.int64)
     for i in range(rows):
         t = types[i, 1:]
-        if _capped_ends(g, anchors[i], keys0[i], keys1[i], t, QUICK_CAP, buf, spare) >= 2:
+        if _capped_ends(g, anchors[i], keys0[i], keys1[i], t, QUICK_CAP, buf, spare, spans) >= 2:
             verdict[i] = NOT_UNIQUE
             continue
         buf[0] = anchors[i]
-        size, over, _ = _expand(g, buf, 1, keys0[i], keys1[i], t, budget, mark, counter, spare, lo, hi)
+        size, over = _expand(g, buf, 1, keys0[i], keys1[i], t, budget, bits, spare, spans, False)
         if not over:
             verdict[i] = UNIQUE if size == 1 else NOT_UNIQUE
-        elif _capped_ends(g, anchors[i], keys0[i], keys1[i], t, CAP, buf, spare) >= 2:
+        elif _capped_ends(g, anchors[i], keys0[i], keys1[i], t, CAP, buf, spare, spans) >= 2:
             verdict[i] = NOT_UNIQUE
         else:
             verdict[i] = UNKNOWN
