@@ -683,6 +683,7 @@ def verify(config: RunConfig, run: RunDir) -> dict[str, Any]:
         dedup=DedupConfig(threshold=v.dedup_threshold, near=v.dedup_near) if v.dedup else None,
         benchmarks=list(v.benchmarks),
         params=dict(v.params),
+        relation_check=v.relation_check,
     )
     write_verified(result, run.verified)
     summary = result.summary

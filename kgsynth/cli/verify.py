@@ -35,6 +35,9 @@ def verify(
         Optional[list[Path]], typer.Option("--benchmark", "-b", help="Benchmark file to decontaminate against (repeatable).")
     ] = None,
     ngram: Annotated[int, typer.Option(min=1, help="Words per n-gram for decontamination.")] = 8,
+    relation_check: Annotated[
+        str, typer.Option(help="How each step's relation is read: lexicon, model (needs --llm-model), off.")
+    ] = "lexicon",
     llm_model: Annotated[
         Optional[str], typer.Option(help="Model for the answer-consistency check (off unless given).")
     ] = None,
@@ -85,6 +88,7 @@ def verify(
             dedup=DedupConfig(threshold=threshold, near=near) if dedup else None,
             benchmarks=list(benchmark or []),
             params={"decontamination_ngram": ngram},
+            relation_check=relation_check,
         )
         write_verified(result, out)
     summary = result.summary
