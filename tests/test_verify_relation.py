@@ -246,3 +246,20 @@ def test_check_relation_model_asks_only_about_the_steps_the_lexicon_cannot_read(
         failed = verify_items(frame.filter(pl.col("id") == "together"), full, checks=["thinking"], relation_check="model",
                               llm=LLMConfig(model="judge2", base_url=server.url, max_retries=0))
         assert verdicts(failed) == {"together": [("relation_model", "LLM_UNAVAILABLE")]}
+
+
+def test_the_verify_command_takes_relation_check(issue_item, hpo_snapshot_dir, tmp_path, capsys):
+    from test_cli_graph import _run
+
+    misstated = variants(issue_item, {"caused": issue_item["thinking"].replace("is associated with the gene", "is caused by the gene")})
+    misstated.write_parquet(tmp_path / "items.parquet")
+    common = ["verify", str(tmp_path / "items.parquet"), "--snapshot", str(hpo_snapshot_dir)]
+    code, err = _run(capsys, *common, "-o", str(tmp_path / "lexicon"))
+    assert code == 0, err
+    rejected = pl.read_parquet(tmp_path / "lexicon" / "rejected.parquet")
+    assert rejected["reasons"].list.contains("RELATION_MISSTATED").all() and rejected.height == 1
+    code, err = _run(capsys, *common, "--relation-check", "off", "-o", str(tmp_path / "off"))
+    reasons = pl.read_parquet(tmp_path / "off" / "rejected.parquet")["reasons"].explode().drop_nulls()
+    assert code == 0 and "RELATION_MISSTATED" not in reasons.to_list()
+    code, err = _run(capsys, *common, "--relation-check", "model", "-o", str(tmp_path / "model"))
+    assert code == 2 and "llm" in err.lower() and not (tmp_path / "model").exists()
