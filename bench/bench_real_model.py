@@ -98,6 +98,20 @@ def judge_counts(verified: Path) -> dict[str, int]:
     return counts
 
 
+# turned away before any model call (generate.run's path checks)
+BEFORE_MODEL = ("too_few_negatives", "answer_not_unique", "duplicate_path", "names_not_distinct", "name_is_common_word")
+
+
+def before_model(rejected: dict[str, int]) -> int:
+    return sum(n for reason, n in rejected.items() if reason in BEFORE_MODEL or reason.startswith("anchor_"))
+
+
+def rerun_requests(run: RunDir) -> int:
+    gen = json.loads((run.root / "generate.json").read_text())["usage"]["stages"]["generate"]["requests"]
+    verify = json.loads((run.verified / "summary.json").read_text()).get("usage") or {}
+    return gen + verify.get("stages", {}).get("verify", {}).get("requests", 0)
+
+
 def fmt(counts: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
 
@@ -119,17 +133,18 @@ def main() -> None:
         stages: dict[str, dict] = {}
         for name in planned_stages(config):
             stages[name] = timed_stage(name, config, run, server, force=name in ("generate", "verify"))
+        total_wall = time.perf_counter() - started
+        load_after = os.getloadavg()
+        # the first pass's figures, before the re-run from the cache rewrites these files
+        gen = json.loads((run.root / "generate.json").read_text())
+        summary = json.loads((run.verified / "summary.json").read_text())
+        judge = judge_counts(run.verified)
+        failures = pl.read_parquet(run.failures)
         again = {name: timed_stage(name, config, run, server, force=True) for name in ("generate", "verify")}
-    total_wall = time.perf_counter() - started
-    load_after = os.getloadavg()
     base = baseline(config, args.out / "template")
 
-    gen = json.loads((run.root / "generate.json").read_text())
     usage = gen["usage"]["stages"]["generate"]
-    summary = json.loads((run.verified / "summary.json").read_text())
     judge_usage = (summary.get("usage") or {}).get("stages", {}).get("verify", {})
-    judge = judge_counts(run.verified)
-    failures = pl.read_parquet(run.failures)
     paths = pl.read_parquet(run.paths).height
     tasks = gen["items_new"] + failures.height
     graph_failed_items = summary["rejected"] - sum(v for k, v in judge.items() if k not in ("judged", "consistent"))
@@ -143,7 +158,8 @@ def main() -> None:
     print("| stage | figure | value |")
     print("|---|---|---|")
     rows = [
-        ("generate", "(path, kind) pairs", f"{tasks} from {paths} paths"),
+        ("generate", "(path, kind) pairs", f"{tasks} from {paths} paths; "
+                                           f"{tasks - before_model(gen['rejected'])} reached the model"),
         ("generate", "structured-output mode used", fmt(gen["usage"].get("modes", {}))),
         ("generate", "requests (replies paid)", f"{usage['requests']} ({usage['calls']})"),
         ("generate", "replies that did not parse", f"{usage['junk_replies']}; asked again with another seed, "
@@ -167,7 +183,8 @@ def main() -> None:
         ("verify", "wall, client CPU, server CPU", f"{v_wall:.0f} s, {stages['verify']['cpu_s']:.1f} s, "
                                                    f"{stages['verify']['server_cpu_s']:.0f} s"),
         ("verify", "accepted", f"{summary['accepted']} of {summary['items']}"),
-        ("re-run", "generate + verify from the cache: tokens the server decoded",
+        ("re-run", "generate + verify from the cache: requests, tokens the server decoded",
+         f"{rerun_requests(run)}, "
          f"{sum(a['server_predicted_tokens'] + a['server_prompt_tokens'] for a in again.values()):.0f} "
          f"in {sum(a['wall_s'] for a in again.values()):.1f} s"),
         ("baseline", "template writer, same paths: items, accepted",
