@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import polars as pl
 
 from kgsynth.graph.engine import Engine
 from kgsynth.sample.batch import PathBatch, pattern_codes, unit_hash
@@ -168,14 +167,14 @@ def _admit(
     return keep, codes, hashes
 
 
-def first_occurrences(hashes: np.ndarray) -> np.ndarray:
-    """True for the first unit with each hash.
+def first_occurrences(hashes: np.ndarray, ordered: np.ndarray | None = None) -> np.ndarray:
+    """True for the first unit with each hash (`ordered`: the hashes sorted, if the caller has them).
 
     A sort finds the repeated hashes (a few per cent); a 4 MB bitmap of their low
     bits picks out the units that may carry one, and only those are ordered.
-    polars sorts on every core, 3× faster than numpy here.
+    numpy's SIMD sort (numpy 2) is twice as fast as polars' here.
     """
-    ordered = pl.Series(hashes).sort().to_numpy()
+    ordered = np.sort(hashes) if ordered is None else ordered
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     first = np.ones(len(hashes), dtype=bool)
     if not len(repeated):

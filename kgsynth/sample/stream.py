@@ -15,10 +15,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import polars as pl
+from numba import njit
 
 from kgsynth.graph.engine import Engine
 from kgsynth.sample.batch import PathBatch, batch_frame, unit_hash
@@ -33,7 +33,10 @@ _BUCKET_SHIFT = np.uint64(56)  # 256 buckets by the hash's top byte
 
 class SeenUnits:
     """Hashes of the units written so far, as sorted arrays in 256 buckets by top byte:
-    8 bytes a unit, and adding a shard's hashes copies one small bucket at a time."""
+    8 bytes a unit. Lookups and inserts walk a bucket and the (sorted) new hashes side by
+    side, once, so a shard costs one sequential pass over what was written, and adding a
+    shard's hashes copies one small bucket at a time (binary searches into the whole set
+    took a second per million hashes at 40 million)."""
 
     def __init__(self) -> None:
         self._buckets = [np.zeros(0, dtype=np.uint64) for _ in range(256)]
@@ -43,24 +46,53 @@ class SeenUnits:
 
     def fresh(self, hashes: np.ndarray) -> np.ndarray:
         """True for each hash that is neither seen before nor repeated earlier in `hashes`."""
-        fresh = first_occurrences(hashes)
-        order = pl.Series(hashes).arg_sort().to_numpy()
-        ordered = hashes.take(order)
-        bounds = np.searchsorted(ordered >> _BUCKET_SHIFT, np.arange(257, dtype=np.uint64))
-        known = np.zeros(len(hashes), dtype=bool)
-        for bucket, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            if hi > lo and len(self._buckets[bucket]):
-                known[lo:hi] = member(ordered[lo:hi], self._buckets[bucket])
-        fresh[order[known]] = False
+        ordered = np.sort(hashes)
+        fresh = first_occurrences(hashes, ordered)
+        known = np.zeros(len(ordered), dtype=bool)
+        for bucket, lo, hi in _bucket_bounds(ordered):
+            if len(self._buckets[bucket]):
+                known[lo:hi] = _sorted_member(ordered[lo:hi], self._buckets[bucket])
+        if known.any():  # few (repeats across shards are rare): look them up in the batch
+            fresh &= ~member(hashes, np.unique(ordered[known]))
         return fresh
 
     def add(self, hashes: np.ndarray) -> None:
         ordered = np.sort(hashes)
-        bounds = np.searchsorted(ordered >> _BUCKET_SHIFT, np.arange(257, dtype=np.uint64))
-        for bucket, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            if hi > lo:
-                have = self._buckets[bucket]
-                self._buckets[bucket] = np.insert(have, np.searchsorted(have, ordered[lo:hi]), ordered[lo:hi])
+        for bucket, lo, hi in _bucket_bounds(ordered):
+            self._buckets[bucket] = _sorted_merge(self._buckets[bucket], ordered[lo:hi])
+
+
+def _bucket_bounds(ordered: np.ndarray) -> list[tuple[int, int, int]]:
+    """(bucket, lo, hi) of every non-empty bucket of sorted hashes."""
+    bounds = np.searchsorted(ordered >> _BUCKET_SHIFT, np.arange(257, dtype=np.uint64)).tolist()
+    return [(b, lo, hi) for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)) if hi > lo]
+
+
+@njit(cache=True, nogil=True)
+def _sorted_member(queries: np.ndarray, values: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """For sorted queries: is each in the sorted values? One pass over both."""
+    found = np.zeros(len(queries), dtype=np.bool_)
+    at = 0
+    for i in range(len(queries)):
+        while at < len(values) and values[at] < queries[i]:
+            at += 1
+        found[i] = at < len(values) and values[at] == queries[i]
+    return found
+
+
+@njit(cache=True, nogil=True)
+def _sorted_merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """The sorted union (with repeats) of two sorted arrays."""
+    out = np.empty(len(a) + len(b), dtype=a.dtype)
+    i = j = 0
+    for k in range(len(out)):
+        if j >= len(b) or (i < len(a) and a[i] <= b[j]):
+            out[k] = a[i]
+            i += 1
+        else:
+            out[k] = b[j]
+            j += 1
+    return out
 
 
 @dataclass
