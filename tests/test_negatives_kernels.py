@@ -260,6 +260,11 @@ def test_typed_positions_and_symmetric_hops_on_a_graph_made_for_them(tmp_path) -
         types = baseline.full_types(engine, engine, batch.nodes)
         satisfied = baseline._satisfies(engine, batch.nodes[:, 0].astype(np.int64), keys, types, row, node, BIG)
         assert {engine.node_ids[int(x)] for x in node[~satisfied]} == proven
+    # drawn there too: "linked" leads to diseases and drugs, the last hop of a distance walk only to phenotypes
+    typed = path_batch(engine, paths.slice(0, 1).with_columns(pl.lit(2).alias("hops")))
+    drawn = hard_negatives(engine, engine, PathBatch.concat([typed] * 20), 3, np.random.default_rng(0))
+    found = {engine.node_ids[int(x)] for x in drawn.nodes}
+    assert found and found <= {"p2", "p4", "p5", "p6", "p8", "p9", "p10"}
 
 
 @pytest.mark.parametrize("hops", [1, 2, 3, 4])

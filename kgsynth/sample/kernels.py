@@ -28,13 +28,14 @@ import numba
 import numpy as np
 from numba import njit
 
+from kgsynth.graph.engine import HIERARCHY_RUN, RUN_TYPE_SHIFT
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 UNKNOWN, NOT_UNIQUE, UNIQUE = -1, 0, 1
-RUN_TYPE_SHIFT = 40  # kgsynth.graph.engine.RUN_TYPE_SHIFT (run_table flags: see Engine.run_table)
 QUICK_CAP = 8  # neighbours per node and nodes per position in the first, capped look
 CAP = 64  # the same in the second look, for paths over the exact search's budget
 COUSIN_DEPTH = 3  # levels up a hierarchy a cousin may share its ancestor
@@ -91,7 +92,7 @@ def _run_range(g, node, key):
 
 @_jit
 def _hierarchy(flags):
-    return (flags >> 32) & 1 == 1
+    return flags & HIERARCHY_RUN != 0
 
 
 @_jit
@@ -187,11 +188,12 @@ def _cousins(s, state, node, m, out, lanes):
     to nodes of its own type (node -r-> … -r-> g <-r- … <-r- x); -1 where it has none."""
     node_table, run_table, indices = s[0], s[1], s[2]
     first, last = node_table[node, 1], node_table[node + 1, 1]
-    present = 0
+    present = np.int64(0)
     for run in range(first, last):
         present += _hierarchy(run_table[run, 0])
     if present == 0:
-        out[:m] = -1
+        for t in range(m):
+            out[t] = -1
         return
     current, key, other, up, climbing, step = lanes[4], lanes[5], lanes[6], lanes[7], lanes[8], lanes[9]
     for t in range(m):
@@ -205,7 +207,7 @@ def _cousins(s, state, node, m, out, lanes):
             run += 1
         lo, hi = run_table[run, 1], run_table[run + 1, 1]
         current[t] = lo + _below(state, hi - lo)
-        up[t] = 1 + _below(state, COUSIN_DEPTH)
+        up[t] = 1 + _below(state, np.int64(COUSIN_DEPTH))
         key[t], other[t] = _hop_keys(s, run_table[run, 0] & _KEY)
     for t in range(m):
         current[t] = indices[current[t]]
@@ -223,10 +225,11 @@ def _cousins(s, state, node, m, out, lanes):
         for j in range(n):
             t = climbing[j]
             step[j], lanes[10][j], lanes[11][j] = current[t], key[t], other[t]
-        _neighbours(s, state, step, lanes[10], lanes[11], n, step, lanes)
+        _neighbours(s, state, step, lanes[10], lanes[11], np.int64(n), step, lanes)
         for j in range(n):
             current[climbing[j]] = step[j]
-    out[:m] = current[:m]
+    for t in range(m):
+        out[t] = current[t]
 
 
 @_jit
@@ -284,12 +287,13 @@ def _draw_candidates(s, state, nodes, last_key, tries, out, lanes, walked):
     _cousins(s, state, nodes[hops], tries, out[2 * tries : 3 * tries], lanes)
     bridge = out[3 * tries : 4 * tries]
     if hops < 2:
-        bridge[:] = -1
+        for t in range(tries):
+            bridge[t] = -1
     else:
         _siblings(s, state, nodes[hops - 1], tries, lanes[12], lanes)
         key, other = _hop_keys(s, last_key)
-        lanes[13][:tries] = key
-        lanes[14][:tries] = other
+        for t in range(tries):
+            lanes[13][t], lanes[14][t] = key, other
         _neighbours(s, state, lanes[12], lanes[13], lanes[14], tries, bridge, lanes)
     return 4 * tries
 
@@ -324,8 +328,8 @@ def _run_ranges(g, nodes, start, stop, key, lo, hi):
     then every run, so the reads of different nodes overlap instead of waiting in turn."""
     node_table, run_table = g[0], g[1]
     if key < 0:
-        lo[start:stop] = 0
-        hi[start:stop] = 0
+        for j in range(start, stop):
+            lo[j], hi[j] = 0, 0
         return
     for j in range(start, stop):
         lo[j], hi[j] = node_table[nodes[j], 1], node_table[nodes[j] + 1, 1]
@@ -380,7 +384,7 @@ def _expand(g, buf, size, keys0, keys1, types, budget, bits, spare, spans, keep_
     spent = 0
     marked = False
     for i in range(len(keys0)):
-        _key_spans(g, buf, size, keys0[i], keys1[i], lo, hi, run_type)
+        _key_spans(g, buf, np.int64(size), keys0[i], keys1[i], lo, hi, run_type)
         work = 0
         for j in range(2 * size):
             work += hi[j] - lo[j]
@@ -403,14 +407,15 @@ def _expand(g, buf, size, keys0, keys1, types, budget, bits, spare, spans, keep_
                     continue
                 whole = run_type[j] == want
                 for e in range(lo[j], hi[j]):
-                    v = indices[e]
+                    v = np.int64(indices[e])
                     if (whole or node_type[v] == want) and not _has(bits, v):
                         _add(bits, v)
                         spare[n] = v
                         n += 1
             if not (last and keep_last):
-                _clear(bits, spare, n)
-        buf[:n] = spare[:n]
+                _clear(bits, spare, np.int64(n))
+        for j in range(n):
+            buf[j] = spare[j]
         size = n
     if keep_last and not marked:
         for j in range(size):
@@ -448,7 +453,7 @@ def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_
     indices = g[2]
     lo, hi = spans[0], spans[1]
     if grown[0] < 0:
-        _run_ranges(g, f_buf, 0, f_size, key, lo, hi)
+        _run_ranges(g, f_buf, np.int64(0), f_size, key, lo, hi)
         work = 0
         for j in range(f_size):
             work += hi[j] - lo[j]
@@ -470,7 +475,7 @@ def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_
             return True, False
         for j in range(b_size):
             for e in range(lo[j], hi[j]):
-                if _has(f_bits, indices[e]):
+                if _has(f_bits, np.int64(indices[e])):
                     return False, True
         return False, False
     if shared <= probe:
@@ -478,17 +483,17 @@ def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_
             return True, False
         if grown[1] < 0:
             grown[1] = 1
-            _run_ranges(g, f_buf, 0, f_size, key, lo, hi)
+            _run_ranges(g, f_buf, np.int64(0), f_size, key, lo, hi)
             for j in range(f_size):
                 for e in range(lo[j], hi[j]):
-                    _add(grown_bits, indices[e])
+                    _add(grown_bits, np.int64(indices[e]))
         for j in range(b_size):
             if _has(grown_bits, b_buf[j]):
                 return False, True
         return False, False
     if probe > budget:
         return True, False
-    _run_ranges(g, f_buf, 0, f_size, key, lo, hi)
+    _run_ranges(g, f_buf, np.int64(0), f_size, key, lo, hi)
     for i in range(f_size):
         if hi[i] > lo[i]:
             for j in range(b_size):
@@ -520,7 +525,7 @@ def _ball(s, start, radius, budget, bits, members, anchor_bits, against_anchor):
             return n, True, False
         for j in range(layer, end):
             for e in range(node_table[members[j], 0], node_table[members[j] + 1, 0]):
-                v = indices[e]
+                v = np.int64(indices[e])
                 if not _has(bits, v):
                     _add(bits, v)
                     members[n] = v
@@ -541,8 +546,8 @@ def _scratch(n_full, n_sampling):
     ball members and entry ranges."""
     full_bits = np.zeros((4, (n_full >> 6) + 1), dtype=np.uint64)
     sampling_bits = np.zeros((3, (n_sampling >> 6) + 1), dtype=np.uint64)
-    buffers = np.empty((4, n_full + 1), dtype=np.int32)
-    members = np.empty((2, n_sampling + 1), dtype=np.int32)
+    buffers = np.empty((4, n_full + 1), dtype=np.int64)
+    members = np.empty((2, n_sampling + 1), dtype=np.int64)
     spans = np.empty((3, 2 * n_full + 2), dtype=np.int64)
     return full_bits, sampling_bits, buffers, members, spans
 
@@ -581,7 +586,7 @@ def _prove_path(
     # answer's type, off the path, distinct (first occurrence kept)
     seen = sampling_bits[0]
     for j in range(len(nodes)):
-        _add(seen, nodes[j])
+        _add(seen, np.int64(nodes[j]))
     kept = np.empty(n_cand, dtype=np.int64)
     n_kept = 0
     for j in range(n_cand):
@@ -592,7 +597,8 @@ def _prove_path(
         _add(seen, x)
         kept[n_kept] = j
         n_kept += 1
-    _clear(seen, nodes, len(nodes))
+    for j in range(len(nodes)):
+        seen[nodes[j] >> 6] = np.uint64(0)
     for i in range(n_kept):
         seen[cand[kept[i]] >> 6] = np.uint64(0)
     # the fewest ways in by the last hop, ties in candidate order; in passes over all
@@ -625,7 +631,12 @@ def _prove_path(
             at -= 1
         best[at] = i
         n_chosen = min(n_chosen + 1, per_row)
-    chosen = np.sort(best[:n_chosen])
+    chosen = best[:n_chosen]  # back in candidate order (a handful: insertion sort)
+    for i in range(1, n_chosen):
+        at = i
+        while at > 0 and chosen[at - 1] > chosen[at]:
+            chosen[at - 1], chosen[at] = chosen[at], chosen[at - 1]
+            at -= 1
     # touch what the distance test and the proof will read first for each chosen candidate,
     # so those reads overlap here rather than wait one after another below
     touched = 0
@@ -648,11 +659,14 @@ def _prove_path(
             else:
                 if anchor_ball < 0:
                     anchor_ball, anchor_over, _ = _ball(
-                        s, nodes[0], (radius + 1) // 2, budget, sampling_bits[1], members[0], sampling_bits[1], False
+                        s, np.int64(nodes[0]), (radius + 1) // 2, budget, sampling_bits[1], members[0], sampling_bits[1],
+                        np.bool_(False),
                     )
                 near = anchor_over
                 if not near:
-                    size, near, met = _ball(s, x, radius // 2, budget, sampling_bits[2], members[1], sampling_bits[1], True)
+                    size, near, met = _ball(
+                        s, np.int64(x), radius // 2, budget, sampling_bits[2], members[1], sampling_bits[1], np.bool_(True)
+                    )
                     near |= met
                     _clear(sampling_bits[2], members[1], size)
             if near:
@@ -660,14 +674,14 @@ def _prove_path(
         alive[n_alive] = j
         n_alive += 1
     if anchor_ball > 0:
-        _clear(sampling_bits[1], members[0], anchor_ball)
+        _clear(sampling_bits[1], members[0], np.int64(anchor_ball))
     if not n_alive:
         return 0
     f0, f1, ft, b0, b1, bt = _path_sides(keys0, keys1, types, n_rel)
     ahead = len(f0)
     f_buf, b_buf = buffers[0], buffers[2]
     f_buf[0] = anchor_full
-    f_size, f_over = _expand(g, f_buf, 1, f0, f1, ft, budget, full_bits[0], buffers[1], spans, True)
+    f_size, f_over = _expand(g, f_buf, np.int64(1), f0, f1, ft, budget, full_bits[0], buffers[1], spans, np.bool_(True))
     grown = np.full(4, -1, dtype=np.int64)  # [work, built] of the middle hop's growth, per key
     n_proven = 0
     for i in range(n_alive):
@@ -676,13 +690,13 @@ def _prove_path(
         if f_over:
             continue
         b_buf[0] = to_full[cand[j]]
-        b_size, b_over = _expand(g, b_buf, 1, b0, b1, bt, budget, full_bits[1], buffers[3], spans, False)
+        b_size, b_over = _expand(g, b_buf, np.int64(1), b0, b1, bt, budget, full_bits[1], buffers[3], spans, np.bool_(False))
         if b_over:
             continue
-        over, met = _middle(g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], n_alive, grown[0:2], full_bits[2], budget, spans)
+        over, met = _middle(g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:2], full_bits[2], budget, spans)
         if over or met:
             continue
-        over, met = _middle(g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], n_alive, grown[2:4], full_bits[3], budget, spans)
+        over, met = _middle(g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], np.int64(n_alive), grown[2:4], full_bits[3], budget, spans)
         if over or met:
             continue
         status[j] = PROVEN
@@ -692,7 +706,9 @@ def _prove_path(
         _clear(full_bits[0], f_buf, f_size)
     for key in range(2):
         if grown[2 * key + 1] > 0:
-            full_bits[2 + key][:] = 0
+            grown_bits = full_bits[2 + key]
+            for word in range(len(grown_bits)):
+                grown_bits[word] = np.uint64(0)
     return n_proven
 
 
@@ -728,7 +744,8 @@ def hard_negatives_rows(
         for j in range(size):
             _seed_stream(states[j], seed, first_row + start + j)
             todo[j] = j
-        n_found[:size] = 0
+        for j in range(size):
+            n_found[j] = 0
         n_todo = size
         tries = k + attempts
         for _ in range(rounds):
@@ -789,7 +806,8 @@ def prove_candidates(
             s, g, nodes[i], anchors_full[i], keys0[i], keys1[i], types[i], to_full,
             cand[lo:hi], hi - lo, distance_count[i], per_row, budget, scratch, part, proven,
         )
-        status[lo:hi] = part[: hi - lo]
+        for j in range(hi - lo):
+            status[lo + j] = part[j]
 
 
 @_jit
@@ -825,7 +843,7 @@ def _capped_ends(g, anchor, keys0, keys1, types, cap, buf, spare, spans):
     buf[0] = anchor
     size = 1
     for i in range(len(keys0)):
-        _key_spans(g, buf, size, keys0[i], keys1[i], lo, hi, run_type)
+        _key_spans(g, buf, np.int64(size), keys0[i], keys1[i], lo, hi, run_type)
         n = 0
         for j in range(2 * size):
             if run_type[j] >= 0 and run_type[j] != types[i]:
@@ -858,14 +876,14 @@ def unique_rows(g, anchors, keys0, keys1, types, budget, verdict):
     spans = np.empty((3, 2 * n_full + 2), dtype=np.int64)
     for i in range(rows):
         t = types[i, 1:]
-        if _capped_ends(g, anchors[i], keys0[i], keys1[i], t, QUICK_CAP, buf, spare, spans) >= 2:
+        if _capped_ends(g, anchors[i], keys0[i], keys1[i], t, np.int64(QUICK_CAP), buf, spare, spans) >= 2:
             verdict[i] = NOT_UNIQUE
             continue
         buf[0] = anchors[i]
-        size, over = _expand(g, buf, 1, keys0[i], keys1[i], t, budget, bits, spare, spans, False)
+        size, over = _expand(g, buf, np.int64(1), keys0[i], keys1[i], t, budget, bits, spare, spans, np.bool_(False))
         if not over:
             verdict[i] = UNIQUE if size == 1 else NOT_UNIQUE
-        elif _capped_ends(g, anchors[i], keys0[i], keys1[i], t, CAP, buf, spare, spans) >= 2:
+        elif _capped_ends(g, anchors[i], keys0[i], keys1[i], t, np.int64(CAP), buf, spare, spans) >= 2:
             verdict[i] = NOT_UNIQUE
         else:
             verdict[i] = UNKNOWN
