@@ -234,13 +234,18 @@ def finish_stage(name: str, config: RunConfig, run: RunDir, begun: Begun) -> Sta
     )  # fmt: skip
 
 
-def run_stage(name: str, config: RunConfig, run: RunDir, *, force: bool = False) -> StageResult:
-    """Run one stage unless it is up to date; its parts, if any, one after the other."""
+def run_stage(
+    name: str, config: RunConfig, run: RunDir, *, force: bool = False, on_part: Callable[[int, int], None] | None = None
+) -> StageResult:
+    """Run one stage unless it is up to date; its parts, if any, one after the other
+    (`on_part(done, total)` after each, for a progress bar)."""
     begun = begin_stage(name, config, run, force=force)
     if isinstance(begun, StageResult):
         return begun
     for part in range(begun.parts):
         run_part(name, config, run, part)
+        if on_part is not None:
+            on_part(part + 1, begun.parts)
     return finish_stage(name, config, run, begun)
 
 

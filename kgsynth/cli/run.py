@@ -30,7 +30,7 @@ def run(
     """Load, prune, sample, generate, verify, export (and push/publish when configured)."""
     from kgsynth.config import config_hash, load_config
     from kgsynth.pipeline import check_force, get_stage, planned_stages, run_stage
-    from kgsynth.progress import console, step
+    from kgsynth.progress import console, new_progress
     from kgsynth.rundir import RunDir
 
     config = load_config(config_file)
@@ -55,8 +55,12 @@ def run(
             _print_result(result)
     else:
         for name in stages:
-            with step(f"{name}: {get_stage(name).description}…"):
-                result = run_stage(name, config, run_dir, force=name in forced)
+            with new_progress() as progress:  # a spinner; a bar over the parts of a stage in parts
+                task = progress.add_task(f"{name}: {get_stage(name).description}", total=None)
+                result = run_stage(
+                    name, config, run_dir, force=name in forced,
+                    on_part=lambda done, total, task=task: progress.update(task, completed=done, total=total),
+                )  # fmt: skip
             results.append(result)
             _print_result(result)
     ran = sum(not r.skipped for r in results)
