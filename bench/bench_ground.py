@@ -10,7 +10,7 @@ real HPO name, so the figures measure the work, not the misses.
     python bench/bench_ground.py --questions 300 --embedding   # + embedding linking of paraphrases
     python bench/bench_ground.py --precision 300 --snapshot DIR  # embedding linker precision per threshold
     python bench/bench_ground.py --first-run --baseline /tmp/old  # first `kgsynth ground`, cold and warm, old vs new
-    python bench/bench_ground.py --backends 100 --snapshot DIR   # torch against onnxruntime fp32 / int8
+    python bench/bench_ground.py --backends 50 --snapshot DIR    # numpy, torch, onnxruntime fp32 / int8
 
 Linking and path finding are timed separately and together (what `kgsynth ground`
 reports as questions/s for linking + path finding). One-off costs are printed on
@@ -39,10 +39,12 @@ the term or a namesake), and a word of a name that names no node
 --snapshot a directory whose name vectors are cached: 3 × 300 mentions reach most of
 the 59,311 names and synonyms.
 
-`--backends N` embeds 3,000 node names with sentence-transformers (torch) and with
-onnxruntime running the bundled model exported by torch (fp32, and int8 weights),
-printing names/s, CPU and the cosine to torch's vectors, then each backend's
-precision table on N mentions per set. Needs `pip install onnxruntime onnx`.
+`--backends N` compares ways to run the bundled model: what loading each costs in a
+fresh process (imports and model), then 3,000 node names embedded by
+sentence-transformers (torch), by the numpy forward pass `kgsynth ground` uses, and by
+onnxruntime on the model exported by torch (fp32, and int8 weights): names/s, CPU, the
+cosine to sentence-transformers' vectors, and each one's precision table on N mentions
+per set. Needs `pip install onnxruntime onnx`.
 """
 
 from __future__ import annotations
@@ -362,20 +364,47 @@ def onnx_encoders(where: Path) -> dict[str, object]:
     return {"onnxruntime fp32": encoder(fp32), "onnxruntime int8": encoder(int8)}
 
 
+LOAD_SNIPPETS = {
+    "numpy (NumpyBert, kept)": "from kgsynth.ground.embed import encode; encode(['warm up'])",
+    "sentence-transformers (torch)": "from kgsynth.verify.dedup import DedupConfig, embed; embed(['warm up'], DedupConfig())",
+    "onnxruntime (model exported once)": "import onnxruntime, tokenizers",
+}
+
+
+def load_cost(snippet: str) -> tuple[float, float]:
+    """Wall and CPU seconds of a fresh interpreter that imports a backend and embeds one text."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    clock = time.perf_counter()
+    subprocess.run([sys.executable, "-c", snippet], check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter() - clock, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def compare_backends(snapshot: Snapshot, n: int, seed: int, sample: int = 3000) -> None:
     from dataclasses import replace
 
     from kgsynth.ground.embed import VectorCache, encode, encode_sorted, name_index
+    from kgsynth.verify.dedup import DedupConfig, embed
 
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         print("--backends needs onnxruntime and onnx (pip install onnxruntime onnx); skipped")
         return
+    for label, snippet in LOAD_SNIPPETS.items():
+        wall, cpu = load_cost(snippet)
+        print(f"load in a fresh process, {label}: {wall:.1f}s wall, {cpu:.1f}s CPU")
     index = name_index(snapshot)
     texts = random.Random(seed).sample(index.texts, min(sample, len(index.texts)))
     with tempfile.TemporaryDirectory() as tmp:
-        encoders = {"sentence-transformers (torch)": encode, **onnx_encoders(Path(tmp))}
+        encoders = {
+            "sentence-transformers (torch)": lambda batch: embed(batch, DedupConfig()),
+            "numpy (NumpyBert, kept)": encode,
+            **onnx_encoders(Path(tmp)),
+        }
         reference = None
         for label, encoder in encoders.items():
             encoder(["warm up"])
@@ -385,8 +414,8 @@ def compare_backends(snapshot: Snapshot, n: int, seed: int, sample: int = 3000) 
             reference = vectors if reference is None else reference
             cosine = (vectors * reference).sum(axis=1)
             print(f"== {label}: {len(texts):,} node names in {wall:.1f}s wall, {cpu:.1f}s CPU: {len(texts) / wall:,.0f} names/s, "
-                  f"{len(texts) / cpu:,.0f} per CPU-second; cosine to torch's vectors min {cosine.min():.4f}, mean {cosine.mean():.4f}; "
-                  f"load {os.getloadavg()[0]:.2f}", flush=True)
+                  f"{len(texts) / cpu:,.0f} per CPU-second; cosine to sentence-transformers' vectors min {cosine.min():.4f}, "
+                  f"mean {cosine.mean():.4f}; load {os.getloadavg()[0]:.2f}", flush=True)
             measure_precision(snapshot, n, seed, names=replace(index, cache=VectorCache(None, encoder)))
             del vectors
 

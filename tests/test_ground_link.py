@@ -193,6 +193,22 @@ def test_cli_says_how_many_names_it_embedded_and_read_from_the_cache(hpo_snapsho
     assert pl.read_parquet(tmp_path / "cold" / "links.parquet").equals(pl.read_parquet(tmp_path / "warm" / "links.parquet"))
 
 
+def test_the_numpy_model_gives_the_vectors_sentence_transformers_gives(hpo_snapshot: Snapshot):
+    from kgsynth.ground.embed import encode
+    from kgsynth.verify.dedup import DedupConfig, embed
+
+    names = hpo_snapshot.nodes["name"].sample(200, seed=0).to_list()
+    texts = [*names, "", "FBN1", "café-au-lait spots", " ".join(["abnormality of the hand"] * 80)]  # the last is truncated
+    np.testing.assert_allclose(encode(texts), embed(texts, DedupConfig()), atol=1e-5)
+
+
+def test_a_model_directory_that_is_not_a_bert_model_is_a_clear_error(tmp_path: Path):
+    from kgsynth.ground.embed import NumpyBert
+
+    with pytest.raises(ConfigError, match=r"not a sentence-transformers BERT model directory \(missing .*model.safetensors"):
+        NumpyBert(tmp_path)
+
+
 def test_length_sorted_batches_return_vectors_in_the_callers_order():
     from kgsynth.ground.embed import encode, encode_sorted
 
