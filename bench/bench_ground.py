@@ -234,12 +234,8 @@ _CLI = "import sys; from kgsynth.cli import main; main(sys.argv[1:])"
 
 
 def fresh_copy(snapshot: Path, to: Path) -> Path:
-    """The snapshot's own files without any cache (engine, name vectors): what `kgsynth load` leaves."""
-    to.mkdir(parents=True)
-    for path in snapshot.iterdir():
-        if path.is_file() and not path.name.startswith("."):
-            shutil.copy2(path, to / path.name)
-    return to
+    """The snapshot without its caches (engine, name vectors): what `kgsynth load` leaves."""
+    return Path(shutil.copytree(snapshot, to, ignore=shutil.ignore_patterns(".*")))
 
 
 def timed_ground(code: Path, snapshot: Path, out: Path, qa: Path) -> dict:

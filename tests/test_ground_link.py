@@ -92,12 +92,8 @@ def cf_snapshot(hpo_snapshot_dir: Path, tmp_path_factory) -> Path:
 
 
 def fresh_copy(snapshot: Path, to: Path) -> Path:
-    """The snapshot's own files without its caches: what `kgsynth load` leaves."""
-    to.mkdir(parents=True)
-    for path in snapshot.iterdir():
-        if path.is_file() and not path.name.startswith("."):
-            shutil.copy2(path, to / path.name)
-    return to
+    """The snapshot without its caches (engine, name vectors): what `kgsynth load` leaves."""
+    return Path(shutil.copytree(snapshot, to, ignore=shutil.ignore_patterns(".*")))
 
 
 @pytest.fixture()
