@@ -39,8 +39,10 @@ UNKNOWN, NOT_UNIQUE, UNIQUE = -1, 0, 1
 QUICK_CAP = 8  # neighbours per node and nodes per position in the first, capped look
 CAP = 64  # the same in the second look, for paths over the exact search's budget
 COUSIN_DEPTH = 3  # levels up a hierarchy a cousin may share its ancestor
-LANES = 15  # per-try scratch rows the candidate draws use
+LANES = 20  # per-lane scratch rows the candidate draws use
+DRAW_LANES = 128  # lanes drawn side by side (paths of a group times tries)
 BLOCK = 1024  # paths drawn for, then proven, together
+GROUP = 64  # paths whose proofs are prepared together
 
 # status of a candidate handed to the proof (prove_candidates)
 DROPPED, SATISFIES, PROVEN = -1, 0, 1
@@ -134,11 +136,16 @@ def _pick_entry(s, state, node):
     return entry, run_table[run, 0] & _KEY
 
 
+# Candidates are drawn in lanes: one lane per try of each path of a group, each lane drawing
+# from its path's own stream (states[owner[t]]), so a path's draws do not depend on the
+# group it was drawn with. Every step goes over all lanes before the next: the lanes'
+# memory reads are independent and overlap instead of waiting one after another.
+
+
 @_jit
-def _neighbours(s, state, node, key, other, m, out, lanes):
+def _neighbours(s, states, owner, node, key, other, m, out, lanes):
     """out[t] for t < m: a uniform neighbour of node[t] through the runs of key[t] and other[t],
-    -1 where there is none (or node[t] is -1). All lookups first, then all picks: the
-    tries' memory reads are independent, so they overlap instead of waiting in turn."""
+    -1 where there is none (or node[t] is -1)."""
     lo1, hi1, lo2, hi2 = lanes[0], lanes[1], lanes[2], lanes[3]
     node_table, run_table = s[0], s[1]
     for t in range(m):  # every node's row, then every node's runs, then every pick
@@ -160,17 +167,17 @@ def _neighbours(s, state, node, key, other, m, out, lanes):
         if total == 0:
             out[t] = -1
             continue
-        at = _below(state, total)
+        at = _below(states[owner[t]], total)
         out[t] = indices[lo1[t] + at] if at < first else indices[lo2[t] + at - first]
 
 
 @_jit
-def _siblings(s, state, node, m, out, lanes):
-    """out[:m]: x with node -r-> p <-r- x for random entries (node, p): same relation, same direction."""
+def _siblings(s, states, owner, node, m, out, lanes):
+    """out[t]: x with node[t] -r-> p <-r- x for a random entry (node[t], p): same relation, same direction."""
     parent, key, other = lanes[4], lanes[5], lanes[6]
     n_rel = s[4] // 2
     for t in range(m):
-        entry, hop = _pick_entry(s, state, node)
+        entry, hop = _pick_entry(s, states[owner[t]], node[t])
         parent[t] = entry
         if entry >= 0:
             forward, symmetric = _hop_keys(s, hop)
@@ -179,24 +186,24 @@ def _siblings(s, state, node, m, out, lanes):
     for t in range(m):
         if parent[t] >= 0:
             parent[t] = indices[parent[t]]
-    _neighbours(s, state, parent, key, other, m, out, lanes)
+    _neighbours(s, states, owner, parent, key, other, m, out, lanes)
 
 
 @_jit
-def _cousins(s, state, node, m, out, lanes):
-    """out[:m]: x under a common ancestor 1..COUSIN_DEPTH levels up, through one of the node's runs
+def _cousins(s, states, owner, node, m, out, lanes):
+    """out[t]: x under a common ancestor 1..COUSIN_DEPTH levels up, through one of node[t]'s runs
     to nodes of its own type (node -r-> … -r-> g <-r- … <-r- x); -1 where it has none."""
     node_table, run_table, indices = s[0], s[1], s[2]
-    first, last = node_table[node, 1], node_table[node + 1, 1]
-    present = np.int64(0)
-    for run in range(first, last):
-        present += _hierarchy(run_table[run, 0])
-    if present == 0:
-        for t in range(m):
-            out[t] = -1
-        return
-    current, key, other, up, climbing, step = lanes[4], lanes[5], lanes[6], lanes[7], lanes[8], lanes[9]
+    current, key, other, up, climbing, step, who = lanes[4], lanes[5], lanes[6], lanes[7], lanes[8], lanes[9], lanes[12]
     for t in range(m):
+        first, last = node_table[node[t], 1], node_table[node[t] + 1, 1]
+        present = np.int64(0)
+        for run in range(first, last):
+            present += _hierarchy(run_table[run, 0])
+        if present == 0:
+            current[t], up[t] = -1, 0
+            continue
+        state = states[owner[t]]
         nth = _below(state, present)
         run = first
         while True:
@@ -210,7 +217,8 @@ def _cousins(s, state, node, m, out, lanes):
         up[t] = 1 + _below(state, np.int64(COUSIN_DEPTH))
         key[t], other[t] = _hop_keys(s, run_table[run, 0] & _KEY)
     for t in range(m):
-        current[t] = indices[current[t]]
+        if current[t] >= 0:
+            current[t] = indices[current[t]]
     n_rel = s[4] // 2
     for level in range(2 * COUSIN_DEPTH - 1):  # up to COUSIN_DEPTH - 1 more levels up, then as many down
         if level == COUSIN_DEPTH - 1:
@@ -224,8 +232,8 @@ def _cousins(s, state, node, m, out, lanes):
                 n += 1
         for j in range(n):
             t = climbing[j]
-            step[j], lanes[10][j], lanes[11][j] = current[t], key[t], other[t]
-        _neighbours(s, state, step, lanes[10], lanes[11], np.int64(n), step, lanes)
+            step[j], lanes[10][j], lanes[11][j], who[j] = current[t], key[t], other[t], owner[t]
+        _neighbours(s, states, who, step, lanes[10], lanes[11], np.int64(n), step, lanes)
         for j in range(n):
             current[climbing[j]] = step[j]
     for t in range(m):
@@ -233,16 +241,15 @@ def _cousins(s, state, node, m, out, lanes):
 
 
 @_jit
-def _distance_walks(s, state, nodes, m, out, lanes, walked):
-    """out[:m]: the ends of other simple walks as long as the path from its anchor, the last hop
-    onto the answer's type; a pick landing on its own walk is drawn once more; -1 when one fails."""
+def _distance_walks(s, states, owner, nodes, rows, m, out, lanes, walked):
+    """out[t]: the end of another simple walk as long as path rows[t]'s, from its anchor, the last
+    hop onto its answer's type; a pick landing on its own walk is drawn once more; -1 when it fails."""
     node_table, indices, by_type_ptr, by_type_nbr, n_types = s[0], s[2], s[6], s[7], s[8]
-    hops = len(nodes) - 1
-    answer_type = s[3][nodes[hops]]
+    hops = nodes.shape[1] - 1
     lo, count = lanes[0], lanes[1]
     for t in range(m):
-        out[t] = nodes[0]
-        walked[t, 0] = nodes[0]
+        out[t] = nodes[rows[t], 0]
+        walked[t, 0] = out[t]
     for step in range(hops):
         last = step == hops - 1
         for t in range(m):
@@ -250,8 +257,8 @@ def _distance_walks(s, state, nodes, m, out, lanes, walked):
             if current < 0:
                 count[t] = 0
             elif last:
-                lo[t] = by_type_ptr[current * n_types + answer_type]
-                count[t] = by_type_ptr[current * n_types + answer_type + 1] - lo[t]
+                at = current * n_types + s[3][nodes[rows[t], hops]]
+                lo[t], count[t] = by_type_ptr[at], by_type_ptr[at + 1] - by_type_ptr[at]
             else:
                 lo[t] = node_table[current, 0]
                 count[t] = node_table[current + 1, 0] - lo[t]
@@ -263,7 +270,7 @@ def _distance_walks(s, state, nodes, m, out, lanes, walked):
                 if attempt and count[t] < 2:
                     out[t] = -1
                     break
-                offset = lo[t] + _below(state, count[t])
+                offset = lo[t] + _below(states[owner[t]], count[t])
                 node = by_type_nbr[offset] if last else indices[offset]
                 clash = False
                 for j in range(step + 1):
@@ -277,25 +284,41 @@ def _distance_walks(s, state, nodes, m, out, lanes, walked):
 
 
 @_jit
-def _draw_candidates(s, state, nodes, last_key, tries, out, lanes, walked):
-    """`tries` candidates per family into out[:4 * tries] (-1: none), in the order the
-    selection ranks ties: distance, siblings, cousins, last hop from a sibling of the bridge.
-    last_key: the key the path's last hop walked."""
-    hops = len(nodes) - 1
-    _distance_walks(s, state, nodes, tries, out[:tries], lanes, walked)
-    _siblings(s, state, nodes[hops], tries, out[tries : 2 * tries], lanes)
-    _cousins(s, state, nodes[hops], tries, out[2 * tries : 3 * tries], lanes)
-    bridge = out[3 * tries : 4 * tries]
+def _place(cand, owner, drawn, m, tries, family):
+    for t in range(m):
+        cand[owner[t], family * tries + t % tries] = drawn[t]
+
+
+@_jit
+def _draw_group(s, states, nodes, last_keys, rows, slots, n_paths, tries, cand, lanes, walked):
+    """`tries` candidates per family for the paths rows[:n_paths] (streams states[slots[q]]) into
+    cand[slots[q], :4 * tries] (-1: none), in the order the selection ranks ties: distance,
+    siblings, cousins, last hop from a sibling of the bridge."""
+    hops = nodes.shape[1] - 1
+    m = n_paths * tries
+    owner, path, source, drawn = lanes[13], lanes[14], lanes[15], lanes[16]
+    for t in range(m):
+        q = t // tries
+        owner[t], path[t] = slots[q], rows[q]
+    _distance_walks(s, states, owner, nodes, path, m, drawn, lanes, walked)
+    _place(cand, owner, drawn, m, tries, np.int64(0))
+    for t in range(m):
+        source[t] = nodes[path[t], hops]
+    _siblings(s, states, owner, source, m, drawn, lanes)
+    _place(cand, owner, drawn, m, tries, np.int64(1))
+    _cousins(s, states, owner, source, m, drawn, lanes)
+    _place(cand, owner, drawn, m, tries, np.int64(2))
     if hops < 2:
-        for t in range(tries):
-            bridge[t] = -1
+        for t in range(m):
+            drawn[t] = -1
     else:
-        _siblings(s, state, nodes[hops - 1], tries, lanes[12], lanes)
-        key, other = _hop_keys(s, last_key)
-        for t in range(tries):
-            lanes[13][t], lanes[14][t] = key, other
-        _neighbours(s, state, lanes[12], lanes[13], lanes[14], tries, bridge, lanes)
-    return 4 * tries
+        for t in range(m):
+            source[t] = nodes[path[t], hops - 1]
+        _siblings(s, states, owner, source, m, lanes[17], lanes)
+        for t in range(m):
+            lanes[18][t], lanes[19][t] = _hop_keys(s, last_keys[path[t]])
+        _neighbours(s, states, owner, lanes[17], lanes[18], lanes[19], m, drawn, lanes)
+    _place(cand, owner, drawn, m, tries, np.int64(3))
 
 
 # --- node sets: bitsets small enough to stay in cache, cleared by their members after use ---
@@ -395,25 +418,27 @@ def _expand(g, buf, size, keys0, keys1, types, budget, bits, spare, spans, keep_
         last = i == len(keys0) - 1
         n = 0
         marked = not (size == 1 and keys1[i] < 0)
-        if not marked:
+        if not marked:  # straight into buf: its one node is no longer needed
+            whole = run_type[0] == want
             for e in range(lo[0], hi[0]):
                 v = indices[e]
-                if run_type[0] == want or (run_type[0] < 0 and node_type[v] == want):
+                if whole or (run_type[0] < 0 and node_type[v] == want):
+                    buf[n] = v
+                    n += 1
+            size = n
+            continue
+        for j in range(2 * size):
+            if run_type[j] >= 0 and run_type[j] != want:
+                continue
+            whole = run_type[j] == want
+            for e in range(lo[j], hi[j]):
+                v = np.int64(indices[e])
+                if (whole or node_type[v] == want) and not _has(bits, v):
+                    _add(bits, v)
                     spare[n] = v
                     n += 1
-        else:
-            for j in range(2 * size):
-                if run_type[j] >= 0 and run_type[j] != want:
-                    continue
-                whole = run_type[j] == want
-                for e in range(lo[j], hi[j]):
-                    v = np.int64(indices[e])
-                    if (whole or node_type[v] == want) and not _has(bits, v):
-                        _add(bits, v)
-                        spare[n] = v
-                        n += 1
-            if not (last and keep_last):
-                _clear(bits, spare, np.int64(n))
+        if not (last and keep_last):
+            _clear(bits, spare, np.int64(n))
         for j in range(n):
             buf[j] = spare[j]
         size = n
@@ -463,13 +488,15 @@ def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_
     probe = float(f_size) * float(b_size)
     cheaper = min(shared, probe)
     scan_back = 0.0
-    for start in range(0, b_size, 8):
-        stop = min(start + 8, b_size)
-        _run_ranges(g, b_buf, start, stop, back_key, lo, hi)
+    start, step = 0, 2  # a few members first: the sum usually passes `cheaper` within them
+    while start < b_size:
+        stop = min(start + step, b_size)
+        _run_ranges(g, b_buf, np.int64(start), np.int64(stop), back_key, lo, hi)
         for j in range(start, stop):
             scan_back += hi[j] - lo[j]
         if scan_back > cheaper:
             break
+        start, step = stop, min(2 * step, 64)
     if scan_back <= cheaper:
         if scan_back > budget:
             return True, False
@@ -571,87 +598,128 @@ def _path_sides(keys0, keys1, types, n_rel):
 
 
 @_jit
-def _prove_path(
-    s, g, nodes, anchor_full, keys0, keys1, types, to_full,
-    cand, n_cand, distance_tries, per_row, budget, scratch, status, proven,
+def _group_work(width, per_row):
+    """Arrays one group of GROUP paths fills while its proofs are prepared: per kept candidate its
+    owner, position, full-graph node, ways in and first entry; per path its chosen candidates."""
+    flat = np.empty((5, GROUP * width), dtype=np.int64)
+    chosen = np.empty((GROUP, max(per_row, 1)), dtype=np.int64)
+    counts = np.empty((2, GROUP), dtype=np.int64)
+    return flat, chosen, counts
+
+
+@_jit
+def _prove_group(
+    s, g, to_full, nodes, anchors_full, keys0, keys1, types, rows, slots, n_paths,
+    cand, n_cand, distance_tries, per_row, budget, scratch, work, status, proven, n_proven,
 ):
-    """Filter, rank and prove one path's candidates (sampling-graph nodes cand[:n_cand], the first
-    `distance_tries` from the distance family). Writes status per candidate (DROPPED, SATISFIES,
-    PROVEN) and the proven full-graph nodes into `proven`; returns how many. Leaves the
-    scratch bitsets empty."""
+    """Filter, rank and prove the candidates of up to GROUP paths: path q's data is row rows[q] of
+    nodes/anchors/keys/types, its candidates cand[slots[q], :n_cand] (the first distance_tries
+    from the distance family), its results status[slots[q]] (DROPPED, SATISFIES, PROVEN) and
+    proven[slots[q], :n_proven[slots[q]]] (full-graph nodes). Leaves the scratch bitsets empty.
+
+    Each step that reads memory at random goes over the whole group at once (the candidates'
+    ways in, what their proofs read first), so the reads of different paths overlap; the rest
+    goes path by path.
+    """
     full_bits, sampling_bits, buffers, members, spans = scratch
-    hops = len(nodes) - 1
+    flat, chosen, counts = work
+    owner, position, full_node, ways, entry = flat[0], flat[1], flat[2], flat[3], flat[4]
     n_rel = g[4] // 2
-    answer_type = s[3][nodes[hops]]
-    # answer's type, off the path, distinct (first occurrence kept)
+    node_table, run_table, indices = g[0], g[1], g[2]
+    # the answer's type, off the path, distinct (first occurrence kept)
     seen = sampling_bits[0]
-    for j in range(len(nodes)):
-        _add(seen, np.int64(nodes[j]))
-    kept = np.empty(n_cand, dtype=np.int64)
-    n_kept = 0
-    for j in range(n_cand):
-        status[j] = DROPPED
-        x = cand[j]
-        if x < 0 or s[3][x] != answer_type or _has(seen, x):
-            continue
-        _add(seen, x)
-        kept[n_kept] = j
-        n_kept += 1
-    for j in range(len(nodes)):
-        seen[nodes[j] >> 6] = np.uint64(0)
-    for i in range(n_kept):
-        seen[cand[kept[i]] >> 6] = np.uint64(0)
-    # the fewest ways in by the last hop, ties in candidate order; in passes over all
-    # candidates, so their independent memory reads overlap
-    last0, last1 = _reverse(keys0[hops - 1], keys1[hops - 1], n_rel)
-    node_table, run_table = g[0], g[1]
-    ways = np.empty(n_kept, dtype=np.int64)
-    first_run = np.empty(n_kept, dtype=np.int64)
-    end_run = np.empty(n_kept, dtype=np.int64)
-    for i in range(n_kept):
-        ways[i] = to_full[cand[kept[i]]]
-    for i in range(n_kept):
-        first_run[i], end_run[i] = node_table[ways[i], 1], node_table[ways[i] + 1, 1]
-    for i in range(n_kept):
-        count = 0
-        for run in range(first_run[i], end_run[i]):
+    n_flat = 0
+    for q in range(n_paths):
+        path, slot = nodes[rows[q]], slots[q]
+        answer_type = s[3][path[len(path) - 1]]
+        for j in range(len(path)):
+            _add(seen, np.int64(path[j]))
+        counts[0, q] = n_flat
+        for j in range(n_cand):
+            status[slot, j] = DROPPED
+            x = cand[slot, j]
+            if x < 0 or s[3][x] != answer_type or _has(seen, x):
+                continue
+            _add(seen, x)
+            owner[n_flat], position[n_flat] = q, j
+            n_flat += 1
+        for j in range(len(path)):
+            seen[path[j] >> 6] = np.uint64(0)
+        for at in range(counts[0, q], n_flat):
+            seen[cand[slot, position[at]] >> 6] = np.uint64(0)
+    # the fewest ways in by the last hop: full-graph node, its row, its runs, in passes
+    for at in range(n_flat):
+        full_node[at] = to_full[cand[slots[owner[at]], position[at]]]
+    for at in range(n_flat):
+        ways[at], entry[at] = node_table[full_node[at], 1], node_table[full_node[at] + 1, 1]
+    for at in range(n_flat):
+        row = rows[owner[at]]
+        hops = keys0.shape[1]
+        last0, last1 = _reverse(keys0[row, hops - 1], keys1[row, hops - 1], n_rel)
+        first, end = ways[at], entry[at]
+        count, entry[at] = 0, -1
+        for run in range(first, end):
             key = run_table[run, 0] & _KEY
             if key == last0 or key == last1:
                 count += run_table[run + 1, 1] - run_table[run, 1]
-                first_run[i] = run_table[run, 1]  # where the proof will read the candidate's side
-        ways[i] = count
-    best = np.empty(max(per_row, 1), dtype=np.int64)  # positions in `kept`, by (ways, position)
-    n_chosen = 0
-    for i in range(n_kept):
-        if n_chosen == per_row and (per_row == 0 or ways[best[per_row - 1]] <= ways[i]):
-            continue
-        at = min(n_chosen, per_row - 1)
-        while at > 0 and ways[best[at - 1]] > ways[i]:
-            best[at] = best[at - 1]
-            at -= 1
-        best[at] = i
-        n_chosen = min(n_chosen + 1, per_row)
-    chosen = best[:n_chosen]  # back in candidate order (a handful: insertion sort)
-    for i in range(1, n_chosen):
-        at = i
-        while at > 0 and chosen[at - 1] > chosen[at]:
-            chosen[at - 1], chosen[at] = chosen[at], chosen[at - 1]
-            at -= 1
-    # touch what the distance test and the proof will read first for each chosen candidate,
-    # so those reads overlap here rather than wait one after another below
-    touched = 0
-    for i in range(n_chosen):
-        touched += g[2][min(first_run[chosen[i]], len(g[2]) - 1)] + s[0][cand[kept[chosen[i]]], 0]
-    spans[2, -1] = touched
-    for i in range(n_chosen):
-        chosen[i] = kept[chosen[i]]
-    # the distance family: its shortest distance from the anchor must be the path's length
+                entry[at] = run_table[run, 1]  # where the proof will read the candidate's side
+        ways[at] = count
+    # per path: the per_row fewest (ties in candidate order), back in candidate order
+    for q in range(n_paths):
+        first, end = counts[0, q], (counts[0, q + 1] if q + 1 < n_paths else n_flat)
+        best = chosen[q]
+        n_best = 0
+        for at in range(first, end):
+            if n_best == per_row and (per_row == 0 or ways[best[per_row - 1]] <= ways[at]):
+                continue
+            i = min(n_best, per_row - 1)
+            while i > 0 and ways[best[i - 1]] > ways[at]:
+                best[i] = best[i - 1]
+                i -= 1
+            best[i] = at
+            n_best = min(n_best + 1, per_row)
+        for i in range(1, n_best):
+            i2 = i
+            while i2 > 0 and best[i2 - 1] > best[i2]:
+                best[i2 - 1], best[i2] = best[i2], best[i2 - 1]
+                i2 -= 1
+        counts[1, q] = n_best
+    # touch what the distance tests and proofs read first, for the whole group
+    touched = np.int64(0)
+    for q in range(n_paths):
+        touched += node_table[anchors_full[rows[q]], 1]
+        for i in range(counts[1, q]):
+            at = chosen[q, i]
+            touched += s[0][cand[slots[q], position[at]], 0]
+            if entry[at] >= 0:
+                touched += indices[entry[at]]
+    spans[2, len(spans[2]) - 1] = touched
+    # per path: the distance test, then the proofs
+    for q in range(n_paths):
+        row, slot = rows[q], slots[q]
+        n_proven[slot] = _prove_chosen(
+            s, g, to_full, nodes[row], anchors_full[row], keys0[row], keys1[row], types[row],
+            cand[slot], position, chosen[q], counts[1, q], distance_tries, budget, scratch, status[slot], proven[slot],
+        )
+
+
+@_jit
+def _prove_chosen(
+    s, g, to_full, nodes, anchor_full, keys0, keys1, types, cand, position, chosen, n_chosen, distance_tries, budget,
+    scratch, status, proven,
+):
+    """One path's chosen candidates (cand[position[chosen[i]]]): those of the distance family whose
+    shortest distance from the anchor is under the path's length are dropped, the rest proven.
+    Returns how many were proven negative (written to `proven`)."""
+    full_bits, sampling_bits, buffers, members, spans = scratch
+    hops = len(nodes) - 1
+    n_rel = g[4] // 2
     radius = hops - 1
     alive = np.empty(n_chosen, dtype=np.int64)
     n_alive = 0
-    anchor_ball, anchor_over = -1, False
+    anchor_ball, anchor_over = np.int64(-1), False
     for i in range(n_chosen):
-        j = chosen[i]
+        j = position[chosen[i]]
         if j < distance_tries:
             x = cand[j]
             if radius <= 0:
@@ -674,7 +742,7 @@ def _prove_path(
         alive[n_alive] = j
         n_alive += 1
     if anchor_ball > 0:
-        _clear(sampling_bits[1], members[0], np.int64(anchor_ball))
+        _clear(sampling_bits[1], members[0], anchor_ball)
     if not n_alive:
         return 0
     f0, f1, ft, b0, b1, bt = _path_sides(keys0, keys1, types, n_rel)
@@ -693,10 +761,14 @@ def _prove_path(
         b_size, b_over = _expand(g, b_buf, np.int64(1), b0, b1, bt, budget, full_bits[1], buffers[3], spans, np.bool_(False))
         if b_over:
             continue
-        over, met = _middle(g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:2], full_bits[2], budget, spans)
+        over, met = _middle(
+            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:2], full_bits[2], budget, spans
+        )
         if over or met:
             continue
-        over, met = _middle(g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], np.int64(n_alive), grown[2:4], full_bits[3], budget, spans)
+        over, met = _middle(
+            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], np.int64(n_alive), grown[2:4], full_bits[3], budget, spans
+        )
         if over or met:
             continue
         status[j] = PROVEN
@@ -729,46 +801,58 @@ def hard_negatives_rows(
     rows, hops = nodes.shape[0], nodes.shape[1] - 1
     scratch = _scratch(len(g[0]) - 1, len(s[0]) - 1)
     most = (k + attempts) << (rounds - 1)
+    work = _group_work(4 * most, 2 * k)
     block = min(rows, BLOCK)
     cand = np.empty((block, 4 * most), dtype=np.int64)
+    status = np.empty((block, 4 * most), dtype=np.int64)
+    proven = np.empty((block, 2 * k), dtype=np.int64)
+    n_proven = np.zeros(block, dtype=np.int64)
     states = np.zeros((block, 1), dtype=np.uint64)
     found = np.empty((block, 3 * k + 2 * k * rounds), dtype=np.int64)
     n_found = np.zeros(block, dtype=np.int64)
     todo = np.empty(block, dtype=np.int64)
-    status = np.empty(4 * most, dtype=np.int64)
-    proven = np.empty(4 * most, dtype=np.int64)
-    lanes = np.empty((LANES, most), dtype=np.int64)
-    walked = np.empty((most, hops + 1), dtype=np.int64)
+    todo_rows = np.empty(block, dtype=np.int64)
+    group_rows = np.empty(max(GROUP, DRAW_LANES), dtype=np.int64)
+    group_slots = np.empty(max(GROUP, DRAW_LANES), dtype=np.int64)
+    width = max(DRAW_LANES, most)
+    lanes = np.empty((LANES, width), dtype=np.int64)
+    walked = np.empty((width, hops + 1), dtype=np.int64)
     for start in range(0, rows, block):
         size = min(block, rows - start)
         for j in range(size):
             _seed_stream(states[j], seed, first_row + start + j)
             todo[j] = j
-        for j in range(size):
             n_found[j] = 0
         n_todo = size
         tries = k + attempts
         for _ in range(rounds):
             for at in range(n_todo):
-                j = todo[at]
-                i = start + j
-                _draw_candidates(s, states[j], nodes[i], last_keys[i], tries, cand[j], lanes, walked)
+                todo_rows[at] = start + todo[at]
+            paths_per_draw = max(1, DRAW_LANES // tries)
+            for first in range(0, n_todo, paths_per_draw):
+                n = min(paths_per_draw, n_todo - first)
+                for q in range(n):
+                    group_rows[q], group_slots[q] = todo_rows[first + q], todo[first + q]
+                _draw_group(s, states, nodes, last_keys, group_rows, group_slots, np.int64(n), tries, cand, lanes, walked)
+            for first in range(0, n_todo, GROUP):
+                n = min(GROUP, n_todo - first)
+                for q in range(n):
+                    group_rows[q], group_slots[q] = todo_rows[first + q], todo[first + q]
+                _prove_group(
+                    s, g, to_full, nodes, anchors_full, keys0, keys1, types, group_rows, group_slots,
+                    np.int64(n), cand, np.int64(4 * tries), tries, np.int64(2 * k), budget, scratch, work, status, proven, n_proven,
+                )
             still = 0
             for at in range(n_todo):
                 j = todo[at]
-                i = start + j
-                n_proven = _prove_path(
-                    s, g, nodes[i], anchors_full[i], keys0[i], keys1[i], types[i], to_full,
-                    cand[j], 4 * tries, tries, 2 * k, budget, scratch, status, proven,
-                )
-                for p in range(n_proven):
+                for p in range(n_proven[j]):
                     fresh = True
                     for m in range(n_found[j]):
-                        if found[j, m] == proven[p]:
+                        if found[j, m] == proven[j, p]:
                             fresh = False
                             break
                     if fresh:
-                        found[j, n_found[j]] = proven[p]
+                        found[j, n_found[j]] = proven[j, p]
                         n_found[j] += 1
                 if n_found[j] < k:
                     todo[still] = j
@@ -798,37 +882,47 @@ def prove_candidates(
     width = 1
     for i in range(len(cand_start) - 1):
         width = max(width, cand_start[i + 1] - cand_start[i])
-    proven = np.empty(width, dtype=np.int64)
-    part = np.empty(width, dtype=np.int64)
+    work = _group_work(width, per_row)
+    padded = np.full((1, width), -1, dtype=np.int64)
+    part = np.empty((1, width), dtype=np.int64)
+    proven = np.empty((1, max(per_row, 1)), dtype=np.int64)
+    n_proven = np.zeros(1, dtype=np.int64)
+    one = np.zeros(1, dtype=np.int64)
     for i in range(len(cand_start) - 1):
         lo, hi = cand_start[i], cand_start[i + 1]
-        _prove_path(
-            s, g, nodes[i], anchors_full[i], keys0[i], keys1[i], types[i], to_full,
-            cand[lo:hi], hi - lo, distance_count[i], per_row, budget, scratch, part, proven,
+        for j in range(width):
+            padded[0, j] = cand[lo + j] if j < hi - lo else -1
+        one[0] = i
+        _prove_group(
+            s, g, to_full, nodes, anchors_full, keys0, keys1, types, one, np.zeros(1, dtype=np.int64), np.int64(1),
+            padded, np.int64(width), distance_count[i], per_row, budget, scratch, work, part, proven, n_proven,
         )
         for j in range(hi - lo):
-            status[lo + j] = part[j]
+            status[lo + j] = part[0, j]
 
 
 @_jit
 def candidates_rows(s, nodes, last_keys, first_row, seed, tries, out):
     """The first round's candidates of each path as drawn, before any filter: out[i, :4 * tries]."""
-    lanes = np.empty((LANES, tries), dtype=np.int64)
-    walked = np.empty((tries, nodes.shape[1]), dtype=np.int64)
-    state = np.zeros(1, dtype=np.uint64)
-    for i in range(nodes.shape[0]):
-        _seed_stream(state, seed, first_row + i)
-        _draw_candidates(s, state, nodes[i], last_keys[i], tries, out[i], lanes, walked)
+    rows = nodes.shape[0]
+    states = np.zeros((rows, 1), dtype=np.uint64)
+    order = np.arange(rows)
+    for i in range(rows):
+        _seed_stream(states[i], seed, first_row + i)
+    lanes = np.empty((LANES, rows * tries), dtype=np.int64)
+    walked = np.empty((rows * tries, nodes.shape[1]), dtype=np.int64)
+    _draw_group(s, states, nodes, last_keys, order, order, np.int64(rows), tries, out, lanes, walked)
 
 
 @_jit
 def cousins_of(s, nodes, seed, out):
     """One cousin (or -1) of each node."""
-    state = np.zeros(1, dtype=np.uint64)
-    lanes = np.empty((LANES, 1), dtype=np.int64)
-    for i in range(len(nodes)):
-        _seed_stream(state, seed, i)
-        _cousins(s, state, nodes[i], 1, out[i : i + 1], lanes)
+    n = len(nodes)
+    states = np.zeros((n, 1), dtype=np.uint64)
+    for i in range(n):
+        _seed_stream(states[i], seed, i)
+    lanes = np.empty((LANES, n), dtype=np.int64)
+    _cousins(s, states, np.arange(n), nodes, np.int64(n), out, lanes)
 
 
 # --- unique answers ---
