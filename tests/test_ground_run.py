@@ -173,6 +173,16 @@ def test_cli_grounds_offline_and_rejects_bad_input(hpo_snapshot_dir: Path, tmp_p
         main(["ground", str(bad), "--snapshot", str(hpo_snapshot_dir), "--out", str(tmp_path / "bad"), "--link", "dictionary"])
     assert exited.value.code == 2 and not (tmp_path / "bad").exists()
 
+    # the relation reading: off still grounds; model needs a model; a wrong word is one line
+    main(["ground", str(DATA), "--snapshot", str(hpo_snapshot_dir), "--out", str(tmp_path / "off"), "--link", "dictionary",
+          "--limit", "3", "--relation-check", "off"])
+    assert json.loads((tmp_path / "off" / "ground.json").read_text())["accepted"] == 3
+    for value in ("model", "bogus"):
+        with pytest.raises(SystemExit) as exited:
+            main(["ground", str(DATA), "--snapshot", str(hpo_snapshot_dir), "--out", str(tmp_path / value), "--link", "dictionary",
+                  "--relation-check", value])
+        assert exited.value.code == 2 and not (tmp_path / value).exists()
+
 
 def _write_and_answer(body: dict) -> str:
     """A model that rewrites the draft faithfully and, asked to answer, names what the reasoning concludes."""

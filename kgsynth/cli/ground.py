@@ -56,6 +56,9 @@ def ground(
         Optional[list[str]], typer.Option("--check", "-c", help="Verification graph checks (repeatable; default: edges, answer, thinking).")
     ] = None,
     consistency: Annotated[bool, typer.Option(help="Also have the model answer from the reasoning alone.")] = False,
+    relation_check: Annotated[
+        str, typer.Option(help="How each step's relation is read: lexicon, model (the lexicon, then --model for the rest), off.")
+    ] = "lexicon",
     model: Annotated[Optional[str], typer.Option(help="Model for the llm steps (--link …,llm, --select llm, --writer openai, --consistency).")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="Endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL or OpenAI).")] = None,
     api_key_env: Annotated[str, typer.Option(help="Environment variable that holds the API key.")] = "OPENAI_API_KEY",
@@ -88,6 +91,8 @@ def ground(
         raise ConfigError(f"--select must be rank or llm, not {select!r}")
     if writer not in ("template", "openai"):
         raise ConfigError(f"--writer must be template or openai, not {writer!r}")
+    if relation_check not in ("lexicon", "model", "off"):
+        raise ConfigError(f"--relation-check must be lexicon, model or off, not {relation_check!r}")
     methods = _split(link) or []
     unknown = [m for m in methods if m not in ("dictionary", "embedding", "llm")]
     if unknown or "dictionary" not in methods:
@@ -107,7 +112,7 @@ def ground(
         link=LinkConfig(methods=methods, question_types=_split(question_types), answer_types=_split(answer_types),
                         accept=accept, floor=floor),
         k=k, max_hops=max_hops, paths_per_question=paths, max_pairs=max_pairs, seed=seed, select=select,
-        writer=writer, checks=check or list(GroundConfig().checks), consistency=consistency,
+        writer=writer, checks=check or list(GroundConfig().checks), consistency=consistency, relation_check=relation_check,
     )
     llm = None
     if config.model_steps():

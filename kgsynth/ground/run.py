@@ -57,6 +57,10 @@ class GroundConfig(BaseModel):
     select: Literal["rank", "llm"] = "rank"
     checks: list[str] = Field(default_factory=lambda: list(DEFAULT_CHECKS), description="Verification's graph checks.")
     consistency: bool = Field(default=False, description="Also have a model answer from the reasoning alone.")
+    relation_check: Literal["lexicon", "model", "off"] = Field(
+        default="lexicon",
+        description="How each reasoning step's relation is read: the lexicon, then the model for the steps it cannot read, or off.",
+    )
 
     def model_steps(self) -> list[str]:
         steps = [name for name, on in (
@@ -64,6 +68,7 @@ class GroundConfig(BaseModel):
             ("select", self.select == "llm"),
             ("write", self.writer == "openai"),
             ("consistency", self.consistency),
+            ("relation", self.relation_check == "model"),
         ) if on]
         return steps
 
@@ -160,7 +165,13 @@ def ground_qa(
 
     clock = time.perf_counter()
     with step(f"verifying {len(items):,} reasoning(s)"):
-        result = verify_items(items, full, hubs=hubs, checks=config.checks)
+        result = verify_items(
+            items, full, hubs=hubs, checks=config.checks, relation_check="off" if config.relation_check == "off" else "lexicon"
+        )
+    if config.relation_check == "model":
+        from kgsynth.ground.consistency import check_relations
+
+        result = check_relations(result, steps, full)
     if config.consistency:
         from kgsynth.ground.consistency import check_consistency
 
