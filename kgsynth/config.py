@@ -155,7 +155,10 @@ class GenerateConfig(Section):
     concurrency: int = Field(default=32, ge=1, description="Model calls in flight at once (per batch).")
     batch_size: int = Field(default=500, ge=1, description="Paths per generation batch (one flow task each).")
     save_every: int = Field(default=256, ge=1, description="Items per saved part: a crash loses at most these.")
-    kinds: list[Literal["mcq", "open"]] = Field(default_factory=lambda: ["mcq", "open"], min_length=1)
+    kinds: list[Literal["mcq", "open", "dag"]] = Field(
+        default_factory=lambda: ["mcq", "open"], min_length=1,
+        description="Item kinds: mcq, open (one per path), dag (one per convergent group: sample with strategy convergent).",
+    )
     seed: int = 0
     options: int = Field(default=4, ge=2, le=26, description="Options per multiple-choice item.")
     min_options: int | None = Field(

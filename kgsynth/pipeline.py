@@ -535,6 +535,21 @@ def generate_batches(config: RunConfig, run: RunDir) -> int:
     return max(1, -(-rows // config.generate.batch_size))
 
 
+def batch_rows(paths: Any, batch_size: int, part: int) -> tuple[int, int]:
+    """(first row, end) of a generation batch: `batch_size` rows, each boundary moved forward past the
+    rows of a convergent group it would cut, so a group's paths (one `dag` item) share a batch."""
+    group = paths["group_id"]
+    same = (group.is_not_null() & (group == group.shift(1))).fill_null(False).to_list()  # row continues a group
+
+    def boundary(row: int) -> int:
+        row = min(row, len(same))
+        while 0 < row < len(same) and same[row]:
+            row += 1
+        return row
+
+    return boundary(part * batch_size), boundary((part + 1) * batch_size)
+
+
 def batch_items(run: RunDir, part: int) -> Path:
     return run.root / "generate.batches" / f"{part:05d}" / "items.parquet"
 
@@ -549,7 +564,8 @@ def generate_batch(config: RunConfig, run: RunDir, part: int) -> dict[str, Any]:
 
     g = config.generate
     paths = read_paths(run.paths)
-    batch = paths.slice(part * g.batch_size, g.batch_size)
+    first, end = batch_rows(paths, g.batch_size, part)
+    batch = paths.slice(first, end - first)
     out = batch_items(run, part)
     out.parent.mkdir(parents=True, exist_ok=True)
     budget = None

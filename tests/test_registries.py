@@ -19,6 +19,7 @@ REGISTRIES = [
     ("loader", "kgsynth.loaders", "LOADERS", "kgsynth.loaders:_import_all"),
     ("sampler", "kgsynth.sample", "SAMPLERS", "kgsynth.sample:import_strategies"),
     ("writer", "kgsynth.llm.writers", "WRITERS", None),
+    ("kind", "kgsynth.generate.kinds", "ITEM_KINDS", None),
     ("check", "kgsynth.verify.checks", "CHECKS", "kgsynth.verify:load_checks"),
     ("rule", "kgsynth.prune.rules", "RULES", None),
     ("store", "kgsynth.stores", "STORES", None),

@@ -28,7 +28,9 @@ def generate(
     model: Annotated[Optional[str], typer.Option(help="Model name for --writer openai.")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="Endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL or OpenAI).")] = None,
     api_key_env: Annotated[str, typer.Option(help="Environment variable that holds the API key.")] = "OPENAI_API_KEY",
-    kinds: Annotated[str, typer.Option(help="Item kinds, comma-separated: mcq, open.")] = "mcq,open",
+    kinds: Annotated[
+        str, typer.Option(help="Item kinds, comma-separated: mcq, open, dag (one per convergent group of paths).")
+    ] = "mcq,open",
     concurrency: Annotated[int, typer.Option(min=1, help="Model calls in flight at once.")] = 32,
     batch_size: Annotated[int, typer.Option(min=1, help="Items per saved batch.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed for the order of options.")] = 0,

@@ -1,5 +1,6 @@
-"""Accepted items → `DatasetDict`s: the default configuration plus `sft` and `mcq`, and
-`medreason` (MedReason's six columns) for a run written by `kgsynth ground`.
+"""Accepted items → `DatasetDict`s: the default configuration plus `sft` and `mcq`, `dag`
+(plans of `dag` items) when there are any, and `medreason` (MedReason's six columns) for
+a run written by `kgsynth ground`.
 
 All configurations share one split plan, so an item is in the same split in every
 configuration and training on `sft/train` never sees an answer from `mcq/test`.
@@ -18,7 +19,7 @@ from datasets import Dataset, DatasetDict, DatasetInfo, Features
 
 from kgsynth.errors import ConfigError, InputFormatError
 from kgsynth.export.inputs import RunInputs, read_run
-from kgsynth.export.rows import FEATURES, default_row, is_mcq, mcq_row, sft_row
+from kgsynth.export.rows import FEATURES, dag_row, default_row, is_dag, is_mcq, mcq_row, sft_row
 from kgsynth.export.splits import SPLITS, SplitKey, SplitPlan, plan_splits
 from kgsynth.ground.medreason import read_medreason_rows
 from kgsynth.review.figures import expert_rejected
@@ -39,8 +40,10 @@ class Prepared:
     drop_rejected: bool = False  # items an expert rejected are left out (plan.left_out says which)
 
     def config_names(self) -> list[str]:
-        mcq = any(is_mcq(r) for rows in self.rows.values() for r in rows)
-        names = ["default", "sft", "mcq"] if mcq else ["default", "sft"]
+        rows = [r for split in self.rows.values() for r in split]
+        names = ["default", "sft"]
+        names += ["mcq"] if any(is_mcq(r) for r in rows) else []
+        names += ["dag"] if any(is_dag(r) for r in rows) else []
         return [*names, "medreason"] if self.medreason else names
 
     def config(self, name: str) -> DatasetDict:
@@ -64,6 +67,7 @@ _CONFIGS = {
     "default": (lambda r: r, lambda r: True),
     "sft": (sft_row, lambda r: True),
     "mcq": (mcq_row, is_mcq),
+    "dag": (dag_row, is_dag),
 }
 
 
@@ -131,8 +135,8 @@ def build_configs(
     seed: int = 0,
     hop_split: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, DatasetDict]:
-    """The configurations "default", "sft", (when there are multiple-choice items) "mcq" and
-    (for a grounded run) "medreason"."""
+    """The configurations "default", "sft", (when there are multiple-choice items) "mcq", (when there
+    are dag items) "dag" and (for a grounded run) "medreason"."""
     return prepare(run_dir, ratios=ratios, seed=seed, hop_split=hop_split).configs()
 
 

@@ -224,6 +224,8 @@ def _body(
             "`<think>…</think>`); `mcq` has the question, lettered options and the answer letter.",
             "",
         ]
+    if "dag" in files:
+        out += [*_dag_section(prepared), ""]
     if not files:
         out += ["This export has no parquet files; load the copies under `disk/` with `datasets.load_from_disk`.", ""]
     extra = [f for f in formats if f != "parquet"]
@@ -390,10 +392,56 @@ _FIELDS = table(
         ["`masked_bridges`", "intermediate nodes the question does not name"],
         ["`distractors`", "wrong options: node id, name and how they were chosen"],
         ["`verdicts`", "one per verification check: check, passed, reason code, detail"],
+        ["`plan`", "`dag` items: the plan's steps (id, kind `fact` or `join`, `depends_on`, the triple a fact step rests on "
+                   "as `subject` -`relation`-> `object` with its `direction`, and the step's sentence); empty for other kinds"],
         ["`provenance`", "snapshot name and hash (full graph), hash of the sampled (pruned) snapshot, pruning "
                          "parameters hash, sampler and seed, writer, model, prompt name and hash, token usage and cost"],
     ],
 )
+
+
+def _dag_section(prepared: Prepared) -> list[str]:
+    """What the `dag` configuration holds, with its branch and step counts."""
+    from collections import Counter
+
+    from kgsynth.export.rows import dag_row, is_dag
+
+    rows = [dag_row(r) for split in prepared.rows.values() for r in split if is_dag(r)]
+    shapes = Counter((r["branches"], r["hops"]) for r in rows)
+    out = [
+        "### Reasoning plans (`dag`)",
+        "",
+        "The `dag` configuration holds items whose reasoning is a directed acyclic plan, MedVerse-style: two or "
+        "three independent branches, each starting from an entity the question names, are established in parallel "
+        "and joined at the answer. `plan` lists the steps: a `fact` step rests on one triple of the graph "
+        "(`subject` -`relation`-> `object`, `direction` `forward` when the graph stores it that way, `inverse` when "
+        "it stores it the other way round) and `depends_on` the step that found its subject (none for a leaf); the "
+        "final `join` step depends on the last step of every branch and concludes at the answer. `plan_text` "
+        "serialises it as the model should write it, and `messages` puts it inside `<think>…</think>`:",
+        "",
+        "```text",
+        "<Plan>",
+        "Step 1 (depends on: none): <first anchor> <relation> which <type>?",
+        "Step 2 (depends on: 1): The <type> found in step 1 <relation> which <type>?",
+        "…",
+        "Step 5 (depends on: 2, 4): Which <answer type> do steps 2 and 4 both lead to?",
+        "</Plan>",
+        "<Execution>",
+        "Step 1: <the triple of step 1 as a sentence>",
+        "…",
+        "Step 5: Steps 2 and 4 both lead to <answer>. So the <answer type> asked for is <answer>.",
+        "</Execution>",
+        "```",
+        "",
+        "Verification checked every plan as a graph (each step's triple in the full graph with its stored direction, "
+        "the dependencies a DAG naming only steps the plan has, every leaf an entity the question names, the join "
+        "reaching the answer from two or more branches, no unused step, the text saying exactly the plan) and then "
+        "each branch as a path (answer, distractors, leaks, thinking). A distractor is wrong because at least one "
+        "branch's relation pattern does not reach it.",
+        "",
+        table(["branches", "hops per branch", "items"], [[b, h, n] for (b, h), n in sorted(shapes.items())]),
+    ]
+    return out
 
 
 def _review_section(prepared: Prepared) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from kgsynth.errors import InputFormatError, SourceNotFoundError
-from kgsynth.generate.item import ITEMS_SCHEMA, VERDICT_STRUCT
+from kgsynth.generate.item import ITEMS_SCHEMA, VERDICT_STRUCT, with_optional_columns
 from kgsynth.graph.snapshot import Snapshot, read_snapshot
 from kgsynth.rundir import RunDir
 
@@ -96,7 +96,7 @@ def read_run(run_dir: str | Path) -> RunInputs:
 
 
 def _read_items(path: Path, *, extra: dict[str, pl.DataType]) -> pl.DataFrame:
-    frame = _read_parquet(path)
+    frame = with_optional_columns(_read_parquet(path))
     missing = [c for c in ITEMS_SCHEMA if c not in frame.columns]
     if missing:
         raise InputFormatError(

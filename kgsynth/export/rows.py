@@ -5,6 +5,9 @@
 - `sft`: chat `messages` (user question, assistant answer with the thinking path
   inside `<think>…</think>`), the conversational format TRL's SFTTrainer reads;
 - `mcq`: question, options and the answer letter, for evaluation harnesses;
+- `dag`: `dag` items only: the plan as structured steps (id, dependencies, the
+  triple each rests on, its sentence), the serialised plan text, and chat
+  `messages` with the plan inside `<think>…</think>`;
 - `medreason`: MedReason's six text columns, for a run written by `kgsynth ground`.
 """
 
@@ -15,6 +18,7 @@ from typing import Any
 
 from datasets import Features, List, Value
 
+from kgsynth.generate.plan import stored_triple
 from kgsynth.ground.medreason import MEDREASON_COLUMNS
 
 _STR = Value("string")
@@ -24,6 +28,18 @@ NODE = {"id": _STR, "name": _STR, "type": _STR}
 # the stored edge ("forward": the triple is source-relation-target) or walks it
 # backwards ("inverse": the triple is target-relation-source).
 EDGE = {"source": _STR, "relation": _STR, "target": _STR, "direction": _STR}
+# One step of a dag item's plan: a fact (subject -relation-> object, `direction` as in EDGE) or the join
+# (no subject or relation; its object is the answer).
+PLAN_STEP = {
+    "step": Value("int32"),
+    "kind": _STR,
+    "depends_on": List(Value("int32")),
+    "subject": NODE,
+    "relation": _STR,
+    "object": NODE,
+    "direction": _STR,
+    "text": _STR,
+}
 
 DEFAULT_FEATURES = Features(
     {
@@ -46,6 +62,7 @@ DEFAULT_FEATURES = Features(
         "masked_bridges": List(NODE),
         "distractors": List({"id": _STR, "name": _STR, "source": _STR}),
         "verdicts": List({"check": _STR, "passed": Value("bool"), "code": _STR, "detail": _STR}),
+        "plan": List(PLAN_STEP),
         "provenance": {
             "snapshot_name": _STR,
             "snapshot_hash": _STR,
@@ -87,13 +104,35 @@ MCQ_FEATURES = Features(
     }
 )
 
+DAG_FEATURES = Features(
+    {
+        "id": _STR,
+        "question": _STR,
+        "options": List({"label": _STR, "text": _STR}),
+        "answer": _STR,
+        "answer_id": _STR,
+        "answer_label": _STR,
+        "hops": Value("int32"),  # hops of each branch
+        "branches": Value("int32"),
+        "steps": Value("int32"),  # fact steps: the triples the plan rests on
+        "plan": List(PLAN_STEP),
+        "plan_text": _STR,  # the plan, then its execution: what the assistant says inside <think>
+        "messages": List({"role": _STR, "content": _STR}),
+    }
+)
+
 MEDREASON_FEATURES = Features({column: _STR for column in MEDREASON_COLUMNS})  # in MedReason's order
 
-FEATURES = {"default": DEFAULT_FEATURES, "sft": SFT_FEATURES, "mcq": MCQ_FEATURES, "medreason": MEDREASON_FEATURES}
+FEATURES = {
+    "default": DEFAULT_FEATURES, "sft": SFT_FEATURES, "mcq": MCQ_FEATURES, "dag": DAG_FEATURES,
+    "medreason": MEDREASON_FEATURES,
+}
 
 
 def stored_triples(item: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The graph triples a path rests on, each as stored (src, relation, dst)."""
+    """The graph triples an item rests on, each as stored (src, relation, dst): its path's, or its plan's."""
+    if item.get("plan"):
+        return [stored_triple(s) for s in item["plan"] if s["kind"] == "fact"]
     nodes, triples = item["nodes"], []
     for i, (relation, forward) in enumerate(zip(item["relations"], item["forward"], strict=True)):
         a, b = nodes[i], nodes[i + 1]
@@ -102,28 +141,36 @@ def stored_triples(item: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def path_signature(item: dict[str, Any]) -> str:
-    """Identifies the set of triples a path rests on, whichever way it is walked."""
+    """Identifies the set of triples an item rests on, whichever way they are walked."""
     text = "\n".join("\t".join(t) for t in sorted(set(stored_triples(item))))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def default_row(item: dict[str, Any]) -> dict[str, Any]:
-    """A row of the default configuration from an accepted-items record (a dict)."""
-    path_nodes = [
-        {"id": i, "name": n, "type": t}
-        for i, n, t in zip(item["nodes"], item["node_names"], item["node_types"], strict=True)
-    ]
+    """A row of the default configuration from an accepted-items record (a dict). A dag item's
+    `path_nodes` and `path_edges` are those of its whole plan (every branch), its `plan` the steps."""
+    plan = [plan_step(s) for s in item.get("plan") or []]
+    if plan:
+        nodes = [n for s in plan if s["kind"] == "fact" for n in (s["subject"], s["object"])]
+        path_nodes = list({n["id"]: n for n in nodes}.values())
+        edges = [{"source": s["subject"]["id"], "relation": s["relation"], "target": s["object"]["id"],
+                  "direction": s["direction"]} for s in plan if s["kind"] == "fact"]  # fmt: skip
+    else:
+        path_nodes = [
+            {"id": i, "name": n, "type": t}
+            for i, n, t in zip(item["nodes"], item["node_names"], item["node_types"], strict=True)
+        ]
+        edges = [
+            {
+                "source": item["nodes"][i],
+                "relation": relation,
+                "target": item["nodes"][i + 1],
+                "direction": "forward" if forward else "inverse",
+            }
+            for i, (relation, forward) in enumerate(zip(item["relations"], item["forward"], strict=True))
+        ]
     by_id = {node["id"]: node for node in path_nodes}
     option_names = {o["node_id"]: o["text"] for o in item["options"]}
-    edges = [
-        {
-            "source": item["nodes"][i],
-            "relation": relation,
-            "target": item["nodes"][i + 1],
-            "direction": "forward" if forward else "inverse",
-        }
-        for i, (relation, forward) in enumerate(zip(item["relations"], item["forward"], strict=True))
-    ]
     return {
         "id": item["id"],
         "kind": item["kind"],
@@ -146,7 +193,23 @@ def default_row(item: dict[str, Any]) -> dict[str, Any]:
             {"id": n, "name": option_names.get(n), "source": item["distractor_source"]} for n in item["negatives"]
         ],
         "verdicts": item["verdicts"],
+        "plan": plan,
         "provenance": item["provenance"],
+    }
+
+
+def plan_step(step: dict[str, Any]) -> dict[str, Any]:
+    """An items-table plan step as the dataset's PLAN_STEP."""
+    fact = step["kind"] == "fact"
+    return {
+        "step": step["step"],
+        "kind": step["kind"],
+        "depends_on": list(step["depends_on"] or []),
+        "subject": {"id": step["subject"], "name": step["subject_name"], "type": step["subject_type"]} if fact else None,
+        "relation": step["relation"],
+        "object": {"id": step["object"], "name": step["object_name"], "type": step["object_type"]},
+        "direction": ("forward" if step["forward"] else "inverse") if fact else None,
+        "text": step["text"],
     }
 
 
@@ -154,7 +217,7 @@ def sft_row(row: dict[str, Any]) -> dict[str, Any]:
     """Chat messages from a default row: the thinking path goes inside <think>…</think>."""
     user = row["question"]
     answer = row["answer"]
-    if row["kind"] == "mcq" and row["options"]:
+    if row["options"] and row["answer_label"] is not None:
         user += "\n\n" + "\n".join(f"{o['label']}. {o['text']}" for o in row["options"])
         answer = f"{row['answer_label']}. {row['answer']}"
     return {
@@ -166,6 +229,29 @@ def sft_row(row: dict[str, Any]) -> dict[str, Any]:
             {"role": "assistant", "content": f"<think>\n{row['thinking']}\n</think>\n\n{answer}"},
         ],
     }
+
+
+def dag_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of the dag configuration from a default row of a dag item."""
+    branches = sum(1 for s in row["plan"] if s["kind"] == "fact" and not s["depends_on"])
+    return {
+        "id": row["id"],
+        "question": row["question"],
+        "options": [{"label": o["label"], "text": o["text"]} for o in row["options"]],
+        "answer": row["answer"],
+        "answer_id": row["answer_id"],
+        "answer_label": row["answer_label"],
+        "hops": row["hops"],
+        "branches": branches,
+        "steps": sum(1 for s in row["plan"] if s["kind"] == "fact"),
+        "plan": row["plan"],
+        "plan_text": row["thinking"],
+        "messages": sft_row(row)["messages"],
+    }
+
+
+def is_dag(row: dict[str, Any]) -> bool:
+    return row["kind"] == "dag" and bool(row["plan"])
 
 
 def mcq_row(row: dict[str, Any]) -> dict[str, Any]:

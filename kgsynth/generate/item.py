@@ -11,13 +11,37 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-ItemKind = Literal["mcq", "open"]
+ItemKind = Literal["mcq", "open", "dag"]
 
 
 class Option(BaseModel):
     label: str  # "A", "B", …
     text: str  # node name as shown
     node_id: str
+
+
+class PlanStep(BaseModel):
+    """One step of a `dag` item's plan: a fact resting on one triple, or the join.
+
+    A fact step reads `subject <relation> object`, walking the stored edge when
+    `forward` is true and against it otherwise; `depends_on` lists the steps it
+    builds on (the one that established its subject; none for a leaf, which starts
+    from an entity the question names). The join step has no triple: it depends on
+    the last step of every branch and concludes at `object`, the answer.
+    """
+
+    step: int  # 1, 2, …: the id other steps' depends_on refer to
+    kind: Literal["fact", "join"]
+    subject: str | None = None  # node id (fact steps)
+    subject_name: str | None = None
+    subject_type: str | None = None
+    relation: str | None = None
+    object: str  # node id: what the step establishes (the answer, for the join)
+    object_name: str
+    object_type: str
+    forward: bool | None = None
+    depends_on: list[int] = Field(default_factory=list)
+    text: str  # the step's sentence in the execution
 
 
 class Usage(BaseModel):
@@ -64,6 +88,7 @@ class Item(BaseModel):
     negatives: list[str] = Field(default_factory=list)  # distractor node ids (graph hard negatives)
     distractor_source: str = "graph_hard_negative"
     provenance: Provenance
+    plan: list[PlanStep] = Field(default_factory=list)  # dag items: the plan the thinking serialises
 
 
 class Verdict(BaseModel):
@@ -99,6 +124,22 @@ _PROVENANCE = pl.Struct(
         "usage": _USAGE,
     }
 )
+PLAN_STEP = pl.Struct(
+    {
+        "step": pl.Int32,
+        "kind": pl.String,
+        "subject": pl.String,
+        "subject_name": pl.String,
+        "subject_type": pl.String,
+        "relation": pl.String,
+        "object": pl.String,
+        "object_name": pl.String,
+        "object_type": pl.String,
+        "forward": pl.Boolean,
+        "depends_on": pl.List(pl.Int32),
+        "text": pl.String,
+    }
+)
 VERDICT_STRUCT = pl.Struct({"check": pl.String, "passed": pl.Boolean, "code": pl.String, "detail": pl.String})
 
 ITEMS_SCHEMA: dict[str, pl.DataType] = {
@@ -124,7 +165,16 @@ ITEMS_SCHEMA: dict[str, pl.DataType] = {
     "negatives": pl.List(pl.String),
     "distractor_source": pl.String(),
     "provenance": _PROVENANCE,
+    "plan": pl.List(PLAN_STEP),
 }
+# Columns later releases added: tables written before them read as if they were empty.
+OPTIONAL_COLUMNS: dict[str, pl.Expr] = {"plan": pl.lit([], dtype=pl.List(PLAN_STEP))}
+
+
+def with_optional_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with every optional items column it lacks added, empty."""
+    missing = [expr.alias(name) for name, expr in OPTIONAL_COLUMNS.items() if name not in frame.columns]
+    return frame.with_columns(missing) if missing else frame
 
 
 def items_to_frame(items: list[Item]) -> pl.DataFrame:

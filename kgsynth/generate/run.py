@@ -7,6 +7,10 @@ any model call: an MCQ with fewer usable hard negatives than `min_options` needs
 (`too_few_negatives`), an open
 question whose path is marked `unique_answer` false (`answer_not_unique`: its
 pattern reaches other nodes than the answer, so verification would reject it).
+A `dag` item is made from each convergent group (paths sharing a `group_id`: the
+`convergent` sampler's), its distractors from the hard negatives of all its
+branches (one that fails any branch's pattern fails the question); paths without
+a group make none (`not_convergent`).
 Beside the items it writes `failures.parquet` (one row
 per item not made in this run, with a reason code; calls the endpoint failed are
 tried again by the next run, while a reply the model got wrong — not JSON, the
@@ -46,20 +50,22 @@ from kgsynth.generate.prepare import (
     node_lookup,
     path_facts,
 )
+from kgsynth.generate.kinds import ITEM_KINDS, check_kinds
+from kgsynth.generate.plan import PlanReplyError, convergent_groups, dag_item_id, materialize
 from kgsynth.generate.store import ItemStore, sidecar
 from kgsynth.graph.snapshot import Snapshot
 from kgsynth.llm.client import CallFailed
-from kgsynth.llm.verbalize import PathFacts
+from kgsynth.llm.verbalize import PathFacts, PlanFacts
 from kgsynth.llm.writers import Writer
 from kgsynth.sample.paths import conform_paths
 
-KINDS = ("mcq", "open")
+DEFAULT_KINDS = ("mcq", "open")
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 FAILURES_SCHEMA: dict[str, pl.DataType] = {
     "item_id": pl.String(),
     "path_id": pl.String(),
     "kind": pl.String(),
-    "reason": pl.String(),  # a short code: rate_limited, not_json, question_names_bridge, too_few_negatives, answer_not_unique, …
+    "reason": pl.String(),  # a short code: rate_limited, not_json, question_names_bridge, too_few_negatives, not_convergent, …
     "error": pl.String(),
     "attempts": pl.Int32(),
     "retryable": pl.Boolean(),  # a re-run tries it again (a failed call), or not (a rejected path)
@@ -87,11 +93,14 @@ class GenerateResult:
 
 @dataclass
 class _Task:
-    row: dict[str, Any]
+    row: dict[str, Any]  # the path (a dag item: its first branch)
     kind: str
     id: str
-    facts: PathFacts
+    facts: PathFacts | PlanFacts
     infos: list[NodeInfo]
+    negatives: list[str]  # the distractors its options will hold (mcq, dag)
+    group: list[dict[str, Any]] | None = None  # a dag item's branches
+    branch_infos: list[list[NodeInfo]] | None = None
 
 
 def generate_items(
@@ -100,7 +109,7 @@ def generate_items(
     *,
     writer: Writer,
     out: Path,
-    kinds: Sequence[str] = KINDS,
+    kinds: Sequence[str] = DEFAULT_KINDS,
     seed: int = 0,
     batch_size: int = 256,
     full_snapshot: Snapshot | None = None,
@@ -129,7 +138,7 @@ async def agenerate_items(
     *,
     writer: Writer,
     out: Path,
-    kinds: Sequence[str] = KINDS,
+    kinds: Sequence[str] = DEFAULT_KINDS,
     seed: int = 0,
     batch_size: int = 256,
     full_snapshot: Snapshot | None = None,
@@ -141,7 +150,7 @@ async def agenerate_items(
     """`generate_items` for callers already inside an event loop."""
     started, cpu_started = time.perf_counter(), time.process_time()
     out = Path(out)
-    kinds = _check_kinds(kinds)
+    kinds = check_kinds(kinds)
     if n_options < 2 or n_options > len(LABELS):
         raise ConfigError(f"n_options must be between 2 and {len(LABELS)}, got {n_options}")
     min_options = n_options if min_options is None else min_options
@@ -162,12 +171,16 @@ async def agenerate_items(
     tasks: list[_Task] = []
     seen: set[str] = set()
     already = 0
-    for row in paths.iter_rows(named=True):
-        facts, infos = path_facts(row, nodes, book)
+    rows = list(paths.iter_rows(named=True))
+    worded: dict[str, tuple[PathFacts, list[NodeInfo]]] = {}
+    for row in rows:
+        facts, infos = worded[row["path_id"]] = path_facts(row, nodes, book)
         problem = path_problem([i.name for i in infos]) or anchor_problem(
             [infos[0].name], [i.names for i in infos[1:-1]], infos[-1].names
         )
         for kind in kinds:
+            if ITEM_KINDS.get(kind).unit != "path":
+                continue
             iid = item_id(row, kind, writer.prompt(kind).hash)
             if iid in existing:
                 already += 1
@@ -176,16 +189,23 @@ async def agenerate_items(
                 run.reject(iid, row, kind, "duplicate_path", "the same path appears twice in the paths table")
                 continue
             seen.add(iid)
+            negatives = _distractors(row, infos, nodes, n_options) if kind == "mcq" else []
             if problem:
                 run.reject(iid, row, kind, problem, f"path names: {' → '.join(i.name for i in infos)}")
-            elif kind == "mcq" and len(usable := _distractors(row, infos, nodes, n_options)) < min_options - 1:
+            elif kind == "mcq" and len(negatives) < min_options - 1:
                 run.reject(iid, row, kind, "too_few_negatives",
-                           f"{len(usable)} usable hard negative(s); {min_options} options need {min_options - 1}")
+                           f"{len(negatives)} usable hard negative(s); {min_options} options need {min_options - 1}")
             elif kind == "open" and row["unique_answer"] is False:
                 run.reject(iid, row, kind, "answer_not_unique",
                            "the path's pattern from its anchor reaches other nodes than the answer (unique_answer false)")
             else:
-                tasks.append(_Task(row, kind, iid, facts, infos))
+                tasks.append(_Task(row, kind, iid, facts, infos, negatives))
+    if "dag" in kinds:
+        for task in _dag_tasks(rows, worded, nodes, writer, run, existing, seen, n_options, min_options):
+            if task is None:
+                already += 1
+            else:
+                tasks.append(task)
 
     prefetch = getattr(writer, "prefetch", None)  # writers that can use the Batch API have it
     try:
@@ -287,27 +307,35 @@ class _Run:
                 self.failed[exc.reason] += 1
                 self._failure(task.id, task.row, task.kind, exc.reason, str(exc), exc.attempts, retryable=True)
             return
-        infos = task.infos
-        problem = question_problem(written.question, [infos[0].name, *infos[0].synonyms],
-                                   [i.names for i in infos[1:-1]], infos[-1].names)
+        problem = _question_problem(task, written.question)
         if problem:
             self.rejected[problem] += 1
             self._failure(task.id, task.row, task.kind, problem, f"question: {written.question[:300]}", 1,
                           retryable=False)
             return
-        self.buffer.append(self._row(task, written, nodes))
+        try:
+            row = self._row(task, written, nodes)
+        except PlanReplyError as exc:
+            self.rejected[exc.reason] += 1
+            self._failure(task.id, task.row, task.kind, exc.reason, str(exc), 1, retryable=False)
+            return
+        self.buffer.append(row)
         self.made += 1
         if len(self.buffer) >= self.batch_size:
             self.flush()
 
     def _row(self, task: _Task, written, nodes: dict[str, NodeInfo]) -> dict[str, Any]:
-        row, infos = task.row, task.infos
+        row, infos, negatives = task.row, task.infos, task.negatives
         answer_id = row["nodes"][-1]
         options: list[dict[str, str]] = []
-        negatives: list[str] = []
         answer_label = None
-        if task.kind == "mcq":
-            negatives = _distractors(row, infos, nodes, self.n_options)
+        plan: list[dict[str, Any]] = []
+        bridges = row["nodes"][1:-1]
+        if task.group is not None:
+            plan = materialize(written.plan, task.group, [[i.name for i in b] for b in task.branch_infos],
+                               [[i.type for i in b] for b in task.branch_infos])
+            bridges = list(dict.fromkeys(n for branch in task.group for n in branch["nodes"][1:-1]))
+        if ITEM_KINDS.get(task.kind).options:
             choices = [answer_id, *negatives]
             random.Random(f"{self.seed}:{task.id}").shuffle(choices)
             options = [
@@ -335,7 +363,7 @@ class _Run:
             "relations": row["relations"],
             "forward": row["forward"],
             "hops": len(row["relations"]),
-            "bridges": row["nodes"][1:-1],
+            "bridges": bridges,
             "negatives": negatives,
             "distractor_source": "graph_hard_negative",
             "provenance": {
@@ -351,7 +379,74 @@ class _Run:
                     "cached": usage.cached,
                 },
             },
+            "plan": plan,
         }
+
+
+def _dag_tasks(rows, worded, nodes, writer: Writer, run: _Run, existing: set[str], seen: set[str],
+               n_options: int, min_options: int) -> Iterator[_Task | None]:
+    """One task per convergent group not made yet (None for one already in the output); rejections for
+    paths without a group and for groups that cannot make a question."""
+    groups, loose = convergent_groups(rows)
+    if rows and not groups:
+        raise ConfigError(
+            "item kind 'dag' needs convergent groups (paths sharing a group_id): sample with strategy "
+            "'convergent' (e.g. sample: {strategy: convergent, params: {branches: 2}})"
+        )
+    prompt_hash = writer.prompt("dag").hash
+    for row in loose:
+        run.reject(dag_item_id([row], prompt_hash), row, "dag", "not_convergent",
+                   "the path has no group_id: a dag item needs paths from different anchors meeting at one answer")
+    for group in groups:
+        iid = dag_item_id(group, prompt_hash)
+        if iid in existing:
+            yield None
+            continue
+        if iid in seen:
+            run.reject(iid, group[0], "dag", "duplicate_path", "the same group appears twice in the paths table")
+            continue
+        seen.add(iid)
+        branch_infos = [worded[row["path_id"]][1] for row in group]
+        answers = {row["nodes"][-1] for row in group}
+        everyone = list({n: i for row, infos in zip(group, branch_infos, strict=True)
+                         for n, i in zip(row["nodes"], infos, strict=True)}.values())  # fmt: skip
+        bridges = [i.names for infos in branch_infos for i in infos[1:-1]]
+        problem = (
+            "group_incomplete" if len(group) < 2 else "group_answers_differ" if len(answers) > 1 else
+            path_problem([i.name for i in everyone])
+            or next((p for infos in branch_infos if (p := anchor_problem([infos[0].name], bridges, infos[-1].names))), None)
+        )  # fmt: skip
+        pool = {"nodes": [n for row in group for n in row["nodes"]], "negatives": _interleaved([r["negatives"] for r in group])}
+        negatives = _distractors(pool, everyone, nodes, n_options)
+        if problem:
+            shown = " | ".join(" → ".join(i.name for i in infos) for infos in branch_infos)
+            run.reject(iid, group[0], "dag", problem, f"branches: {shown}")
+        elif len(negatives) < min_options - 1:
+            run.reject(iid, group[0], "dag", "too_few_negatives",
+                       f"{len(negatives)} usable hard negative(s) in the group; {min_options} options need {min_options - 1}")
+        else:
+            facts = PlanFacts(tuple(worded[row["path_id"]][0] for row in group))
+            yield _Task(group[0], "dag", iid, facts, branch_infos[0], negatives, group, branch_infos)
+
+
+def _interleaved(lists: list[list[str] | None]) -> list[str]:
+    """Hard negatives of several branches, one from each in turn, so every branch lends distractors."""
+    out: list[str] = []
+    lists = [list(x or ()) for x in lists]
+    for i in range(max((len(x) for x in lists), default=0)):
+        out += [x[i] for x in lists if i < len(x)]
+    return list(dict.fromkeys(out))
+
+
+def _question_problem(task: _Task, question: str) -> str | None:
+    """The masking rule: every anchor named (a dag item has one per branch), no bridge, not the answer."""
+    branches = task.branch_infos or [task.infos]
+    bridges = [i.names for infos in branches for i in infos[1:-1]]
+    for infos in branches:
+        problem = question_problem(question, infos[0].names, bridges, infos[-1].names)
+        if problem:
+            return problem
+    return None
 
 
 def _distractors(row: dict[str, Any], infos: list[NodeInfo], nodes: dict[str, NodeInfo], n_options: int) -> list[str]:
@@ -371,14 +466,6 @@ def _distractors(row: dict[str, Any], infos: list[NodeInfo], nodes: dict[str, No
         if len(chosen) == n_options - 1:
             break
     return chosen
-
-
-def _check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
-    kinds = tuple(dict.fromkeys(kinds))
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown or not kinds:
-        raise ConfigError(f"unknown item kind(s) {unknown}; choose from {', '.join(KINDS)}")
-    return kinds
 
 
 def _check_snapshot(paths: pl.DataFrame, snapshot: Snapshot) -> None:

@@ -19,7 +19,7 @@ import polars as pl
 
 from kgsynth.atomic import write_parquet_atomic
 from kgsynth.errors import InputFormatError
-from kgsynth.generate.item import ITEMS_SCHEMA
+from kgsynth.generate.item import ITEMS_SCHEMA, with_optional_columns
 
 
 def sidecar(out: Path, name: str) -> Path:
@@ -37,6 +37,7 @@ class ItemStore:
             frame = pl.read_parquet(path)
         except Exception as exc:  # polars raises several types for a damaged file
             raise InputFormatError(f"cannot read items: {exc}; move it away to start afresh", file=path) from exc
+        frame = with_optional_columns(frame)
         missing = [c for c in ITEMS_SCHEMA if c not in frame.columns]
         if missing:
             raise InputFormatError(

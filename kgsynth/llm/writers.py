@@ -3,7 +3,9 @@
 Both have the same interface, so generation does not know which it drives:
 `prompt(kind)` names the versioned prompt (recorded on every item, part of the
 item id) and `await write(kind, facts)` returns the text and its token usage.
-Writers are chosen by name from `WRITERS` (`template`, `openai`).
+Writers are chosen by name from `WRITERS` (`template`, `openai`). For the `dag`
+kind the facts are a `PlanFacts` (one path per branch) and the written item
+carries its plan: steps citing the facts they rest on, with their dependencies.
 """
 
 from __future__ import annotations
@@ -19,11 +21,22 @@ from kgsynth.llm.accounting import Accountant
 from kgsynth.llm.client import CallUsage, LLMClient
 from kgsynth.llm.config import LLMConfig
 from kgsynth.llm.prompts import Prompt, load_prompt
-from kgsynth.llm.verbalize import PathFacts, hop_sentences, question_text, thinking_text
+from kgsynth.llm.verbalize import (
+    DraftStep,
+    PathFacts,
+    PlanFacts,
+    hop_sentences,
+    plan_drafts,
+    plan_question,
+    plan_text,
+    question_text,
+    thinking_text,
+)
 from kgsynth.registry import Registry
 
 TEMPLATE_PROMPT = "template.v1"
-MODEL_PROMPTS = {"mcq": "thinking_mcq.v1", "open": "thinking_open.v1"}
+PLAN_TEMPLATE_PROMPT = "plan_template.v1"
+MODEL_PROMPTS = {"mcq": "thinking_mcq.v1", "open": "thinking_open.v1", "dag": "thinking_dag.v1"}
 
 
 class WrittenItem(BaseModel):
@@ -33,11 +46,27 @@ class WrittenItem(BaseModel):
     thinking: str = Field(min_length=20, max_length=8000)
 
 
+class PlanStepReply(BaseModel):
+    """One step of a model's plan; steps are numbered 1, 2, … in the order given."""
+
+    fact: int | None = Field(description="The number of the fact this step states; null for the final join step.")
+    depends_on: list[int] = Field(description="Numbers of the earlier steps this step builds on.")
+    text: str = Field(min_length=5, max_length=1000, description="The step's sentence.")
+
+
+class WrittenPlan(BaseModel):
+    """The structured reply a model must give for one `dag` item."""
+
+    question: str = Field(min_length=10, max_length=2000)
+    steps: list[PlanStepReply] = Field(min_length=2, max_length=40)
+
+
 @dataclass(frozen=True)
 class Written:
     question: str
     thinking: str
     usage: CallUsage
+    plan: tuple[DraftStep, ...] = ()  # dag items: the steps the thinking serialises
 
 
 class Writer(Protocol):
@@ -51,7 +80,7 @@ class Writer(Protocol):
 
     def configure(self, *, concurrency: int | None = None, budget_usd: float | None = None) -> None: ...
 
-    async def write(self, kind: str, facts: PathFacts) -> Written: ...
+    async def write(self, kind: str, facts: PathFacts | PlanFacts) -> Written: ...
 
     async def aclose(self) -> None: ...
 
@@ -71,17 +100,22 @@ class TemplateWriter:
 
     def __init__(self, config: LLMConfig | None = None) -> None:
         self.template = load_prompt(TEMPLATE_PROMPT)
+        self.plan_template = load_prompt(PLAN_TEMPLATE_PROMPT)
 
     def prompt(self, kind: str) -> Prompt:
-        return self.template
+        return self.plan_template if kind == "dag" else self.template
 
     def configure(self, *, concurrency: int | None = None, budget_usd: float | None = None) -> None:
         return None  # nothing to bound and nothing to pay
 
-    def compose(self, kind: str, facts: PathFacts) -> Written:
+    def compose(self, kind: str, facts: PathFacts | PlanFacts) -> Written:
+        if isinstance(facts, PlanFacts):
+            drafts = plan_drafts(facts, self.plan_template)
+            return Written(plan_question(facts, self.plan_template), plan_text(facts, drafts, self.plan_template),
+                           CallUsage(), tuple(drafts))  # fmt: skip
         return Written(question_text(facts, kind, self.template), thinking_text(facts, self.template), CallUsage())
 
-    async def write(self, kind: str, facts: PathFacts) -> Written:
+    async def write(self, kind: str, facts: PathFacts | PlanFacts) -> Written:
         return self.compose(kind, facts)
 
     async def aclose(self) -> None:
@@ -126,7 +160,12 @@ class OpenAIWriter:
     def prompt(self, kind: str) -> Prompt:
         return self.prompts[kind]
 
-    def messages(self, kind: str, facts: PathFacts) -> list[dict[str, str]]:
+    def schema(self, kind: str) -> type[BaseModel]:
+        return WrittenPlan if kind == "dag" else WrittenItem
+
+    def messages(self, kind: str, facts: PathFacts | PlanFacts) -> list[dict[str, str]]:
+        if isinstance(facts, PlanFacts):
+            return self._plan_messages(facts)
         prompt = self.prompts[kind]
         draft = self.drafts.compose(kind, facts)
         facts_text = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(hop_sentences(facts, self.drafts.template)))
@@ -143,16 +182,47 @@ class OpenAIWriter:
             {"role": "user", "content": prompt.render("user", **values)},
         ]
 
-    async def write(self, kind: str, facts: PathFacts) -> Written:
-        reply = await self.client.complete(self.messages(kind, facts), WrittenItem, stage="generate")
+    def _plan_messages(self, facts: PlanFacts) -> list[dict[str, str]]:
+        import json
+
+        prompt = self.prompts["dag"]
+        template = self.drafts.plan_template
+        draft = self.drafts.compose("dag", facts)
+        numbered, number = [], 0
+        for b, branch in enumerate(facts.branches, start=1):
+            numbered.append(f"Branch {b}, from {branch.anchor}:")
+            for sentence in hop_sentences(branch, template):
+                number += 1
+                numbered.append(f"{number}. {sentence}")
+        steps = [{"fact": d.fact, "depends_on": d.depends_on, "text": d.text} for d in draft.plan]
+        values = {
+            "anchors": "; ".join(f'"{a}"' for a in facts.anchors),
+            "answer": facts.answer,
+            "answer_type": facts.answer_type,
+            "facts": "\n".join(numbered),
+            "question": draft.question,
+            "plan": json.dumps(steps, ensure_ascii=False),
+        }
+        return [
+            {"role": "system", "content": prompt.render("system", **values)},
+            {"role": "user", "content": prompt.render("user", **values)},
+        ]
+
+    async def write(self, kind: str, facts: PathFacts | PlanFacts) -> Written:
+        reply = await self.client.complete(self.messages(kind, facts), self.schema(kind), stage="generate")
+        if isinstance(facts, PlanFacts):
+            plan: WrittenPlan = reply.parsed  # type: ignore[assignment]
+            drafts = [DraftStep(s.fact, list(s.depends_on), s.text.strip()) for s in plan.steps]
+            thinking = plan_text(facts, drafts, self.drafts.plan_template)
+            return Written(plan.question.strip(), thinking, reply.usage, tuple(drafts))
         parsed: WrittenItem = reply.parsed  # type: ignore[assignment]
         return Written(parsed.question.strip(), parsed.thinking.strip(), reply.usage)
 
-    async def prefetch(self, tasks: Sequence[tuple[str, PathFacts]], state_path: Path) -> int:
+    async def prefetch(self, tasks: Sequence[tuple[str, PathFacts | PlanFacts]], state_path: Path) -> int:
         """Batch API mode: answer all these calls through one batch into the cache first."""
         from kgsynth.llm.batch import run_batch
 
-        requests = [(self.messages(kind, facts), WrittenItem) for kind, facts in tasks]
+        requests = [(self.messages(kind, facts), self.schema(kind)) for kind, facts in tasks]
         return await run_batch(self.client, requests, stage="generate", state_path=state_path)
 
     async def aclose(self) -> None:

@@ -4,17 +4,24 @@ Paths are padded to the longest hop count in the batch: `nodes[i, k]` is the k-t
 node of item i (-1 past its end or when the id is not in the snapshot), `rels[i, k]`
 and `fwd[i, k]` describe hop k. Items whose lists disagree in length are split off
 first (`malformed`): they cannot be checked hop by hop and are rejected as such.
+
+A row is one path an item rests on (`path_batch`): a plain item's own path, or
+one branch of a `dag` item's plan, leaf to answer, with that branch's step
+sentences (and the join's) as its thinking. `unit[i]` is the item row i belongs
+to, so checks of paths are folded back into one verdict per item.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from kgsynth.generate.item import ITEMS_SCHEMA
+from kgsynth.generate.item import ITEMS_SCHEMA, with_optional_columns
+from kgsynth.generate.plan import branch_path, plan_branches
 from kgsynth.verify.index import GraphIndex
 
 
@@ -30,6 +37,18 @@ class ItemBatch:
     answer: np.ndarray  # int64 [n] engine index of answer_id (-1: not in the snapshot)
     answer_type: np.ndarray  # int64 [n] type index of answer_type (-1: unknown type)
     options: np.ndarray  # int64 [n, O] engine index of each option's node (-1: padding/unknown)
+    unit: np.ndarray = field(default=None)  # int64 [n]: the item (row of `items`) each path belongs to
+    branch: np.ndarray = field(default=None)  # bool [n]: the row is a branch of a dag item's plan
+    items: pl.DataFrame = field(default=None)  # one row per item (the frame the paths were taken from)
+
+    def __post_init__(self) -> None:
+        n = self.frame.height
+        if self.unit is None:
+            self.unit = np.arange(n, dtype=np.int64)
+        if self.branch is None:
+            self.branch = np.zeros(n, dtype=bool)
+        if self.items is None:
+            self.items = self.frame
 
     def __len__(self) -> int:
         return self.frame.height
@@ -120,10 +139,49 @@ def make_batch(frame: pl.DataFrame, index: GraphIndex) -> ItemBatch:
     )
 
 
+def path_batch(items: pl.DataFrame, index: GraphIndex) -> ItemBatch:
+    """Arrays over every path the (well-formed) items rest on: see the module docstring."""
+    paths, unit, branch = expand_plans(items)
+    batch = make_batch(paths, index)
+    batch.unit, batch.branch, batch.items = unit, branch, items
+    return batch
+
+
+def expand_plans(items: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """(one row per path, the item of each, whether it is a dag branch). A dag item whose plan is not
+    a sound DAG has no branch rows: the `plan` check rejects it and says why."""
+    n = items.height
+    planned = (items["plan"].list.len() > 0).to_numpy() if n else np.zeros(0, dtype=bool)
+    if not planned.any():
+        return items, np.arange(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    plain = np.flatnonzero(~planned)
+    rows: list[dict[str, Any]] = []
+    owners: list[int] = []
+    for at, item in zip(np.flatnonzero(planned).tolist(), items.filter(pl.Series(planned)).iter_rows(named=True), strict=True):
+        chains = plan_branches(item["plan"]) or []
+        join = next((s for s in item["plan"] if s["kind"] == "join"), None)
+        for chain in chains:
+            nodes, relations, forward = branch_path(chain)
+            rows.append({
+                **item, "nodes": nodes, "relations": relations, "forward": forward, "hops": len(chain),
+                "node_names": [chain[0]["subject_name"], *(s["object_name"] for s in chain)],
+                "node_types": [chain[0]["subject_type"], *(s["object_type"] for s in chain)],
+                "anchor_id": nodes[0], "bridges": nodes[1:-1], "plan": [],
+                "thinking": " ".join([*(s["text"] for s in chain), *([join["text"]] if join else [])]),
+            })  # fmt: skip
+            owners.append(at)
+    branches = pl.DataFrame(rows, schema=ITEMS_SCHEMA) if rows else items.clear()
+    paths = pl.concat([items[plain.tolist()] if len(plain) else items.clear(), branches])
+    unit = np.concatenate([plain, np.array(owners, dtype=np.int64)]).astype(np.int64)
+    branch = np.concatenate([np.zeros(len(plain), dtype=bool), np.ones(len(owners), dtype=bool)])
+    return paths, unit, branch
+
+
 def conform_items(frame: pl.DataFrame) -> pl.DataFrame:
     """The items columns in schema order and types (extra columns are dropped)."""
     from kgsynth.errors import InputFormatError
 
+    frame = with_optional_columns(frame)
     missing = [c for c in ITEMS_SCHEMA if c not in frame.columns]
     if missing:
         raise InputFormatError(f"items table lacks column(s) {missing}; expected the items schema of kgsynth generate")

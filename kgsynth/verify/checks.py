@@ -4,13 +4,18 @@ A check judges a whole batch at once and returns, per item, passed or a reason c
 with human-readable evidence. Checks are chosen by name (`--check edges`); each has
 a stage, and stages run in order (graph, llm, decontamination, dedup): an item
 rejected at one stage is not paid for at the next.
+
+A graph check judges paths (`judges="paths"`: a batch row is one path, and a `dag`
+item rests on one per branch; `Outcome.per_item` folds their verdicts into the
+item's) or whole items (`judges="items"`: the `plan` check). What each reason code
+means is in `kgsynth.verify.codes.REASON_CODES`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -57,6 +62,19 @@ class Outcome:
     def passed(self) -> np.ndarray:
         return np.array([c is None for c in self.code], dtype=bool)
 
+    def per_item(self, unit: np.ndarray, n: int) -> Outcome:
+        """The verdicts of paths folded into their items' (`unit[row]`): each kind of problem once,
+        the first path's first; an item with no path to judge passes with a note saying so."""
+        failures = [(int(unit[row]), row, 0, code, detail)
+                    for row, (code, detail) in enumerate(zip(self.code, self.detail, strict=True)) if code]
+        failures += [(int(unit[row]), row, 1 + k, code, detail) for k, (row, code, detail) in enumerate(self.extra)]
+        failures.sort(key=lambda f: f[:3])
+        folded = Outcome.of(n, [(item, code, detail) for item, _, _, code, detail in failures])
+        for item in sorted(set(range(n)) - set(unit.tolist())):
+            folded.detail[item] = "no path to judge: the item's plan is not a sound DAG (see the plan check)"
+        folded.usage = self.usage
+        return folded
+
 
 @dataclass(frozen=True)
 class Check:
@@ -65,6 +83,7 @@ class Check:
     codes: tuple[str, ...]  # the reason codes it can give
     run: Callable[..., Outcome]  # graph checks: run(batch, context) -> Outcome
     description: str = ""
+    judges: Literal["paths", "items"] = "paths"  # graph checks: one verdict per batch row, or per item
 
 
 @dataclass
@@ -79,11 +98,13 @@ class Context:
 CHECKS: Registry[Check] = Registry("check")
 
 
-def register(name: str, stage: str, codes: tuple[str, ...], description: str) -> Callable:
+def register(
+    name: str, stage: str, codes: tuple[str, ...], description: str, judges: Literal["paths", "items"] = "paths"
+) -> Callable:
     """Decorator: register a check function under `name`."""
 
     def add(run: Callable[..., Outcome]) -> Callable[..., Outcome]:
-        CHECKS.register(name)(Check(name=name, stage=stage, codes=codes, run=run, description=description))
+        CHECKS.register(name)(Check(name=name, stage=stage, codes=codes, run=run, description=description, judges=judges))
         return run
 
     return add
@@ -91,7 +112,16 @@ def register(name: str, stage: str, codes: tuple[str, ...], description: str) ->
 
 def load_checks() -> None:
     """Import the modules that register checks."""
-    from kgsynth.verify import decontam, dedup, graph_checks, llm_check, relation_model, shortcut, text_checks  # noqa: F401
+    from kgsynth.verify import (  # noqa: F401
+        decontam,
+        dedup,
+        graph_checks,
+        llm_check,
+        plan_checks,
+        relation_model,
+        shortcut,
+        text_checks,
+    )
 
 
 def names_for(stage: str) -> list[str]:

@@ -7,7 +7,10 @@ shortcut through a pruned hub — and names the reason code verification must gi
 run every defect over clean items of the real pipeline and count what is caught.
 
 Thinking paths are rewritten in the template writer's wording (`template.v1`), so a
-corrupted item differs from its clean original only by the defect.
+corrupted item differs from its clean original only by the defect. `PLAN_DEFECTS`
+break the plans of `dag` items (a missing edge, a flipped step, a cycle, an unused
+step, a dangling dependency), re-serialising the thinking so the text still says
+exactly the broken plan.
 """
 
 from __future__ import annotations
@@ -251,7 +254,7 @@ DEFECTS: dict[str, Defect] = {
 def corrupt(items: pl.DataFrame, index: GraphIndex, defect: str, *, seed: int = 0) -> tuple[pl.DataFrame, list[str]]:
     """Corrupted copies (ids prefixed with the defect) of every item the defect applies to,
     and the ids of removed nodes to pass as `hubs` (for `shortcut`)."""
-    make = DEFECTS[defect].make
+    make = {**DEFECTS, **PLAN_DEFECTS}[defect].make
     rng = random.Random(seed)
     rows, hubs = [], []
     for item in items.to_dicts():
@@ -263,3 +266,121 @@ def corrupt(items: pl.DataFrame, index: GraphIndex, defect: str, *, seed: int = 
             hubs.append(hub)
         rows.append({**bad, "id": f"{defect}:{item['id']}"})
     return pl.DataFrame(rows, schema=items.schema), hubs
+
+
+# --- plans of dag items ------------------------------------------------------------------
+
+
+def _replan(item: Item, plan: list[dict[str, Any]], outlines: dict[int, str]) -> Item:
+    """The item with this plan and a thinking text that serialises it (so only the defect differs)."""
+    from kgsynth.llm.verbalize import serialize_plan
+
+    steps = [(s["step"], s["depends_on"], s["text"]) for s in plan]
+    return {**item, "plan": plan, "thinking": serialize_plan(steps, [outlines.get(s["step"], "?") for s in plan])}
+
+
+def _outlines(item: Item) -> dict[int, str]:
+    from kgsynth.llm.verbalize import read_plan_text
+
+    read = read_plan_text(item["thinking"])
+    return {step: text for (step, _), text in zip(read.planned, read.outlines, strict=True)} if read else {}
+
+
+def _fact_text(index: GraphIndex, step: dict[str, Any]) -> str:
+    phrase = index.snapshot.vocabulary.relation(step["relation"]).phrase(step["forward"])
+    return _step(step["subject_name"], phrase, step["object_name"])
+
+
+def plan_missing_edge(item: Item, index: GraphIndex, rng: random.Random) -> Item | None:
+    """A branch's bridge swapped for a node of its type joined to neither neighbour: two steps the graph lacks."""
+    plan = [dict(s) for s in item.get("plan") or []]
+    by_id = {s["step"]: s for s in plan}
+    after = next((s for s in plan if s["kind"] == "fact" and s["depends_on"] and s["depends_on"][0] in by_id), None)
+    if after is None:
+        return None
+    before = by_id[after["depends_on"][0]]
+    e = index.engine
+    ends = np.array([e.index_of(before["subject"]), e.index_of(after["object"])])
+    candidates = np.flatnonzero(np.asarray(e.node_type) == e.type_index[after["subject_type"]])
+    for _ in range(200):
+        w = int(candidates[rng.randrange(len(candidates))])
+        if w in ends.tolist() or index.adjacent(ends, np.array([w, w])).any() or not index.linker.forms.get(w):
+            continue
+        before.update(object=e.node_ids[w], object_name=index.names[w])
+        after.update(subject=e.node_ids[w], subject_name=index.names[w])
+        before["text"], after["text"] = _fact_text(index, before), _fact_text(index, after)
+        return _replan(item, plan, _outlines(item))
+    return None
+
+
+def plan_flipped_step(item: Item, index: GraphIndex, rng: random.Random) -> Item | None:
+    """One fact step claimed (and told) against its stored direction."""
+    vocab = index.snapshot.vocabulary
+    plan = [dict(s) for s in item.get("plan") or []]
+    facts = [s for s in plan if s["kind"] == "fact" and not vocab.relation(s["relation"]).symmetric]
+    if not facts:
+        return None
+    step = rng.choice(facts)
+    step["forward"] = not step["forward"]
+    step["text"] = _fact_text(index, step)
+    return _replan(item, plan, _outlines(item))
+
+
+def plan_cycle(item: Item, index: GraphIndex, rng: random.Random) -> Item | None:
+    """A leaf made to depend on the join, which (through its branch) depends on it."""
+    plan = [dict(s, depends_on=list(s["depends_on"])) for s in item.get("plan") or []]
+    join = next((s for s in plan if s["kind"] == "join"), None)
+    leaf = next((s for s in plan if s["kind"] == "fact" and not s["depends_on"]), None)
+    if join is None or leaf is None:
+        return None
+    leaf["depends_on"] = [join["step"]]
+    return _replan(item, plan, _outlines(item))
+
+
+def plan_unused_step(item: Item, index: GraphIndex, rng: random.Random) -> Item | None:
+    """A true fact about an anchor added before the join, which nothing depends on."""
+    plan = [dict(s) for s in item.get("plan") or []]
+    join = next((s for s in plan if s["kind"] == "join"), None)
+    leaf = next((s for s in plan if s["kind"] == "fact" and not s["depends_on"]), None)
+    if join is None or leaf is None:
+        return None
+    e = index.engine
+    u = e.index_of(leaf["subject"])
+    span = e.neighbors(u)
+    near, rels, ways = np.asarray(e.indices[span]), np.asarray(e.rel[span]), np.asarray(e.forward[span])
+    on_plan = {e.index_of(s["object"]) for s in plan} | {e.index_of(s["subject"]) for s in plan if s["subject"]}
+    choices = [k for k, v in enumerate(near.tolist()) if v not in on_plan and index.linker.forms.get(v)]
+    if not choices:
+        return None
+    k = rng.choice(choices)
+    v, relation, forward = int(near[k]), e.relation_names[int(rels[k])], bool(ways[k])
+    outlines = _outlines(item)
+    extra = {
+        "step": join["step"], "kind": "fact", "subject": leaf["subject"], "subject_name": leaf["subject_name"],
+        "subject_type": leaf["subject_type"], "relation": relation, "object": e.node_ids[v], "object_name": index.names[v],
+        "object_type": e.type_names[int(e.node_type[v])], "forward": forward, "depends_on": [],
+    }  # fmt: skip
+    extra["text"] = _fact_text(index, extra)
+    outlines[join["step"] + 1] = outlines.get(join["step"], "?")
+    outlines[join["step"]] = f"{leaf['subject_name']} is related to which {extra['object_type']}?"
+    join["step"] += 1
+    return _replan(item, [*(s for s in plan if s is not join), extra, join], outlines)
+
+
+def plan_dangling_dependency(item: Item, index: GraphIndex, rng: random.Random) -> Item | None:
+    """The join made to depend also on a step the plan does not have."""
+    plan = [dict(s, depends_on=list(s["depends_on"])) for s in item.get("plan") or []]
+    join = next((s for s in plan if s["kind"] == "join"), None)
+    if join is None:
+        return None
+    join["depends_on"].append(max(s["step"] for s in plan) + 7)
+    return _replan(item, plan, _outlines(item))
+
+
+PLAN_DEFECTS: dict[str, Defect] = {
+    "plan_missing_edge": Defect(plan_missing_edge, "EDGE_MISSING", "a branch's bridge swapped for an unconnected node"),
+    "plan_flipped_step": Defect(plan_flipped_step, "DIRECTION_FLIPPED", "one step claimed (and told) against its stored direction"),
+    "plan_cycle": Defect(plan_cycle, "PLAN_CYCLE", "a leaf step made to depend on the join"),
+    "plan_unused_step": Defect(plan_unused_step, "PLAN_STEP_UNUSED", "a true extra step that the join does not depend on"),
+    "plan_dangling_dependency": Defect(plan_dangling_dependency, "PLAN_DANGLING_DEPENDENCY", "the join depends on a step the plan lacks"),
+}

@@ -1,7 +1,10 @@
-"""Graph checks on the path an item rests on: edges, answer, and the question's pattern.
+"""Graph checks on the paths an item rests on: edges, answer, and the question's pattern.
 
 All three are vectorised over the batch; Python runs only to word the evidence
-of items that fail.
+of items that fail. A batch row is one path: an item's own, or one branch of a
+`dag` item's plan (`ItemBatch.unit` says whose). A dag item's triples are checked
+by the `plan` check, step by step, so `edges` skips its branches; its distractor
+is valid only when every branch's pattern reaches it.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from kgsynth.generate.kinds import ITEM_KINDS
 from kgsynth.verify.batch import ItemBatch
 from kgsynth.verify.checks import Context, Outcome, register
 from kgsynth.verify.index import GraphIndex, member, unique_ints
@@ -41,7 +45,7 @@ def check_edges(batch: ItemBatch, ctx: Context) -> Outcome:
     ok = known & index.has_entries(safe_u, safe_rel, fwd, safe_v)
     sym = known & index.symmetric[safe_rel] if len(index.symmetric) else np.zeros_like(known)
     ok |= sym & index.has_entries(safe_u, safe_rel, ~fwd, safe_v)
-    bad_rows, bad_hops = np.nonzero(batch.hop_mask & ~ok)
+    bad_rows, bad_hops = np.nonzero(batch.hop_mask & ~ok & ~batch.branch[:, None])
     failures = []
     if len(bad_rows):
         node_ids = batch.column("nodes")
@@ -55,13 +59,20 @@ def _classify_hop(
     index: GraphIndex, batch: ItemBatch, row: int, hop: int, ids: list[str], relation: str
 ) -> tuple[str, str]:
     u, v = int(batch.nodes[row, hop]), int(batch.nodes[row, hop + 1])
-    forward = bool(batch.fwd[row, hop])
-    where = f"hop {hop + 1}"
-    for node, node_id in ((u, ids[hop]), (v, ids[hop + 1])):
+    return classify_triple(index, u, v, int(batch.rels[row, hop]), bool(batch.fwd[row, hop]),
+                           (ids[hop], relation, ids[hop + 1]), f"hop {hop + 1}")  # fmt: skip
+
+
+def classify_triple(
+    index: GraphIndex, u: int, v: int, r: int, forward: bool, named: tuple[str, str, str], where: str
+) -> tuple[str, str]:
+    """Why u -r-> v (walked `forward` or not) is not in the graph: (code, evidence). `named` is the
+    triple as the item spells it (subject id, relation, object id); -1 marks what the graph lacks."""
+    relation = named[1]
+    for node, node_id in ((u, named[0]), (v, named[2])):
         if node < 0:
             return "EDGE_MISSING", f"{where}: node '{node_id}' is not in the snapshot"
     claimed = _hop_text(index, u, v, relation, forward)
-    r = int(batch.rels[row, hop])
     if r < 0:
         return "RELATION_WRONG", f"{where}: relation '{relation}' does not occur in the snapshot ({claimed})"
     one = np.array([u]), np.array([r]), np.array([not forward]), np.array([v])
@@ -98,7 +109,7 @@ def check_answer(batch: ItemBatch, ctx: Context) -> Outcome:
         if end >= 0 and not _names_node(index, item["answer"], end):
             failures.append((row, "ANSWER_NOT_TERMINAL", f"answer text '{item['answer']}' does not name the end node {describe(index, end)}"))
             continue
-        if item["kind"] == "mcq":
+        if item["kind"] in OPTION_KINDS:
             problem = _option_problem(item["options"], item["answer_label"], end_id)
             if problem:
                 failures.append((row, "ANSWER_NOT_TERMINAL", problem))
@@ -112,6 +123,9 @@ def check_answer(batch: ItemBatch, ctx: Context) -> Outcome:
             actual = engine.type_names[int(batch.types[row, k])]
             failures.append((row, "TYPE_MISMATCH", f"node {k + 1} {describe(index, int(batch.nodes[row, k]))} is a '{actual}', the item says '{item['node_types'][k]}'"))
     return Outcome.of(len(batch), failures)
+
+
+OPTION_KINDS = [name for name in ITEM_KINDS.names() if ITEM_KINDS.get(name).options]  # multiple choice
 
 
 def _answer_suspects(index: GraphIndex, batch: ItemBatch) -> np.ndarray:
@@ -128,7 +142,7 @@ def _answer_suspects(index: GraphIndex, batch: ItemBatch) -> np.ndarray:
     named = pl.DataFrame({"answer": frame["answer"].fill_null(""), "name": index.node_info["name"].gather(end)})
     same_name = named.select(words_of(pl.col("answer")) == words_of(pl.col("name")))["answer"].to_numpy()
     suspect = (frame["answer_id"] != frame["nodes"].list.last()).fill_null(True).to_numpy() | ~same_name | (batch.terminal < 0)
-    mcq = (frame["kind"] == "mcq").to_numpy()
+    mcq = frame["kind"].is_in(OPTION_KINDS).to_numpy()
     options = (
         frame.select(pl.int_range(pl.len()).alias("row"), "answer_id", "answer_label", "options")
         .explode("options")
@@ -197,6 +211,8 @@ def check_pattern(batch: ItemBatch, ctx: Context) -> Outcome:
     f_rows, f_nodes, b_owner, b_nodes = _meet(index, batch, searched, cand_row, cand_node, end_type)
     hit = member(cand_row[b_owner] * index.n + b_nodes, unique_ints(f_rows * index.n + f_nodes))
     reached[b_owner[hit]] = True
+    if batch.branch.any():
+        reached = _every_branch(index, batch, cand_row, cand_node, reached)
 
     open_rows = np.nonzero(answer_reached & is_open)[0]
     for h in np.unique(batch.hops[open_rows]).tolist():
@@ -215,6 +231,20 @@ def check_pattern(batch: ItemBatch, ctx: Context) -> Outcome:
         shown = ", ".join(describe(index, x) for x in open_examples.get(row, []) if x != batch.terminal[row])
         failures.append((row, "ANSWER_NOT_UNIQUE", f"the open question's pattern from {describe(index, int(batch.anchor[row]))} reaches other nodes than the answer, e.g. {shown}"))
     return Outcome.of(n, sorted(failures, key=lambda f: f[0]))
+
+
+def _every_branch(
+    index: GraphIndex, batch: ItemBatch, cand_row: np.ndarray, cand_node: np.ndarray, reached: np.ndarray
+) -> np.ndarray:
+    """A distractor of an item resting on several paths is valid only when every path's pattern
+    reaches it; marked once per item, at its first candidate."""
+    keys = batch.unit[cand_row].astype(np.int64) * index.n + cand_node
+    distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    hits = np.bincount(inverse, weights=reached, minlength=len(distinct))
+    paths = np.bincount(batch.unit, minlength=int(batch.unit.max()) + 1)
+    valid = np.zeros(len(reached), dtype=bool)
+    valid[first[hits == paths[distinct // index.n]]] = True
+    return valid
 
 
 OPEN_CAP = 8  # frontier nodes per item kept while looking for a second answer (then 64, 512, all)

@@ -51,16 +51,16 @@ class UnsureStep:
 
 def unsure_steps(frame: pl.DataFrame, index: GraphIndex) -> list[UnsureStep]:
     """The steps of the items' thinking the lexicon could not read, one per distinct sentence and pair."""
-    from kgsynth.verify.batch import make_batch, split_malformed
+    from kgsynth.verify.batch import path_batch, split_malformed
     from kgsynth.verify.text_checks import linked_thinking, step_readers
 
     good, _ = split_malformed(frame.with_row_index("_row"))  # malformed items were rejected already
-    batch = make_batch(good.drop("_row"), index)
+    batch = path_batch(good.drop("_row"), index)  # a dag item's steps are read branch by branch
     rows = good["_row"].to_list()
     out: list[UnsureStep] = []
     with gc_paused():
         for at, (reader, steps) in enumerate(step_readers(index, batch, *linked_thinking(index, batch))):
-            row = rows[at]
+            row = rows[int(batch.unit[at])]
             seen = set()
             for step in steps:
                 if step.judgement.verdict != UNSURE:

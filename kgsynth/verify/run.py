@@ -3,9 +3,10 @@
 Stages run in order and each sees only the items the earlier ones accepted:
 
 1. graph: the deterministic checks (edges, answer, pattern, leak, shortcut,
-   thinking, which also reads each step's relation with the relation lexicon);
-   all of them run on every item, so a rejected item lists every reason, not
-   just the first;
+   thinking, which also reads each step's relation with the relation lexicon;
+   plan, for `dag` items); all of them run on every item, so a rejected item
+   lists every reason, not just the first. Path checks judge each branch of a
+   `dag` item's plan and give the item one verdict;
 2. llm: with `relation_check="model"`, a model reads the step sentences the
    lexicon could not; then a model answers from the thinking path alone (both
    when `llm` is given);
@@ -33,7 +34,7 @@ from kgsynth.atomic import replace_directory
 from kgsynth.errors import ConfigError
 from kgsynth.generate.item import VERDICT_STRUCT, Item, items_to_frame
 from kgsynth.graph.snapshot import Snapshot
-from kgsynth.verify.batch import conform_items, make_batch, split_malformed
+from kgsynth.verify.batch import conform_items, path_batch, split_malformed
 from kgsynth.verify.checks import CHECKS, STAGES, Context, Outcome, load_checks, names_for
 from kgsynth.verify.dedup import DedupConfig, run_dedup
 from kgsynth.verify.index import graph_index
@@ -175,6 +176,9 @@ def verify_items(
     params = dict(params or {})
     load_checks()
     graph_checks, skipped = _graph_checks(checks, hubs)
+    if "plan" in graph_checks and not ((frame["kind"] == "dag") | (frame["plan"].list.len() > 0)).any():
+        graph_checks.remove("plan")
+        skipped["plan"] = "no dag items"
 
     ledger = _Ledger(frame.height)
     run = _Run(full, frame, frame.with_row_index("_row"), ledger, graph_checks, skipped, started)
@@ -195,13 +199,17 @@ def verify_items(
         from kgsynth.verify.shortcut import hub_index as make_hub_index
 
         run.hub_index = make_hub_index(index, hubs)
-    batch = make_batch(good.drop("_row"), index)
+    batch = path_batch(good.drop("_row"), index)
     rows = good["_row"].to_numpy().astype(np.int64)
     context = Context(index=index, hubs=run.hub_index, relation_check=relation_check)
     with gc_paused():  # the checks allocate many small objects next to the index's millions
         for name in graph_checks:
             check_started, cpu_started = time.perf_counter(), time.process_time()
-            ledger.add(name, "graph", rows, CHECKS.get(name).run(batch, context))
+            check = CHECKS.get(name)
+            outcome = check.run(batch, context)
+            if check.judges == "paths":
+                outcome = outcome.per_item(batch.unit, len(rows))
+            ledger.add(name, "graph", rows, outcome)
             run.timings[f"check:{name}"] = time.perf_counter() - check_started
             run.cpu[f"check:{name}"] = time.process_time() - cpu_started
     run.timings["graph"] = time.perf_counter() - clock
