@@ -449,6 +449,19 @@ def _expand(g, buf, size, keys0, keys1, types, budget, bits, spare, spans, keep_
 
 
 @_jit
+def _distinct(buf, size, bits):
+    """buf[:size] without repeats (first occurrences, in order); returns the new size."""
+    n = 0
+    for j in range(size):
+        if not _has(bits, buf[j]):
+            _add(bits, buf[j])
+            buf[n] = buf[j]
+            n += 1
+    _clear(bits, buf, np.int64(n))
+    return n
+
+
+@_jit
 def _in_run(indices, lo, hi, neighbour):
     """Is neighbour among indices[lo:hi] (a run, sorted by neighbour)?"""
     end = hi
@@ -600,8 +613,9 @@ def _path_sides(keys0, keys1, types, n_rel):
 @_jit
 def _group_work(width, per_row):
     """Arrays one group of GROUP paths fills while its proofs are prepared: per kept candidate its
-    owner, position, full-graph node, ways in and first entry; per path its chosen candidates."""
-    flat = np.empty((5, GROUP * width), dtype=np.int64)
+    owner, position, full-graph node, ways in, and the runs its last hop arrives by (first
+    entry, end and type, for each of the hop's two keys); per path its chosen candidates."""
+    flat = np.empty((10, GROUP * width), dtype=np.int64)
     chosen = np.empty((GROUP, max(per_row, 1)), dtype=np.int64)
     counts = np.empty((2, GROUP), dtype=np.int64)
     return flat, chosen, counts
@@ -623,7 +637,8 @@ def _prove_group(
     """
     full_bits, sampling_bits, buffers, members, spans = scratch
     flat, chosen, counts = work
-    owner, position, full_node, ways, entry = flat[0], flat[1], flat[2], flat[3], flat[4]
+    owner, position, full_node, ways = flat[0], flat[1], flat[2], flat[3]
+    last_runs = flat[4:10]  # lo, hi, type of the last hop's first key's run, then of its second's
     n_rel = g[4] // 2
     node_table, run_table, indices = g[0], g[1], g[2]
     # the answer's type, off the path, distinct (first occurrence kept)
@@ -651,19 +666,22 @@ def _prove_group(
     for at in range(n_flat):
         full_node[at] = to_full[cand[slots[owner[at]], position[at]]]
     for at in range(n_flat):
-        ways[at], entry[at] = node_table[full_node[at], 1], node_table[full_node[at] + 1, 1]
+        last_runs[0, at], last_runs[1, at] = node_table[full_node[at], 1], node_table[full_node[at] + 1, 1]
+    hops = keys0.shape[1]
     for at in range(n_flat):
         row = rows[owner[at]]
-        hops = keys0.shape[1]
         last0, last1 = _reverse(keys0[row, hops - 1], keys1[row, hops - 1], n_rel)
-        first, end = ways[at], entry[at]
-        count, entry[at] = 0, -1
+        first, end = last_runs[0, at], last_runs[1, at]
+        for side in range(6):
+            last_runs[side, at] = 0 if side % 3 < 2 else -1
         for run in range(first, end):
-            key = run_table[run, 0] & _KEY
-            if key == last0 or key == last1:
-                count += run_table[run + 1, 1] - run_table[run, 1]
-                entry[at] = run_table[run, 1]  # where the proof will read the candidate's side
-        ways[at] = count
+            flags = run_table[run, 0]
+            key = flags & _KEY
+            side = 0 if key == last0 else (3 if key == last1 else -1)
+            if side >= 0:
+                last_runs[side, at], last_runs[side + 1, at] = run_table[run, 1], run_table[run + 1, 1]
+                last_runs[side + 2, at] = (flags >> RUN_TYPE_SHIFT) - 1
+        ways[at] = last_runs[1, at] - last_runs[0, at] + last_runs[4, at] - last_runs[3, at]
     # per path: the per_row fewest (ties in candidate order), back in candidate order
     for q in range(n_paths):
         first, end = counts[0, q], (counts[0, q + 1] if q + 1 < n_paths else n_flat)
@@ -684,15 +702,24 @@ def _prove_group(
                 best[i2 - 1], best[i2] = best[i2], best[i2 - 1]
                 i2 -= 1
         counts[1, q] = n_best
-    # touch what the distance tests and proofs read first, for the whole group
+    # touch what the distance tests and proofs read first, for the whole group: the anchors'
+    # rows, the candidates' rows in the sampling graph and their last-hop runs, then the rows
+    # and runs of the first members of those runs (the proofs' first lookups)
     touched = np.int64(0)
     for q in range(n_paths):
         touched += node_table[anchors_full[rows[q]], 1]
         for i in range(counts[1, q]):
             at = chosen[q, i]
             touched += s[0][cand[slots[q], position[at]], 0]
-            if entry[at] >= 0:
-                touched += indices[entry[at]]
+            if ways[at] <= budget:
+                for side in (0, 3):
+                    for j in range(last_runs[side, at], last_runs[side + 1, at], 16):  # a cache line each
+                        touched += indices[j]
+    for q in range(n_paths):
+        for i in range(counts[1, q]):
+            at = chosen[q, i]
+            for j in range(last_runs[0, at], min(last_runs[1, at], last_runs[0, at] + 2)):
+                touched += node_table[indices[j], 1]
     spans[2, len(spans[2]) - 1] = touched
     # per path: the distance test, then the proofs
     for q in range(n_paths):
@@ -700,17 +727,19 @@ def _prove_group(
         n_proven[slot] = _prove_chosen(
             s, g, to_full, nodes[row], anchors_full[row], keys0[row], keys1[row], types[row],
             cand[slot], position, chosen[q], counts[1, q], distance_tries, budget, scratch, status[slot], proven[slot],
+            ways, last_runs,
         )
 
 
 @_jit
 def _prove_chosen(
     s, g, to_full, nodes, anchor_full, keys0, keys1, types, cand, position, chosen, n_chosen, distance_tries, budget,
-    scratch, status, proven,
+    scratch, status, proven, ways, last_runs,
 ):
     """One path's chosen candidates (cand[position[chosen[i]]]): those of the distance family whose
     shortest distance from the anchor is under the path's length are dropped, the rest proven.
-    Returns how many were proven negative (written to `proven`)."""
+    Returns how many were proven negative (written to `proven`). ways and last_runs: what the
+    group found for each candidate (the candidate side's first hop back reads those runs)."""
     full_bits, sampling_bits, buffers, members, spans = scratch
     hops = len(nodes) - 1
     n_rel = g[4] // 2
@@ -719,7 +748,8 @@ def _prove_chosen(
     n_alive = 0
     anchor_ball, anchor_over = np.int64(-1), False
     for i in range(n_chosen):
-        j = position[chosen[i]]
+        at = chosen[i]
+        j = position[at]
         if j < distance_tries:
             x = cand[j]
             if radius <= 0:
@@ -739,7 +769,7 @@ def _prove_chosen(
                     _clear(sampling_bits[2], members[1], size)
             if near:
                 continue
-        alive[n_alive] = j
+        alive[n_alive] = at
         n_alive += 1
     if anchor_ball > 0:
         _clear(sampling_bits[1], members[0], anchor_ball)
@@ -752,15 +782,33 @@ def _prove_chosen(
     f_size, f_over = _expand(g, f_buf, np.int64(1), f0, f1, ft, budget, full_bits[0], buffers[1], spans, np.bool_(True))
     grown = np.full(4, -1, dtype=np.int64)  # [work, built] of the middle hop's growth, per key
     n_proven = 0
+    indices, node_type = g[2], g[3]
     for i in range(n_alive):
-        j = alive[i]
+        at = alive[i]
+        j = position[at]
         status[j] = SATISFIES
         if f_over:
             continue
-        b_buf[0] = to_full[cand[j]]
-        b_size, b_over = _expand(g, b_buf, np.int64(1), b0, b1, bt, budget, full_bits[1], buffers[3], spans, np.bool_(False))
-        if b_over:
-            continue
+        if len(b0) == 1:  # one hop back: the runs the group found, their sizes the work
+            if ways[at] > budget:
+                continue
+            b_size = 0
+            for side in (0, 3):
+                lo, hi, run_type = last_runs[side, at], last_runs[side + 1, at], last_runs[side + 2, at]
+                if run_type >= 0 and run_type != bt[0]:
+                    continue
+                for e in range(lo, hi):
+                    v = indices[e]
+                    if run_type == bt[0] or node_type[v] == bt[0]:
+                        b_buf[b_size] = v
+                        b_size += 1
+            if b1[0] >= 0:  # two runs of a symmetric hop may share members
+                b_size = _distinct(b_buf, b_size, full_bits[1])
+        else:
+            b_buf[0] = to_full[cand[j]]
+            b_size, b_over = _expand(g, b_buf, np.int64(1), b0, b1, bt, budget, full_bits[1], buffers[3], spans, np.bool_(False))
+            if b_over:
+                continue
         over, met = _middle(
             g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:2], full_bits[2], budget, spans
         )
@@ -930,32 +978,44 @@ def cousins_of(s, nodes, seed, out):
 
 @_jit
 def _capped_ends(g, anchor, keys0, keys1, types, cap, buf, spare, spans):
-    """Distinct ends reached through a frontier of at most `cap` nodes (the lowest indices), each
-    giving at most `cap` entries per run: a lower bound on the true count, enough to prove two."""
+    """Are there two distinct ends through a frontier of at most `cap` nodes (the lowest indices),
+    each giving at most `cap` entries per run? (A lower bound on the true count: enough to prove
+    two.) The frontier is kept sorted as it is gathered; the last hop stops at a second end."""
     indices, node_type = g[2], g[3]
     lo, hi, run_type = spans[0], spans[1], spans[2]
     buf[0] = anchor
     size = 1
-    for i in range(len(keys0)):
+    hops = len(keys0)
+    for i in range(hops):
         _key_spans(g, buf, np.int64(size), keys0[i], keys1[i], lo, hi, run_type)
-        n = 0
+        n = 0  # spare[:n]: the lowest distinct typed neighbours so far, ascending
         for j in range(2 * size):
             if run_type[j] >= 0 and run_type[j] != types[i]:
                 continue
             for e in range(lo[j], min(hi[j], lo[j] + cap)):
-                v = indices[e]
-                if run_type[j] == types[i] or node_type[v] == types[i]:
-                    spare[n] = v
-                    n += 1
-        picked = np.sort(spare[:n])
-        size = 0
+                v = np.int64(indices[e])
+                if not (run_type[j] == types[i] or node_type[v] == types[i]):
+                    continue
+                if i == hops - 1:
+                    if n and spare[0] != v:
+                        return True
+                    spare[0], n = v, 1
+                    continue
+                if n == cap and spare[n - 1] <= v:
+                    continue
+                at = min(n, cap - 1)
+                while at > 0 and spare[at - 1] > v:
+                    at -= 1
+                if at < n and spare[at] == v or at > 0 and spare[at - 1] == v:
+                    continue
+                for m in range(min(n, cap - 1), at, -1):
+                    spare[m] = spare[m - 1]
+                spare[at] = v
+                n = min(n + 1, cap)
         for j in range(n):
-            if size == cap:
-                break
-            if j == 0 or picked[j] != picked[j - 1]:
-                buf[size] = picked[j]
-                size += 1
-    return size
+            buf[j] = spare[j]
+        size = n
+    return False
 
 
 @_jit
@@ -970,14 +1030,14 @@ def unique_rows(g, anchors, keys0, keys1, types, budget, verdict):
     spans = np.empty((3, 2 * n_full + 2), dtype=np.int64)
     for i in range(rows):
         t = types[i, 1:]
-        if _capped_ends(g, anchors[i], keys0[i], keys1[i], t, np.int64(QUICK_CAP), buf, spare, spans) >= 2:
+        if _capped_ends(g, anchors[i], keys0[i], keys1[i], t, np.int64(QUICK_CAP), buf, spare, spans):
             verdict[i] = NOT_UNIQUE
             continue
         buf[0] = anchors[i]
         size, over = _expand(g, buf, np.int64(1), keys0[i], keys1[i], t, budget, bits, spare, spans, np.bool_(False))
         if not over:
             verdict[i] = UNIQUE if size == 1 else NOT_UNIQUE
-        elif _capped_ends(g, anchors[i], keys0[i], keys1[i], t, np.int64(CAP), buf, spare, spans) >= 2:
+        elif _capped_ends(g, anchors[i], keys0[i], keys1[i], t, np.int64(CAP), buf, spare, spans):
             verdict[i] = NOT_UNIQUE
         else:
             verdict[i] = UNKNOWN
