@@ -233,6 +233,67 @@ class VerifyConfig(Section):
         return self
 
 
+class DifficultyModel(Section):
+    """One answering model for empirical difficulty: any OpenAI-compatible endpoint."""
+
+    not_in_key: ClassVar[frozenset[str]] = frozenset({"concurrency", "api_key_env", "timeout", "max_retries"})
+
+    model: str = Field(description="Model name as the endpoint serves it; also its label in the outputs.")
+    base_url: str | None = Field(default=None, description="Any OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or OpenAI).")
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(default=16, ge=1, description="Calls in flight at once.")
+    timeout: float = Field(default=60.0, gt=0, description="Seconds per call.")
+    max_retries: int = Field(default=6, ge=0, description="Retries per call (429, 5xx, timeouts).")
+    prices: dict[str, Price] = Field(default_factory=dict, description="USD per million tokens by model.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return _no_password_in_url(value)
+
+
+DIFFICULTY_WEIGHTS = {"steps": 0.35, "rarity": 0.2, "distractors": 0.25, "shortcut": 0.2}
+
+
+class DifficultyConfig(Section):
+    """Difficulty of every accepted item: graph features, and optionally the share of models that get it wrong."""
+
+    enabled: bool = Field(default=True, description="Measure difficulty (the `difficulty` stage, before export).")
+    models: list[DifficultyModel] = Field(
+        default_factory=list,
+        description="Answering models: each answers every multiple-choice item from the question alone (none: features only).",
+    )
+    seed: int = Field(default=0, ge=0, description="Sampling seed sent to the models (recorded).")
+    temperature: float = Field(default=0.0, ge=0, description="Sampling temperature of the answering models.")
+    max_tokens: int = Field(default=256, ge=1, description="Reply token limit per answer.")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DIFFICULTY_WEIGHTS),
+        description="Weights of the feature score's parts: steps, rarity, distractors, shortcut.",
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(DIFFICULTY_WEIGHTS))
+        if unknown or any(w < 0 for w in value.values()) or not sum(value.values()) > 0:
+            raise ValueError(
+                f"expected non-negative weights of {', '.join(DIFFICULTY_WEIGHTS)} with a positive sum, got {value!r}"
+            )
+        return {name: float(value.get(name, 0.0)) for name in DIFFICULTY_WEIGHTS}
+
+    def key_fields(self) -> dict[str, Any]:
+        return {**super().key_fields(), "models": [m.key_fields() for m in self.models]}
+
+    @field_validator("models")
+    @classmethod
+    def _distinct(cls, value: list[DifficultyModel]) -> list[DifficultyModel]:
+        names = [m.model for m in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"model {twice[0]!r} is listed twice; each model answers once (its name labels its answers)")
+        return value
+
+
 class ExportConfig(Section):
     ratios: tuple[float, float, float] = Field(default=(0.8, 0.1, 0.1), description="train, validation, test.")
     seed: int = 0
@@ -247,6 +308,14 @@ class ExportConfig(Section):
     drop_rejected: bool = Field(
         default=False,
         description="Leave out items an expert rejected in `kgsynth review` (needs review/reviews.parquet).",
+    )
+    curriculum: bool = Field(
+        default=False,
+        description="Order the train split easy to hard by difficulty (ties: feature score, then item id); needs the difficulty stage.",
+    )
+    stratify: Literal["none", "difficulty"] = Field(
+        default="none",
+        description="difficulty: each split gets every difficulty level in the same proportion (groups stay whole).",
     )
 
     @field_validator("ratios", mode="before")
@@ -318,6 +387,7 @@ class RunConfig(BaseModel):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     publish: PublishConfig | None = None
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
@@ -349,7 +419,7 @@ def config_hash(config: RunConfig) -> str:
     """Hash of everything in the config that can change an output (not names, paths to outputs, concurrency)."""
     sections = {
         name: getattr(config, name).key_fields() if getattr(config, name) is not None else None
-        for name in ("source", "neo4j", "shatter", "sample", "generate", "verify", "export", "publish")
+        for name in ("source", "neo4j", "shatter", "sample", "generate", "verify", "difficulty", "export", "publish")
     }
     return stable_hash(sections)
 

@@ -35,7 +35,9 @@ from kgsynth.errors import ConfigError, LLMError, SnapshotError
 from kgsynth.rundir import RunDir
 
 # Bumped when a stage's code changes what it writes, so old stamps stop matching.
-STAGE_FORMAT = 3  # 2: unique_answer, four-option MCQs, cousins as negatives, verify usage; 3: sampling in shards
+# 2: unique_answer, four-option MCQs, cousins as negatives, verify usage; 3: sampling in shards;
+# 4: items carry a `plan` (dag kind), the difficulty stage, export's difficulty column and plan fields
+STAGE_FORMAT = 4
 
 
 class StageResult(BaseModel):
@@ -725,6 +727,37 @@ def _verify_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
     return inputs
 
 
+# --- difficulty ------------------------------------------------------------------------
+
+
+def difficulty(config: RunConfig, run: RunDir) -> dict[str, Any]:
+    """Graph features of every accepted item and, with models configured, the share of them that answer it right."""
+    import polars as pl
+
+    from kgsynth.difficulty import difficulty_dir, measure_difficulty, write_difficulty
+    from kgsynth.graph.snapshot import read_snapshot
+
+    d = config.difficulty
+    models = [
+        llm_config(m, run, temperature=d.temperature, max_tokens=d.max_tokens, seed=d.seed) for m in d.models
+    ]  # fmt: skip
+    accepted = pl.read_parquet(run.verified / "accepted.parquet")
+    result = measure_difficulty(accepted, read_snapshot(run.snapshot), models=models, weights=d.weights)
+    write_difficulty(result, difficulty_dir(run.root))
+    summary = result.summary
+    return {"items": summary["items"], **summary["levels"],
+            **{f"accuracy:{m['model']}": m["accuracy"] for m in summary["models"]}}  # fmt: skip
+
+
+def _difficulty_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
+    inputs = {"accepted": file_digest(run.verified / "accepted.parquet"), "full": snapshot_digest(run.snapshot)}
+    if config.difficulty.models:
+        from kgsynth.difficulty.empirical import PROMPT
+
+        inputs["answer_prompt"] = file_digest(PROMPT)
+    return inputs
+
+
 # --- export ----------------------------------------------------------------------------
 
 
@@ -736,6 +769,7 @@ def export(config: RunConfig, run: RunDir) -> dict[str, Any]:
     result = export_dataset(
         run.root, run.dataset, formats=e.formats, ratios=e.ratios, seed=e.seed, hop_split=e.hop_split,
         repo_id=config.publish.repo_id if config.publish else None, drop_rejected=e.drop_rejected,
+        curriculum=e.curriculum, stratify=e.stratify,
     )  # fmt: skip
     report = write_report(run.root, run.report)
     default = result.configs.get("default") or next(iter(result.configs.values()), {})
@@ -757,6 +791,10 @@ def _export_inputs(config: RunConfig, run: RunDir) -> dict[str, str]:
     reviews = run.root / "review" / "reviews.parquet"  # `kgsynth review export`: the card's review figures
     if reviews.exists():
         inputs["reviews"] = file_digest(reviews)
+    from kgsynth.difficulty import difficulty_dir
+
+    if difficulty_dir(run.root).exists():  # the difficulty column, curriculum and stratified splits
+        inputs["difficulty"] = tree_digest(difficulty_dir(run.root))
     return inputs
 
 
@@ -835,6 +873,16 @@ STAGES: list[Stage] = [
         params=lambda config: config.verify.key_fields(),
         outputs=lambda run: [run.verified],
         network=lambda config: config.verify.llm_judge is not None,
+    ),
+    Stage(
+        name="difficulty",
+        description="measure how hard every accepted item is",
+        run=difficulty,
+        inputs=_difficulty_inputs,
+        params=lambda config: config.difficulty.key_fields(),
+        outputs=lambda run: [run.root / "difficulty"],
+        enabled=lambda config: config.difficulty.enabled,
+        network=lambda config: bool(config.difficulty.models),
     ),
     Stage(
         name="export",

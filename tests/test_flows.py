@@ -66,7 +66,7 @@ def test_synthesize_end_to_end_then_from_the_cache(synth, workdir: Path) -> None
     config = write_config(workdir, "base")
     run_dir = str(workdir / "run")
     first = synth.synthesize(config, run_dir=run_dir)
-    assert states(first) == dict.fromkeys(["load", "shatter", "sample", "generate", "verify", "export"], "Completed")
+    assert states(first) == dict.fromkeys(["load", "shatter", "sample", "generate", "verify", "difficulty", "export"], "Completed")
     assert first["shatter"]["summary"]["removed"] > 0 and (workdir / "run" / "pruned" / "hubs.json").exists()
     assert first["load"]["summary"]["nodes"] == 36853 and first["sample"]["summary"]["paths"] == 80
     dataset = Path(first["export"]["summary"]["dataset"])
@@ -81,7 +81,7 @@ def test_synthesize_end_to_end_then_from_the_cache(synth, workdir: Path) -> None
     # a later stage's parameter: only that stage runs again
     reseeded = write_config(workdir, "reseeded", export={"seed": 7})
     third = synth.synthesize(reseeded, run_dir=run_dir)
-    unchanged = ["load", "shatter", "sample", "generate", "verify"]
+    unchanged = ["load", "shatter", "sample", "generate", "verify", "difficulty"]
     assert states(third) == {**dict.fromkeys(unchanged, "Cached"), "export": "Completed"}
 
     # an output deleted behind the flow's back is rebuilt, not "restored" from the cache

@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "kgsynth.cli.generate",  # generate (paths → items)
     "kgsynth.cli.export",  # export, report
     "kgsynth.cli.verify",  # verify (items → accepted, rejected with reasons)
+    "kgsynth.cli.difficulty",  # difficulty (accepted items → features, answering models, curriculum order)
     "kgsynth.cli.ground",  # ground (existing QA pairs → grounded, verified reasoning)
     "kgsynth.cli.neo4j",  # neo4j push, pull, export-import-csv
     "kgsynth.cli.review",  # review (expert review web app), review export

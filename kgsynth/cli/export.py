@@ -32,6 +32,13 @@ def export(
     drop_rejected: Annotated[
         bool, typer.Option("--drop-rejected", help="Leave out items an expert rejected (from `kgsynth review export`).")
     ] = False,
+    curriculum: Annotated[
+        bool,
+        typer.Option("--curriculum", help="Order the train split easy to hard (difficulty score; ties: feature score, id)."),
+    ] = False,
+    stratify: Annotated[
+        str, typer.Option("--stratify", help="none, or difficulty: every split gets each difficulty level in its ratio.")
+    ] = "none",
 ) -> None:
     """Export accepted items as a Hugging Face dataset (card, parquet, save_to_disk, JSONL); optionally push it."""
     from rich.table import Table
@@ -65,6 +72,8 @@ def export(
             hop_split=parse_hop_split(hop_split) if hop_split else None,
             repo_id=push,
             drop_rejected=drop_rejected,
+            curriculum=curriculum,
+            stratify=stratify,
         )
     table = Table(title=f"exported → {result.out}")
     for column in ("config", "train", "validation", "test"):
@@ -74,6 +83,10 @@ def export(
     console.print(table)
     for reason, count in result.left_out.items():
         console.print(f"  left out {count:,}: {reason}")
+    if result.difficulty_levels:
+        console.print("  difficulty levels: " + "; ".join(
+            f"{split} " + ", ".join(f"{n:,} {lvl}" for lvl, n in levels.items()) for split, levels in result.difficulty_levels.items()
+        ) + ("; train ordered easy to hard" if curriculum else ""))  # fmt: skip
     console.print(f"formats: {', '.join(result.formats)}; card: {result.card}")
     if push:
         with step(f"pushing to {push}"):

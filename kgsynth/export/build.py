@@ -4,6 +4,11 @@ a run written by `kgsynth ground`.
 
 All configurations share one split plan, so an item is in the same split in every
 configuration and training on `sft/train` never sees an answer from `mcq/test`.
+
+With the difficulty stage's output, every row carries its difficulty; `curriculum`
+orders the train split of every configuration from easy to hard (by score, ties by
+the feature score, then the item id; the other splits stay in id order), and
+`stratify="difficulty"` gives each split every difficulty level in its ratio.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datasets import Dataset, DatasetDict, DatasetInfo, Features
 
 from kgsynth.errors import ConfigError, InputFormatError
 from kgsynth.export.inputs import RunInputs, read_run
-from kgsynth.export.rows import FEATURES, dag_row, default_row, is_dag, is_mcq, mcq_row, sft_row
+from kgsynth.export.rows import FEATURES, dag_row, default_row, is_dag, is_mcq, level, mcq_row, sft_row
 from kgsynth.export.splits import SPLITS, SplitKey, SplitPlan, plan_splits
 from kgsynth.ground.medreason import read_medreason_rows
 from kgsynth.review.figures import expert_rejected
@@ -38,6 +43,7 @@ class Prepared:
     medreason: dict[str, dict[str, Any]] = field(default_factory=dict)  # item id → MedReason row (grounded runs)
     reviews: pl.DataFrame | None = None  # expert reviews (review/reviews.parquet), when exported
     drop_rejected: bool = False  # items an expert rejected are left out (plan.left_out says which)
+    curriculum: bool = False  # the train split is ordered easy to hard
 
     def config_names(self) -> list[str]:
         rows = [r for split in self.rows.values() for r in split]
@@ -78,10 +84,15 @@ def prepare(
     seed: int = 0,
     hop_split: Mapping[str, Sequence[int]] | None = None,
     drop_rejected: bool = False,
+    curriculum: bool = False,
+    stratify: str = "none",
 ) -> Prepared:
     """Read the run and plan the splits. With `drop_rejected`, items an expert rejected
     (`kgsynth review export`) are left out after planning, so reviews never move other
-    items between splits."""
+    items between splits. `curriculum` and `stratify` (see the module docstring) need
+    the difficulty stage's output."""
+    if stratify not in STRATA:
+        raise ConfigError(f"stratify {stratify!r}: choose from {', '.join(STRATA)}")
     inputs = read_run(run_dir)
     if inputs.accepted.height == 0:
         raise InputFormatError(
@@ -90,8 +101,12 @@ def prepare(
             file=inputs.run.verified / "accepted.parquet",
         )
     rows = [default_row(item) for item in inputs.accepted.to_arrow().to_pylist()]
-    keys = [SplitKey(r["id"], r["answer_id"], r["path_signature"], r["hops"]) for r in rows]
-    plan = plan_splits(keys, ratios=ratios, seed=seed, hop_split=hop_split)
+    _add_difficulty(rows, inputs, needed=curriculum or stratify != "none")
+    keys = [
+        SplitKey(r["id"], r["answer_id"], r["path_signature"], r["hops"], level(r) if stratify == "difficulty" else None)
+        for r in rows
+    ]  # fmt: skip
+    plan = plan_splits(keys, ratios=ratios, seed=seed, hop_split=hop_split, stratify=stratify != "none")
     reviews = read_reviews(inputs.run.root)
     if drop_rejected:
         if reviews is None:
@@ -107,6 +122,8 @@ def prepare(
         split = plan.split_of.get(row["id"])
         if split is not None:
             by_split[split].append(row)
+    if curriculum:
+        by_split["train"].sort(key=curriculum_key)
     return Prepared(
         inputs=inputs,
         plan=plan,
@@ -114,7 +131,43 @@ def prepare(
         medreason=read_medreason_rows(inputs.run.root),
         reviews=reviews,
         drop_rejected=drop_rejected,
+        curriculum=curriculum,
     )
+
+
+STRATA = ("none", "difficulty")
+
+
+def curriculum_key(row: dict[str, Any]) -> tuple[float, float, str]:
+    """Easy to hard: the difficulty score, ties broken by the feature score, then by the item id."""
+    d = row["difficulty"]
+    return (d["score"], d["feature_score"], row["id"])
+
+
+def _add_difficulty(rows: list[dict[str, Any]], inputs: RunInputs, *, needed: bool) -> None:
+    """Each row's difficulty record from the difficulty stage's output (None where it was not measured)."""
+    from kgsynth.export.rows import DIFFICULTY
+
+    measured = inputs.difficulty
+    if measured is None:
+        if needed:
+            raise ConfigError(
+                f"--curriculum and --stratify difficulty need the items' difficulty: run `kgsynth difficulty "
+                f"{inputs.run.root}` (or the difficulty stage of `kgsynth run`) first"
+            )
+        return
+    scores = measured.scores.select([c for c in DIFFICULTY if c in measured.scores.columns] + ["id"])
+    by_id = {r.pop("id"): r for r in scores.to_dicts()}
+    missing = [r["id"] for r in rows if r["id"] not in by_id]
+    if missing and needed:
+        raise ConfigError(
+            f"{len(missing):,} accepted item(s) have no difficulty (it was measured on other items): run "
+            f"`kgsynth difficulty {inputs.run.root}` again"
+        )
+    if missing:
+        inputs.notes.append(f"{len(missing):,} accepted item(s) have no difficulty: it was measured before they were verified.")
+    for row in rows:
+        row["difficulty"] = by_id.get(row["id"])
 
 
 def build_dataset(

@@ -271,6 +271,8 @@ def _body(
         "",
     ]
 
+    out += [*difficulty_section(stats, curriculum=prepared.curriculum, stratified=plan.stratified), ""]
+
     out += ["## Fields (default configuration)", "", _FIELDS, ""]
 
     out += ["## How it was made", "", "### Source graph", ""]
@@ -392,12 +394,72 @@ _FIELDS = table(
         ["`masked_bridges`", "intermediate nodes the question does not name"],
         ["`distractors`", "wrong options: node id, name and how they were chosen"],
         ["`verdicts`", "one per verification check: check, passed, reason code, detail"],
+        ["`difficulty`", "how hard the item is: `score` (0 easy … 1 hard), `level` (easy, medium, hard), `source` "
+                         "(`models` or `features`), `feature_score`, `accuracy` (share of answering models right) and "
+                         "`models`, and the features (hops, steps, branches, degrees, rarity, distractor distance, overlap "
+                         "and hardness, anchor distance, shortcut); null when not measured"],
         ["`plan`", "`dag` items: the plan's steps (id, kind `fact` or `join`, `depends_on`, the triple a fact step rests on "
                    "as `subject` -`relation`-> `object` with its `direction`, and the step's sentence); empty for other kinds"],
         ["`provenance`", "snapshot name and hash (full graph), hash of the sampled (pruned) snapshot, pruning "
                          "parameters hash, sampler and seed, writer, model, prompt name and hash, token usage and cost"],
     ],
 )
+
+
+def difficulty_section(stats: RunStats, *, curriculum: bool | None, stratified: bool = False, heading: bool = True) -> list[str]:
+    """How difficulty was measured and what it shows: levels per split, the models' accuracy; then (unless
+    `curriculum` is None: the report) how the splits use it."""
+    d = stats.difficulty
+    out = ["## Difficulty", ""] if heading else []
+    if d is None:
+        return [*out, "The items' difficulty was not measured (the difficulty stage did not run), so the "
+                "`difficulty` fields are empty."]  # fmt: skip
+    weights = ", ".join(f"{name} {w:g}" for name, w in d.weights.items())
+    out.append(
+        "Every item has a measured difficulty. Its **feature score** (0 easy … 1 hard) is the weighted mean "
+        f"({weights}) of: the number of triples to chain (`steps`: min(steps − 1, 5) / 5); the rarity of its "
+        "entities (1 − log(1 + degree) / log(1 + the graph's largest degree), averaged); distractor hardness (how "
+        "close each distractor lies to the answer in the full graph, 1, 2 or 3+ hops, and the share of neighbours "
+        "they have in common); and whether the full graph joins an anchor to the answer in fewer hops than the item "
+        "(a shortcut makes it easier)."
+    )
+    if d.models:
+        out.append(
+            "Its **empirical difficulty** is the share of the answering models below that got the multiple-choice "
+            "question wrong from the question and options alone; `score` is that where models answered, else the "
+            "feature score. Items are ranked by score, ties broken by the feature score, then the item id, and the "
+            "ranking is cut into thirds: easy, medium, hard."
+        )
+    else:
+        out.append(
+            "No answering models were configured, so `score` is the feature score. Items are ranked by it (ties: "
+            "the item id) and the ranking is cut into thirds: easy, medium, hard."
+        )
+    out += ["", table(["", *d.levels["accepted"]], [[name, *(counts.get(level, 0) for level in d.levels["accepted"])]
+                                                   for name, counts in d.levels.items()]), ""]  # fmt: skip
+    if d.models:
+        out += [table(["model", "items answered", "right", "accuracy"],
+                      [[m["model"], m["items"], m["correct"], percent(m["accuracy"])] for m in d.models]), ""]  # fmt: skip
+        hops = sorted({h for by in d.accuracy_by_hops.values() for h in by})
+        out += ["Accuracy by hops, and by feature difficulty (thirds of the feature score):", "",
+                table(["model", *(f"{h} hops" for h in hops), *d.items_by_level],
+                      [[name, *(percent(d.accuracy_by_hops[name].get(h)) for h in hops),
+                        *(percent(d.accuracy_by_level.get(name, {}).get(level)) for level in d.items_by_level)]
+                       for name in d.accuracy_by_hops]), ""]  # fmt: skip
+    if curriculum is None:
+        return out
+    out.append(
+        "The train split is ordered **from easy to hard** (a curriculum): by score, ties broken by the feature "
+        "score, then by item id; validation and test are in item-id order."
+        if curriculum else "Rows are in item-id order (export with `--curriculum` to order the train split easy to hard)."
+    )
+    if stratified:
+        out.append(
+            "Splits are **stratified by difficulty**: each split holds every level in its ratio. Groups of items "
+            "sharing an answer or a path stay whole (a group counts under its most common level), so no answer or "
+            "path is in two splits; evaluate by level with the `difficulty` field."
+        )
+    return out
 
 
 def _dag_section(prepared: Prepared) -> list[str]:

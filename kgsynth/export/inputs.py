@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from kgsynth.difficulty import DifficultyResult, read_difficulty
 from kgsynth.errors import InputFormatError, SourceNotFoundError
 from kgsynth.generate.item import ITEMS_SCHEMA, VERDICT_STRUCT, with_optional_columns
 from kgsynth.graph.snapshot import Snapshot, read_snapshot
@@ -42,6 +43,7 @@ class RunInputs:
     hubs: dict[str, Any] | None = None  # pruned/hubs.json
     snapshot: Snapshot | None = None  # the full graph
     pruned: Snapshot | None = None
+    difficulty: DifficultyResult | None = None  # difficulty/ (the difficulty stage)
     notes: list[str] = field(default_factory=list)  # what is missing, in sentences
 
 
@@ -89,6 +91,9 @@ def read_run(run_dir: str | Path) -> RunInputs:
         )
     if (run.pruned / "manifest.json").exists():
         inputs.pruned = read_snapshot(run.pruned)
+    inputs.difficulty = read_difficulty(run.root)
+    if inputs.difficulty is None:
+        inputs.notes.append("No `difficulty/`: the items' difficulty was not measured (the difficulty stage, `kgsynth difficulty`).")
     inputs.hubs = _read_json(run.pruned / HUBS)
     if inputs.hubs is None and inputs.pruned is None:
         inputs.notes.append("No `pruned/`: hub pruning was not applied (paths were sampled from the full graph).")

@@ -174,6 +174,51 @@ def cost_plot(stats: RunStats, path: Path) -> Path:
     return path
 
 
+def difficulty_plot(stats: RunStats, path: Path) -> Path:
+    """Left: the answering models' accuracy by hops. Right: their accuracy by feature level (thirds of the
+    feature score). Without models: the mean feature score by hops, and items per level."""
+    d = stats.difficulty
+    assert d is not None
+    with figure(path, width=12, height=4.5, ncols=2) as (fig, (left, right)):
+        if d.accuracy_by_hops:
+            for name, by_hops in d.accuracy_by_hops.items():
+                hops = sorted(by_hops)
+                bold = name == "all models"
+                left.plot(hops, [by_hops[h] for h in hops], marker="o", linewidth=2.5 if bold else 1.2,
+                          color="#333333" if bold else None, label=name)  # fmt: skip
+            left.set_ylabel("share of answers right")
+            left.set_ylim(0, 1.05)
+            left.set_title("Model accuracy by hops")
+            left.legend(fontsize=8)
+            levels = list(d.items_by_level)
+            x = np.arange(len(levels))
+            names = list(d.accuracy_by_level)
+            width = 0.8 / max(len(names), 1)
+            for k, name in enumerate(names):
+                values = [d.accuracy_by_level[name].get(level, 0) for level in levels]
+                right.bar(x + (k - (len(names) - 1) / 2) * width, values, width=width, label=name,
+                          color="#333333" if name == "all models" else None)  # fmt: skip
+            right.set_xticks(x, [f"{level}\n({d.items_by_level[level]:,} items)" for level in levels])
+            right.set_ylabel("share of answers right")
+            right.set_ylim(0, 1.05)
+            right.set_xlabel("feature difficulty (thirds of the feature score)")
+            right.set_title("Model accuracy by feature difficulty")
+            right.legend(fontsize=8)
+        else:
+            hops = sorted(d.feature_by_hops)
+            left.bar([str(h) for h in hops], [d.feature_by_hops[h] for h in hops], color="#8172B3")
+            left.set_ylabel("mean feature score (0 easy, 1 hard)")
+            left.set_title("Feature difficulty by hops (no answering models)")
+            levels = d.levels["accepted"]
+            right.bar(list(levels), list(levels.values()), color="#55A868")
+            right.set_ylabel("items")
+            _integer_ticks(right.yaxis)
+            right.set_title("Items per difficulty level")
+        left.set_xlabel("hops (edges from an anchor to the answer)")
+        _integer_ticks(left.xaxis)
+    return path
+
+
 def _integer_ticks(axis) -> None:
     from matplotlib.ticker import MaxNLocator
 

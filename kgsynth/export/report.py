@@ -1,7 +1,8 @@
 """The quality report of a run: `report.md` with PNG plots beside it.
 
-Hop distribution, relation and node-type coverage, degree of the answer nodes,
-rejection reasons by stage, hubs removed by pruning, and token cost. A figure
+Hop distribution, relation and node-type coverage, difficulty (the answering
+models' accuracy against hops and against the feature difficulty), degree of the
+answer nodes, rejection reasons by stage, hubs removed by pruning, and token cost. A figure
 whose data the run lacks is replaced by a sentence saying what is missing.
 """
 
@@ -67,6 +68,15 @@ def _render(run_root: Path, stats: RunStats, folder: Path, *, hubs_params) -> st
     out += [table(["node type", "path nodes", "as anchor", "as bridge", "as answer"],
                   [[t, n, roles["anchor"].get(t, 0), roles["bridge"].get(t, 0), roles["answer"].get(t, 0)]
                    for t, n in stats.node_types.items()]), ""]
+
+    out += ["## Difficulty", ""]
+    if stats.difficulty is not None:
+        from kgsynth.export.card import difficulty_section
+
+        out += [_image(plots.difficulty_plot(stats, folder / "difficulty.png"), "accuracy against hops and difficulty"), ""]
+        out += [*difficulty_section(stats, curriculum=None, heading=False), ""]
+    else:
+        out += ["The items' difficulty was not measured (run the difficulty stage, `kgsynth difficulty`).", ""]
 
     out += ["## Answer nodes", ""]
     if stats.answer_degrees:

@@ -5,6 +5,8 @@
 - `sft`: chat `messages` (user question, assistant answer with the thinking path
   inside `<think>…</think>`), the conversational format TRL's SFTTrainer reads;
 - `mcq`: question, options and the answer letter, for evaluation harnesses;
+  (`sft`, `mcq` and `dag` rows carry the item's `difficulty` level; the default
+  configuration its whole `difficulty` record, from the difficulty stage);
 - `dag`: `dag` items only: the plan as structured steps (id, dependencies, the
   triple each rests on, its sentence), the serialised plan text, and chat
   `messages` with the plan inside `<think>…</think>`;
@@ -41,6 +43,27 @@ PLAN_STEP = {
     "text": _STR,
 }
 
+# How hard an item is (kgsynth.difficulty): the score and level, where they came from, and the features.
+DIFFICULTY = {
+    "score": Value("float64"),
+    "level": _STR,
+    "source": _STR,
+    "feature_score": Value("float64"),
+    "accuracy": Value("float64"),
+    "models": Value("int32"),
+    "hops": Value("int32"),
+    "steps": Value("int32"),
+    "branches": Value("int32"),
+    "answer_degree": Value("int64"),
+    "anchor_degree": Value("int64"),
+    "rarity": Value("float64"),
+    "distractor_distance": Value("int32"),
+    "distractor_overlap": Value("float64"),
+    "distractor_hardness": Value("float64"),
+    "anchor_distance": Value("int32"),
+    "shortcut": Value("bool"),
+}
+
 DEFAULT_FEATURES = Features(
     {
         "id": _STR,
@@ -63,6 +86,7 @@ DEFAULT_FEATURES = Features(
         "distractors": List({"id": _STR, "name": _STR, "source": _STR}),
         "verdicts": List({"check": _STR, "passed": Value("bool"), "code": _STR, "detail": _STR}),
         "plan": List(PLAN_STEP),
+        "difficulty": DIFFICULTY,
         "provenance": {
             "snapshot_name": _STR,
             "snapshot_hash": _STR,
@@ -89,6 +113,7 @@ SFT_FEATURES = Features(
         "id": _STR,
         "kind": _STR,
         "hops": Value("int32"),
+        "difficulty": _STR,
         "messages": List({"role": _STR, "content": _STR}),
     }
 )
@@ -101,6 +126,7 @@ MCQ_FEATURES = Features(
         "answer": _STR,  # the option letter
         "answer_text": _STR,
         "hops": Value("int32"),
+        "difficulty": _STR,
     }
 )
 
@@ -117,6 +143,7 @@ DAG_FEATURES = Features(
         "steps": Value("int32"),  # fact steps: the triples the plan rests on
         "plan": List(PLAN_STEP),
         "plan_text": _STR,  # the plan, then its execution: what the assistant says inside <think>
+        "difficulty": _STR,
         "messages": List({"role": _STR, "content": _STR}),
     }
 )
@@ -194,6 +221,7 @@ def default_row(item: dict[str, Any]) -> dict[str, Any]:
         ],
         "verdicts": item["verdicts"],
         "plan": plan,
+        "difficulty": None,  # filled from the difficulty stage by export
         "provenance": item["provenance"],
     }
 
@@ -224,6 +252,7 @@ def sft_row(row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "kind": row["kind"],
         "hops": row["hops"],
+        "difficulty": level(row),
         "messages": [
             {"role": "user", "content": user},
             {"role": "assistant", "content": f"<think>\n{row['thinking']}\n</think>\n\n{answer}"},
@@ -246,6 +275,7 @@ def dag_row(row: dict[str, Any]) -> dict[str, Any]:
         "steps": sum(1 for s in row["plan"] if s["kind"] == "fact"),
         "plan": row["plan"],
         "plan_text": row["thinking"],
+        "difficulty": level(row),
         "messages": sft_row(row)["messages"],
     }
 
@@ -262,7 +292,13 @@ def mcq_row(row: dict[str, Any]) -> dict[str, Any]:
         "answer": row["answer_label"],
         "answer_text": row["answer"],
         "hops": row["hops"],
+        "difficulty": level(row),
     }
+
+
+def level(row: dict[str, Any]) -> str | None:
+    """The row's difficulty level (easy, medium, hard), or None when it was not measured."""
+    return row["difficulty"]["level"] if row.get("difficulty") else None
 
 
 def is_mcq(row: dict[str, Any]) -> bool:

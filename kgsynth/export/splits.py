@@ -11,6 +11,12 @@ by their ratios; hop lists must be equal or disjoint. A group whose items fall
 into two pools keeps the pool holding most of them (on a tie, the pool with
 fewer items overall, which is usually the scarcer long-hop test set); its other
 items are left out and counted, never silently dropped.
+
+Stratified splits (`stratify=True`, e.g. by difficulty level) give every split each
+stratum in its ratio: each group goes to the split furthest below its targets for
+the strata of the group's items (the deficits weighted by how many items of each
+stratum the group holds). Groups stay whole, so stratifying never puts one answer
+or path in two splits.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class SplitKey:
     answer_id: str
     path_signature: str
     hops: int
+    stratum: str | None = None  # e.g. the difficulty level, for stratified splits
 
 
 @dataclass
@@ -46,6 +53,7 @@ class SplitPlan:
     ratios: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     hop_split: dict[str, list[int]] | None = None
+    stratified: bool = False
 
     def counts(self) -> dict[str, int]:
         counted = Counter(self.split_of.values())
@@ -117,10 +125,11 @@ def plan_splits(
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     hop_split: Mapping[str, Sequence[int]] | None = None,
+    stratify: bool = False,
 ) -> SplitPlan:
     weights = check_ratios(ratios)
     hops_of_split = check_hop_split(hop_split) if hop_split is not None else None
-    plan = SplitPlan(split_of={}, ratios=weights, seed=seed, hop_split=hops_of_split)
+    plan = SplitPlan(split_of={}, ratios=weights, seed=seed, hop_split=hops_of_split, stratified=stratify)
 
     # Pools: splits sharing one hop list (without a hop split, one pool of all splits).
     if hops_of_split is None:
@@ -153,17 +162,21 @@ def plan_splits(
                 plan.left_out[i] = LEFT_OUT_LEAK
         members[keep].append(kept)
 
+    stratum_of = {k.item_id: k.stratum or "" for k in keys}
     rng = random.Random(seed)
     for p, splits in enumerate(pools):
         pool_groups = sorted(members.get(p, []))
         rng.shuffle(pool_groups)
         pool_groups.sort(key=len, reverse=True)  # stable: the shuffle decides among equal sizes
-        total = sum(len(g) for g in pool_groups)
-        targets = {s: total * _pool_weight(s, splits, weights) for s in splits}
-        placed = dict.fromkeys(splits, 0)
+        # each split's target per stratum (one stratum of all items when not stratified)
+        strata = Counter(stratum_of[i] if stratify else "" for g in pool_groups for i in g)
+        targets = {s: {k: n * _pool_weight(s, splits, weights) for k, n in strata.items()} for s in splits}
+        placed = {s: dict.fromkeys(strata, 0) for s in splits}
         for group in pool_groups:
-            split = max(splits, key=lambda s: targets[s] - placed[s])
-            placed[split] += len(group)
+            counts = Counter(stratum_of[i] if stratify else "" for i in group)
+            split = max(splits, key=lambda s: sum(n * (targets[s][k] - placed[s][k]) for k, n in counts.items()))
+            for k, n in counts.items():
+                placed[split][k] += n
             for item_id in group:
                 plan.split_of[item_id] = split
     return plan

@@ -27,6 +27,20 @@ class Stage:
 
 
 @dataclass
+class DifficultyStats:
+    """What the card and the report say about the items' difficulty (the difficulty stage's output)."""
+
+    levels: dict[str, dict[str, int]]  # "accepted" or split → level → items
+    weights: dict[str, float]
+    feature_by_hops: dict[int, float]  # hops → mean feature score
+    models: list[dict[str, Any]]  # per answering model: model, items, correct, accuracy, …
+    accuracy_by_hops: dict[str, dict[int, float]]  # model, and "all models" → hops → share right
+    accuracy_by_level: dict[str, dict[str, float]]  # model, and "all models" → feature level → share right
+    items_by_hops: dict[int, int]  # answered items per hops
+    items_by_level: dict[str, int]  # answered items per feature level
+
+
+@dataclass
 class RunStats:
     stages: list[Stage]
     rejections: dict[str, dict[str, int]]  # stage → reason code → count
@@ -43,6 +57,7 @@ class RunStats:
     prompts: dict[str, list[str]]  # prompt name → prompt hashes
     checks: list[str]  # verification checks seen in the verdicts
     notes: list[str] = field(default_factory=list)
+    difficulty: DifficultyStats | None = None
 
 
 def run_stats(inputs: RunInputs, plan: SplitPlan | None = None) -> RunStats:
@@ -93,7 +108,60 @@ def run_stats(inputs: RunInputs, plan: SplitPlan | None = None) -> RunStats:
         prompts=_grouped(judged, "prompt_name", "prompt_hash"),
         checks=sorted(set(judged["verdicts"].explode().struct.field("check").drop_nulls().to_list())),
         notes=list(inputs.notes),
+        difficulty=difficulty_stats(inputs, plan),
     )
+
+
+ALL_MODELS = "all models"
+
+
+def difficulty_stats(inputs: RunInputs, plan: SplitPlan | None) -> DifficultyStats | None:
+    """Levels per split, the feature score by hops, and the answering models' accuracy by hops and by
+    feature level (thirds of the feature score: independent of the models, so it tests the features)."""
+    from kgsynth.difficulty import LEVELS
+
+    measured = inputs.difficulty
+    if measured is None:
+        return None
+    scores = measured.scores.filter(pl.col("id").is_in(inputs.accepted["id"].implode()))
+    ranked = scores.sort("feature_score", "id").with_row_index("at")
+    feature_level = ranked.select(
+        "id", "hops",
+        (pl.col("at") * len(LEVELS) // max(ranked.height, 1)).cast(pl.Int32)
+        .replace_strict(list(range(len(LEVELS))), list(LEVELS)).alias("feature_level"),
+    )  # fmt: skip
+    levels = {"accepted": _count(scores["level"].to_list(), LEVELS)}
+    if plan is not None:
+        level_of = dict(zip(scores["id"].to_list(), scores["level"].to_list(), strict=True))
+        for split in plan.counts():
+            levels[split] = _count([level_of.get(i) for i, s in plan.split_of.items() if s == split], LEVELS)
+    answers = measured.answers.join(feature_level, on="id", how="inner")
+    by_hops: dict[str, dict[int, float]] = {}
+    by_level: dict[str, dict[str, float]] = {}
+    for name, part in [(ALL_MODELS, answers), *((m["model"], answers.filter(pl.col("model") == m["model"])) for m in measured.summary["models"])]:
+        if not part.height:
+            continue
+        hops = part.group_by("hops").agg(pl.col("correct").mean()).sort("hops")
+        by_hops[name] = dict(zip(hops["hops"].to_list(), hops["correct"].to_list(), strict=True))
+        grouped = dict(part.group_by("feature_level").agg(pl.col("correct").mean()).iter_rows())
+        by_level[name] = {lvl: grouped[lvl] for lvl in LEVELS if lvl in grouped}
+    answered = answers.unique("id")
+    feature = scores.group_by("hops").agg(pl.col("feature_score").mean()).sort("hops")
+    return DifficultyStats(
+        levels=levels,
+        weights=dict(measured.summary.get("weights") or {}),
+        feature_by_hops=dict(zip(feature["hops"].to_list(), feature["feature_score"].to_list(), strict=True)),
+        models=list(measured.summary.get("models") or []),
+        accuracy_by_hops=by_hops,
+        accuracy_by_level=by_level,
+        items_by_hops=_by_key(answered["hops"].to_list()),
+        items_by_level=_count(answered["feature_level"].to_list(), LEVELS),
+    )
+
+
+def _count(values: list, order) -> dict[str, int]:
+    counted = Counter(values)
+    return {key: counted[key] for key in order if counted[key]}
 
 
 def _by_key(values: list[int]) -> dict[int, int]:

@@ -41,6 +41,7 @@ class ExportResult(BaseModel):
     out: Path
     configs: dict[str, dict[str, int]]  # config → split → rows
     left_out: dict[str, int]  # reason → items not exported
+    difficulty_levels: dict[str, dict[str, int]] | None = None  # split → level → items, when measured
     formats: list[str]
     card: Path
     seconds: float
@@ -56,9 +57,13 @@ def export_dataset(
     hop_split: Mapping[str, Sequence[int]] | None = None,
     repo_id: str | None = None,
     drop_rejected: bool = False,
+    curriculum: bool = False,
+    stratify: str = "none",
 ) -> ExportResult:
     """Export a run's accepted items to `out` (replaced atomically). `repo_id` only shapes the card's snippets;
-    `drop_rejected` leaves out items an expert rejected (`kgsynth review export`)."""
+    `drop_rejected` leaves out items an expert rejected (`kgsynth review export`); `curriculum` orders the train
+    split easy to hard and `stratify="difficulty"` balances difficulty levels across splits (both need the
+    difficulty stage's output)."""
     started = time.perf_counter()
     formats = tuple(dict.fromkeys(FORMAT_ALIASES.get(f, f) for f in formats))
     unknown = [f for f in formats if f not in FORMATS]
@@ -66,7 +71,10 @@ def export_dataset(
         raise ConfigError(f"unknown export format(s) {unknown or formats!r}; choose from {', '.join(FORMATS)}")
     out = Path(out)
 
-    prepared = prepare(run_dir, ratios=ratios, seed=seed, hop_split=hop_split, drop_rejected=drop_rejected)
+    prepared = prepare(
+        run_dir, ratios=ratios, seed=seed, hop_split=hop_split, drop_rejected=drop_rejected,
+        curriculum=curriculum, stratify=stratify,
+    )  # fmt: skip
     configs = prepared.configs()
     stats = run_stats(prepared.inputs, prepared.plan)
 
@@ -91,6 +99,9 @@ def export_dataset(
             "seed": seed,
             "hop_split": prepared.plan.hop_split,
             "drop_rejected": drop_rejected,
+            "curriculum": curriculum,
+            "stratify": stratify,
+            "difficulty_levels": _levels_by_split(prepared),
             "formats": list(formats),
             "groups": prepared.plan.groups,
             "snapshot_hash": prepared.inputs.snapshot.hash if prepared.inputs.snapshot else None,
@@ -100,10 +111,27 @@ def export_dataset(
         out=out,
         configs=record["configs"],
         left_out=record["left_out"],
+        difficulty_levels=record["difficulty_levels"],
         formats=list(formats),
         card=out / "README.md",
         seconds=time.perf_counter() - started,
     )
+
+
+def _levels_by_split(prepared) -> dict[str, dict[str, int]] | None:
+    """split → difficulty level → items, when difficulty was measured."""
+    from collections import Counter
+
+    from kgsynth.difficulty import LEVELS
+    from kgsynth.export.rows import level
+
+    if prepared.inputs.difficulty is None:
+        return None
+    out = {}
+    for split, rows in prepared.rows.items():
+        counted = Counter(level(r) or "unmeasured" for r in rows)
+        out[split] = {name: counted[name] for name in (*LEVELS, "unmeasured") if counted[name]}
+    return out
 
 
 def _write_parquet(dataset_dict, root: Path, config: str) -> SplitFiles:

@@ -339,7 +339,8 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, BadResponse):
         return "bad_response"
     if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
+        # the aiohttp transport reports a refused connection as a connect timeout
+        return "connection" if "Connect call failed" in str(exc.__cause__) else "timeout"
     if isinstance(exc, openai.APIConnectionError):
         return "connection"
     if isinstance(exc, openai.RateLimitError):

@@ -35,7 +35,7 @@ def messages_for(item: dict[str, Any]) -> list[dict[str, str]]:
 
     prompt = load_prompt(str(PROMPT))
     options = "\n".join(f"{o['label']}. {o['text']}" for o in item.get("options") or [])
-    section = "user_mcq" if item["kind"] == "mcq" else "user_open"
+    section = "user_mcq" if item.get("options") else "user_open"  # mcq and dag items have options
     return [
         {"role": "system", "content": prompt.render("system")},
         {"role": "user", "content": prompt.render(section, question=item["question"], options=options, thinking=item["thinking"])},
@@ -47,7 +47,7 @@ def consistent(item: dict[str, Any], reply: str, forms: tuple[str, ...]) -> bool
     said = normalize(reply)
     if not said:
         return False
-    if item["kind"] == "mcq":
+    if item.get("options"):
         label = normalize(item.get("answer_label") or "")
         gold = next((normalize(o["text"]) for o in item.get("options") or [] if o["label"] == item.get("answer_label")), "")
         return said in {label, gold, f"{label} {gold}", f"option {label}", f"option {label} {gold}"}
