@@ -48,9 +48,11 @@ class SourceConfig(Section):
 
     format: str = Field(description="Loader name: hpo, primekg, umls, rdf, edges.")
     paths: list[Path] = Field(default_factory=list, description="Files or directories; relative to the config file.")
-    name: str | None = None
+    name: str | None = Field(default=None, description="Snapshot name (default: the format).")
     vocabulary: str | None = Field(default=None, description="A bundled vocabulary name or a .ttl file.")
-    allow_unknown_relations: bool = False
+    allow_unknown_relations: bool = Field(
+        default=False, description="Load relations the vocabulary does not define, with generic wording."
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Loader-specific options.")
 
     def loader_options(self) -> dict[str, Any]:
@@ -73,11 +75,11 @@ class Neo4jConfig(Section):
     """A Neo4j server; user and password come from the environment variables named here."""
 
     uri: str = Field(description="bolt:// or neo4j:// URI.")
-    database: str | None = None
-    user_env: str = "NEO4J_USER"
-    password_env: str = "NEO4J_PASSWORD"
+    database: str | None = Field(default=None, description="Database name (default: the server's).")
+    user_env: str = Field(default="NEO4J_USER", description="Environment variable that holds the user name.")
+    password_env: str = Field(default="NEO4J_PASSWORD", description="Environment variable that holds the password.")
     push: bool = Field(default=True, description="Load the snapshot into Neo4j after loading it.")
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, description="Options of the push, e.g. batch_size: 5000 (rows per transaction).")
 
     @field_validator("uri")
     @classmethod
@@ -89,11 +91,11 @@ class Neo4jConfig(Section):
 
 
 class ShatterConfig(Section):
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Prune hubs before sampling (off: sample the full graph).")
     rule: str = Field(default="shortcut", description="shortcut (k-Shattering) or degree.")
     k: float = Field(default=50, gt=0, description="Hub threshold of the rule.")
     pairs: int = Field(default=2000, ge=1, description="Node pairs whose shortest paths measure a hub's load.")
-    seed: int = 0
+    seed: int = Field(default=0, description="Seed of the node pairs drawn.")
     budget: int = Field(default=200, ge=0, description="Most nodes to remove.")
     protect_types: list[str] = Field(default_factory=list, description="Node types never removed.")
     protect_ids: list[str] = Field(default_factory=list, description="Node ids never removed.")
@@ -125,7 +127,7 @@ class SampleConfig(Section):
     hops: tuple[int, int] | None = Field(
         default=None, description="'MIN-MAX' hops per path, e.g. 2-4 (default: the strategy's own)."
     )
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, description="Seed; the same seed, shard size and snapshot give the same paths.")
     negatives: int = Field(default=3, ge=0, description="Hard negatives per path (distractors for MCQ).")
     source: Literal["snapshot", "neo4j"] = Field(
         default="snapshot", description="Sample with the in-memory engine or with Cypher on Neo4j."
@@ -149,9 +151,9 @@ class GenerateConfig(Section):
     )
 
     writer: str = Field(default="template", description="Writer name: template (offline) or openai.")
-    model: str | None = None
+    model: str | None = Field(default=None, description="Model name; required for a model writer, e.g. gpt-4o-mini.")
     base_url: str | None = Field(default=None, description="Any OpenAI-compatible endpoint.")
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable that holds the API key.")
     concurrency: int = Field(default=32, ge=1, description="Model calls in flight at once (per batch).")
     batch_size: int = Field(default=500, ge=1, description="Paths per generation batch (one flow task each).")
     save_every: int = Field(default=256, ge=1, description="Items per saved part: a crash loses at most these.")
@@ -159,7 +161,7 @@ class GenerateConfig(Section):
         default_factory=lambda: ["mcq", "open"], min_length=1,
         description="Item kinds: mcq, open (one per path), dag (one per convergent group: sample with strategy convergent).",
     )
-    seed: int = 0
+    seed: int = Field(default=0, description="Seed of the order of options (also sent to the model as its sampling seed).")
     options: int = Field(default=4, ge=2, le=26, description="Options per multiple-choice item.")
     min_options: int | None = Field(
         default=None, ge=2, le=26,
@@ -171,9 +173,12 @@ class GenerateConfig(Section):
     prices: dict[str, Price] = Field(
         default_factory=dict, description="USD per million tokens by model: {gpt-4o-mini: {input: .15, output: .6}}."
     )
-    temperature: float | None = 0.2
-    max_tokens: int = Field(default=1024, ge=1)
-    structured: Literal["auto", "json_schema", "json_object", "text"] = "auto"
+    temperature: float | None = Field(default=0.2, description="Sampling temperature of the writer model (null: the server's).")
+    max_tokens: int = Field(default=1024, ge=1, description="Reply token limit per call.")
+    structured: Literal["auto", "json_schema", "json_object", "text"] = Field(
+        default="auto",
+        description="Structured output: auto tries json_schema, then json_object, then text with the schema in the prompt.",
+    )
     timeout: float = Field(default=60.0, gt=0, description="Seconds per model call.")
     max_retries: int = Field(default=6, ge=0, description="Retries per call (429, 5xx, timeouts).")
     batch_api: bool = Field(default=False, description="OpenAI Batch API: half price, hours of latency.")
@@ -195,12 +200,12 @@ class GenerateConfig(Section):
 class JudgeConfig(Section):
     not_in_key: ClassVar[frozenset[str]] = frozenset({"concurrency", "api_key_env", "timeout", "max_retries"})
 
-    model: str
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = Field(default=32, ge=1)
-    timeout: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=6, ge=0)
+    model: str = Field(description="Judge model name, e.g. gpt-4o-mini.")
+    base_url: str | None = Field(default=None, description="Any OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or OpenAI).")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable that holds the API key.")
+    concurrency: int = Field(default=32, ge=1, description="Calls in flight at once.")
+    timeout: float = Field(default=60.0, gt=0, description="Seconds per call.")
+    max_retries: int = Field(default=6, ge=0, description="Retries per call (429, 5xx, timeouts).")
 
     @field_validator("base_url")
     @classmethod
@@ -215,7 +220,7 @@ class VerifyConfig(Section):
     llm_judge: JudgeConfig | None = Field(default=None, description="A model answers from the thinking alone.")
     dedup: bool = Field(default=False, description="De-duplication: exact, same path, near (embeddings).")
     dedup_near: bool = Field(default=True, description="Include the embedding near-duplicate check.")
-    dedup_threshold: float = Field(default=0.95, gt=0, le=1)
+    dedup_threshold: float = Field(default=0.95, gt=0, le=1, description="Cosine similarity at or above which questions are near-duplicates.")
     benchmarks: list[Path] = Field(default_factory=list, description="Benchmark files to decontaminate against.")
     params: dict[str, Any] = Field(default_factory=dict, description="Check parameters, e.g. decontamination_ngram.")
     relation_check: Literal["lexicon", "model", "off"] = Field(
@@ -240,7 +245,7 @@ class DifficultyModel(Section):
 
     model: str = Field(description="Model name as the endpoint serves it; also its label in the outputs.")
     base_url: str | None = Field(default=None, description="Any OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or OpenAI).")
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable that holds the API key.")
     concurrency: int = Field(default=16, ge=1, description="Calls in flight at once.")
     timeout: float = Field(default=60.0, gt=0, description="Seconds per call.")
     max_retries: int = Field(default=6, ge=0, description="Retries per call (429, 5xx, timeouts).")
@@ -296,7 +301,7 @@ class DifficultyConfig(Section):
 
 class ExportConfig(Section):
     ratios: tuple[float, float, float] = Field(default=(0.8, 0.1, 0.1), description="train, validation, test.")
-    seed: int = 0
+    seed: int = Field(default=0, description="Seed of the split assignment.")
     hop_split: dict[str, list[int]] | None = Field(
         default=None, description="Splits by hop count instead of ratios, e.g. {train: [2, 3], test: [4]}."
     )
@@ -337,8 +342,8 @@ class PublishConfig(Section):
     not_in_key: ClassVar[frozenset[str]] = frozenset({"token_env"})
 
     repo_id: str = Field(description="Hub dataset repo, e.g. my-org/hpo-reasoning.")
-    private: bool = True
-    token_env: str = "HF_TOKEN"
+    private: bool = Field(default=True, description="Create the repo private (an existing repo keeps its visibility).")
+    token_env: str = Field(default="HF_TOKEN", description="Environment variable that holds the Hub token.")
 
     @field_validator("repo_id")
     @classmethod
@@ -381,16 +386,16 @@ class RunConfig(BaseModel):
 
     name: str = Field(description="Run name; the default run directory is runs/<name>.")
     run_dir: Path | None = Field(default=None, description="Where outputs go (relative to the current directory).")
-    source: SourceConfig
-    neo4j: Neo4jConfig | None = None
-    shatter: ShatterConfig = Field(default_factory=ShatterConfig)
-    sample: SampleConfig = Field(default_factory=SampleConfig)
-    generate: GenerateConfig = Field(default_factory=GenerateConfig)
-    verify: VerifyConfig = Field(default_factory=VerifyConfig)
-    difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig)
-    export: ExportConfig = Field(default_factory=ExportConfig)
-    publish: PublishConfig | None = None
-    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    source: SourceConfig = Field(description="The source graph: the load stage.")
+    neo4j: Neo4jConfig | None = Field(default=None, description="A Neo4j server to push the snapshot to (and sample with Cypher).")
+    shatter: ShatterConfig = Field(default_factory=ShatterConfig, description="Hub pruning: the shatter stage.")
+    sample: SampleConfig = Field(default_factory=SampleConfig, description="Path sampling: the sample stage.")
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Item writing: the generate stage.")
+    verify: VerifyConfig = Field(default_factory=VerifyConfig, description="Checks against the full graph: the verify stage.")
+    difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig, description="Difficulty of accepted items: the difficulty stage.")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="The Hugging Face dataset and report: the export stage.")
+    publish: PublishConfig | None = Field(default=None, description="Push the dataset to the Hub: the publish stage.")
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="Where stage work runs (changes no output).")
 
     @field_validator("name")
     @classmethod
