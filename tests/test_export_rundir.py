@@ -50,6 +50,9 @@ def build_run_dir(root: Path, snapshot_dir: Path) -> Path:
         generate_items(paths, pruned, writer=writer, out=run.items, concurrency=8, full_snapshot=full)
     result = verify_items(pl.read_parquet(run.items), full, hubs=run.pruned / "hubs.json")
     write_verified(result, run.verified)
+    from kgsynth.difficulty import difficulty_dir, measure_difficulty, write_difficulty
+
+    write_difficulty(measure_difficulty(result.accepted, full), difficulty_dir(root))
     return root
 
 
