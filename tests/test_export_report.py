@@ -16,7 +16,7 @@ from test_export_rundir import export_run  # noqa: F401  (session fixture)
 from kgsynth.cli import main
 from kgsynth.export import write_report
 
-PLOTS = {"hops.png", "coverage.png", "answer_degree.png", "rejections.png", "hubs.png", "cost.png"}
+PLOTS = {"hops.png", "coverage.png", "answer_degree.png", "rejections.png", "hubs.png", "cost.png", "difficulty.png"}
 
 
 @pytest.fixture(scope="module")

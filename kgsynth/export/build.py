@@ -157,6 +157,8 @@ def _add_difficulty(rows: list[dict[str, Any]], inputs: RunInputs, *, needed: bo
             )
         return
     scores = measured.scores.select([c for c in DIFFICULTY if c in measured.scores.columns] + ["id"])
+    # six decimals: JSON lines keep ten digits, so every format holds the same numbers
+    scores = scores.with_columns(pl.selectors.float().round(6))
     by_id = {r.pop("id"): r for r in scores.to_dicts()}
     missing = [r["id"] for r in rows if r["id"] not in by_id]
     if missing and needed:
