@@ -111,6 +111,8 @@ def type_name(annotation: Any) -> str:
         return f"[{', '.join(type_name(a) for a in args)}]"
     if origin is dict:
         return f"mapping {type_name(args[0])} → {type_name(args[1])}"
+    if annotation is Any:
+        return "any"
     if isinstance(annotation, type):
         if issubclass(annotation, Path):
             return "path"
@@ -310,7 +312,7 @@ def cli_reference(words: list[str]) -> str:
             name = f"`{param.name.upper()}`" + (" (required)" if param.required else "")
         else:
             name = " / ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
-            if param.multiple:
+            if param.multiple and "repeatable" not in (param.help or ""):
                 name += " (repeatable)"
             if param.required:
                 name += " (required)"
@@ -344,9 +346,7 @@ def _pass_markdown_to_highlight() -> None:
     from mkdocstrings._internal.handlers import rendering
     from pymdownx.highlight import Highlight
 
-    if "md" not in inspect.signature(Highlight.__init__).parameters:
-        return
-    if "md" in inspect.signature(rendering.Highlight.__init__).parameters and getattr(
+    if "md" not in inspect.signature(Highlight.__init__).parameters or getattr(
         rendering.Highlighter, "_markdown_passed", False
     ):
         return

@@ -16,11 +16,30 @@ from kgsynth.errors import KgsynthError
 
 app = typer.Typer(
     name="kgsynth",
-    help="Turn a biomedical knowledge graph into verified reasoning training data.",
+    help="Turn a biomedical knowledge graph into verified reasoning training data.\n\n"
+    "Example: kgsynth run configs/demo.yaml",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from kgsynth import __version__
+        from kgsynth.graph.snapshot import FORMAT_VERSION
+
+        typer.echo(f"kgsynth {__version__} (snapshot format {FORMAT_VERSION})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and the snapshot format version."
+    ),
+) -> None:
+    """The root's own options; its help text is the app's `help` above."""
 
 # Each module defines `register(app)`; one line per room keeps this file stable.
 COMMAND_MODULES = [

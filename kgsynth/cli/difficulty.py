@@ -40,6 +40,8 @@ def difficulty(
     each multiple-choice item right from its question alone (replies cached in
     RUN_DIR/llm_cache.sqlite, so a re-run sends nothing). `kgsynth export
     --curriculum / --stratify difficulty` then use it.
+
+    Example: kgsynth difficulty runs/hpo-demo --model llama3.2@http://localhost:11434/v1
     """
     import polars as pl
 

@@ -40,7 +40,10 @@ def export(
         str, typer.Option("--stratify", help="none, or difficulty: every split gets each difficulty level in its ratio.")
     ] = "none",
 ) -> None:
-    """Export accepted items as a Hugging Face dataset (card, parquet, save_to_disk, JSONL); optionally push it."""
+    """Export accepted items as a Hugging Face dataset (card, parquet, save_to_disk, JSONL); optionally push it.
+
+    Example: kgsynth export runs/hpo-demo --push my-org/hpo-reasoning --private
+    """
     from rich.table import Table
 
     from kgsynth.errors import ConfigError
@@ -99,7 +102,10 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default: RUN_DIR/report).")] = None,
 ) -> None:
-    """Write the quality report (report.md and PNG plots) of a run."""
+    """Write the quality report (report.md and PNG plots) of a run.
+
+    Example: kgsynth report runs/hpo-demo
+    """
     from kgsynth.export import write_report
     from kgsynth.progress import console, step
 

@@ -58,6 +58,8 @@ def generate(
     Resumable: a re-run skips items already in --out and, with the reply cache,
     pays for no call twice. Exit code 3 means the budget was reached (all finished
     items are saved; re-run with a larger budget to continue).
+
+    Example: kgsynth generate runs/demo/paths.parquet --writer openai --model gpt-4o-mini --budget-usd 5
     """
     from kgsynth.errors import ConfigError
     from kgsynth.generate import WRITERS, generate_items

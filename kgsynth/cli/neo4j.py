@@ -16,7 +16,8 @@ import typer
 
 neo4j_app = typer.Typer(
     name="neo4j",
-    help="Load snapshots into Neo4j, read graphs back, write bulk-import files, sample with Cypher.",
+    help="Load snapshots into Neo4j, read graphs back, write bulk-import files, sample with Cypher.\n\n"
+    "Example: kgsynth neo4j push runs/demo/snapshot",
     no_args_is_help=True,
 )
 
@@ -40,7 +41,10 @@ def push(
     user: User = None,
     database: Database = None,
 ) -> None:
-    """Load a snapshot: constraint, nodes, relationships; idempotent, resumable, counts checked."""
+    """Load a snapshot: constraint, nodes, relationships; idempotent, resumable, counts checked.
+
+    Example: kgsynth neo4j push runs/demo/snapshot --batch-size 5000
+    """
     from rich.table import Table
 
     from kgsynth.graph.snapshot import read_snapshot
@@ -83,7 +87,10 @@ def pull(
     user: User = None,
     database: Database = None,
 ) -> None:
-    """Read a graph from Neo4j into a snapshot (written atomically)."""
+    """Read a graph from Neo4j into a snapshot (written atomically).
+
+    Example: kgsynth neo4j pull --out runs/x/snapshot --mapping mapping.yaml
+    """
     from kgsynth.graph.snapshot import write_snapshot
     from kgsynth.progress import console
     from kgsynth.stores.neo4j import Neo4jConfig
@@ -109,7 +116,10 @@ def export_import_csv(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the CSV and header files.")],
     database: Annotated[str, typer.Option(help="Database the command imports into.")] = "neo4j",
 ) -> None:
-    """Write the files `neo4j-admin database import full` reads, and print the command (stdout)."""
+    """Write the files `neo4j-admin database import full` reads, and print the command (stdout).
+
+    Example: kgsynth neo4j export-import-csv runs/primekg/snapshot --out import/
+    """
     from kgsynth.graph.snapshot import read_snapshot
     from kgsynth.progress import console
     from kgsynth.stores.neo4j_csv import write_import_csv
@@ -157,7 +167,10 @@ def sample(
     user: User = None,
     database: Database = None,
 ) -> None:
-    """Sample paths inside Neo4j with Cypher (same paths.parquet as `kgsynth sample`)."""
+    """Sample paths inside Neo4j with Cypher (same paths.parquet as `kgsynth sample`).
+
+    Example: kgsynth neo4j sample --strategy walk --hops 2-4 -n 1000 --exclude runs/demo/pruned/hubs.json --snapshot runs/demo/snapshot
+    """
     sample_in_neo4j(out=out, strategy=strategy, n=n, seed=seed, hops=hops, start_type=start_type, relation=relation,
                     exclude=exclude, pattern=pattern, mapping=mapping, snapshot=snapshot, full=full,
                     negatives=negatives, uri=uri, user=user, database=database)

@@ -21,7 +21,8 @@ class _ServeByDefault(TyperGroup):
 
 review_app = typer.Typer(
     cls=_ServeByDefault,
-    help="Expert review of a run's items in the browser: `kgsynth review RUN_DIR`, then `kgsynth review export RUN_DIR`.",
+    help="Expert review of a run's items in the browser: `kgsynth review RUN_DIR`, then `kgsynth review export RUN_DIR`.\n\n"
+    "Example: kgsynth review runs/hpo-demo",
     no_args_is_help=True,
 )
 
@@ -45,7 +46,10 @@ def serve(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the --sample (same N and seed: same items, same order).")] = 0,
 ) -> None:
-    """Start the review web app on a run directory and print its URL (Ctrl-C stops it)."""
+    """Start the review web app on a run directory and print its URL (Ctrl-C stops it).
+
+    Example: kgsynth review runs/hpo-demo --sample 200 --seed 1
+    """
     from kgsynth.errors import ConfigError
     from kgsynth.progress import console
 
@@ -82,7 +86,10 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory with review/reviews.sqlite.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Parquet file (default: RUN_DIR/review/reviews.parquet).")] = None,
 ) -> None:
-    """Write the current reviews (one row per reviewer and item) to reviews.parquet, for `kgsynth export`."""
+    """Write the current reviews (one row per reviewer and item) to reviews.parquet, for `kgsynth export`.
+
+    Example: kgsynth review export runs/hpo-demo
+    """
     import polars as pl
     from rich.table import Table
 

@@ -27,7 +27,10 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Load, prune, sample, generate, verify, export (and push/publish when configured)."""
+    """Load, prune, sample, generate, verify, measure difficulty, export (and push/publish when configured).
+
+    Example: kgsynth run configs/demo.yaml
+    """
     from kgsynth.config import config_hash, load_config
     from kgsynth.pipeline import check_force, get_stage, planned_stages, run_stage
     from kgsynth.progress import console, new_progress

@@ -30,7 +30,10 @@ def shatter(
     protect_type: Annotated[Optional[list[str]], typer.Option(help="Node type never removed (repeatable).")] = None,
     protect_id: Annotated[Optional[list[str]], typer.Option(help="Node id never removed (repeatable).")] = None,
 ) -> None:
-    """Prune generic hubs so multi-hop questions cannot shortcut through them."""
+    """Prune generic hubs so multi-hop questions cannot shortcut through them.
+
+    Example: kgsynth shatter runs/demo/snapshot --k 50 --out runs/demo/pruned
+    """
     from kgsynth.graph.snapshot import read_snapshot
     from kgsynth.progress import console, new_progress
     from kgsynth.prune import shatter as run_shatter
@@ -107,7 +110,10 @@ def sample(
         str, typer.Option(help="memory (SNAPSHOT, in memory) or neo4j (walk/pattern in Cypher, database from NEO4J_*).")
     ] = "memory",
 ) -> None:
-    """Sample multi-hop paths into a paths table, with proven hard negatives."""
+    """Sample multi-hop paths into a paths table, with proven hard negatives.
+
+    Example: kgsynth sample runs/demo/pruned --full runs/demo/snapshot --hops 2-4 -n 2000 --out runs/demo/paths.parquet
+    """
     if store == "neo4j":  # the graph lives in Neo4j: kgsynth.stores.neo4j_sample walks it with Cypher
         from kgsynth.cli.neo4j import sample_in_neo4j
         from kgsynth.errors import ConfigError

@@ -45,7 +45,10 @@ def verify(
     api_key_env: Annotated[str, typer.Option(help="Environment variable that holds the API key.")] = "OPENAI_API_KEY",
     concurrency: Annotated[int, typer.Option(min=1, help="Model calls in flight at once.")] = 32,
 ) -> None:
-    """Check every item against the full graph; write accepted.parquet, rejected.parquet, summary.json."""
+    """Check every item against the full graph; write accepted.parquet, rejected.parquet, summary.json.
+
+    Example: kgsynth verify runs/demo --dedup --benchmark medqa.jsonl
+    """
     import polars as pl
     from rich.table import Table
 
