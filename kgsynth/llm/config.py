@@ -21,8 +21,8 @@ StructuredMode = Literal["auto", "json_schema", "json_object", "text"]
 class Price(BaseModel):
     """USD per one million tokens."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    input: float = Field(ge=0, description="USD per million prompt tokens.")
+    output: float = Field(ge=0, description="USD per million completion tokens.")
 
 
 # List prices (USD / 1M tokens, standard tier) when this table was written; override
