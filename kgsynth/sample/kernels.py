@@ -475,42 +475,61 @@ def _in_run(indices, lo, hi, neighbour):
 
 
 @_jit
+def _grow_work(g, f_buf, f_size, key, grown, enough, rows_scratch):
+    """Extend grown[0], the middle hop's growth work summed over f_buf[:grown[1]], until it
+    reaches `enough` or covers all f_size members. Rows first, then runs, 16 members at a time."""
+    node_table, run_table = g[0], g[1]
+    while grown[1] < f_size and grown[0] < enough:
+        start = grown[1]
+        stop = min(start + 16, f_size)
+        for j in range(start, stop):
+            rows_scratch[j - start] = node_table[f_buf[j], 1]
+        work = 0
+        for j in range(start, stop):
+            for run in range(rows_scratch[j - start], node_table[f_buf[j] + 1, 1]):
+                if run_table[run, 0] & _KEY == key:
+                    work += run_table[run + 1, 1] - run_table[run, 1]
+                    break
+        grown[0] += work
+        grown[1] = stop
+
+
+@_jit
 def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_bits, budget, spans):
     """(over budget, met) for the middle hop between the anchor side f (members set in f_bits)
     and the candidate side b.
 
     The cost model is the array code's: scan b's entries back into f, grow f by the hop
-    once per path (`grown` caches [work, built] per path and key; the grown set goes into
-    grown_bits), or test every pair by binary search; the cheapest decides (the first on
-    ties), and over the budget the candidate stays unproven. Summing the scan's cost stops
-    once it exceeds another's.
+    once per path, or test every pair by binary search; the cheapest decides (the first on
+    ties), and over the budget the candidate stays unproven. The sums behind the choice are
+    taken only as far as it needs: the scan's until it passes another's, the growth's
+    (`grown` keeps [work so far, members summed, built] per path and key; the grown set goes
+    into grown_bits) until it passes the scan's or the probe's.
     """
     if key < 0:  # no second key: nothing to scan, grow or meet
         return False, False
     back_key = _flip(key, g[4] // 2)
     indices = g[2]
     lo, hi = spans[0], spans[1]
-    if grown[0] < 0:
-        _run_ranges(g, f_buf, np.int64(0), f_size, key, lo, hi)
-        work = 0
-        for j in range(f_size):
-            work += hi[j] - lo[j]
-        grown[0] = work
     rows = max(per_row, 1)
-    shared = grown[0] / rows
-    probe = float(f_size) * float(b_size)
-    cheaper = min(shared, probe)
-    scan_back = 0.0
-    start, step = 0, 2  # a few members first: the sum usually passes `cheaper` within them
+    probe = f_size * b_size
+    scan_back = 0
+    scan = True
+    start, step = 0, 2  # a few members first: the sum usually passes another's within them
     while start < b_size:
         stop = min(start + step, b_size)
         _run_ranges(g, b_buf, np.int64(start), np.int64(stop), back_key, lo, hi)
         for j in range(start, stop):
             scan_back += hi[j] - lo[j]
-        if scan_back > cheaper:
+        if scan_back > probe:
+            scan = False
+            break
+        _grow_work(g, f_buf, f_size, key, grown, scan_back * rows, spans[2])
+        if grown[0] < scan_back * rows:  # the growth, shared by the path's candidates, is cheaper
+            scan = False
             break
         start, step = stop, min(2 * step, 64)
-    if scan_back <= cheaper:
+    if scan:
         if scan_back > budget:
             return True, False
         for j in range(b_size):
@@ -518,11 +537,12 @@ def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_
                 if _has(f_bits, np.int64(indices[e])):
                     return False, True
         return False, False
-    if shared <= probe:
-        if shared > budget or grown[0] > budget * rows:
+    _grow_work(g, f_buf, f_size, key, grown, probe * rows + 1, spans[2])
+    if grown[1] == f_size and grown[0] <= probe * rows:  # grow
+        if grown[0] > budget * rows:
             return True, False
-        if grown[1] < 0:
-            grown[1] = 1
+        if grown[2] < 0:
+            grown[2] = 1
             _run_ranges(g, f_buf, np.int64(0), f_size, key, lo, hi)
             for j in range(f_size):
                 for e in range(lo[j], hi[j]):
@@ -629,7 +649,8 @@ def _prove_group(
     """Filter, rank and prove the candidates of up to GROUP paths: path q's data is row rows[q] of
     nodes/anchors/keys/types, its candidates cand[slots[q], :n_cand] (the first distance_tries
     from the distance family), its results status[slots[q]] (DROPPED, SATISFIES, PROVEN) and
-    proven[slots[q], :n_proven[slots[q]]] (full-graph nodes). Leaves the scratch bitsets empty.
+    proven[slots[q], :n_proven[slots[q]]] (full-graph nodes; n_proven -1: none, and none ever will
+    be, the anchor's side being over the budget). Leaves the scratch bitsets empty.
 
     Each step that reads memory at random goes over the whole group at once (the candidates'
     ways in, what their proofs read first), so the reads of different paths overlap; the rest
@@ -738,7 +759,8 @@ def _prove_chosen(
 ):
     """One path's chosen candidates (cand[position[chosen[i]]]): those of the distance family whose
     shortest distance from the anchor is under the path's length are dropped, the rest proven.
-    Returns how many were proven negative (written to `proven`). ways and last_runs: what the
+    Returns how many were proven negative (written to `proven`), or -1 when the anchor's side alone
+    is over the budget: no candidate of this path can ever be proven. ways and last_runs: what the
     group found for each candidate (the candidate side's first hop back reads those runs)."""
     full_bits, sampling_bits, buffers, members, spans = scratch
     hops = len(nodes) - 1
@@ -780,7 +802,8 @@ def _prove_chosen(
     f_buf, b_buf = buffers[0], buffers[2]
     f_buf[0] = anchor_full
     f_size, f_over = _expand(g, f_buf, np.int64(1), f0, f1, ft, budget, full_bits[0], buffers[1], spans, np.bool_(True))
-    grown = np.full(4, -1, dtype=np.int64)  # [work, built] of the middle hop's growth, per key
+    grown = np.zeros(6, dtype=np.int64)  # [work so far, members summed, built] of the middle hop's growth, per key
+    grown[2], grown[5] = -1, -1
     n_proven = 0
     indices, node_type = g[2], g[3]
     for i in range(n_alive):
@@ -810,26 +833,54 @@ def _prove_chosen(
             if b_over:
                 continue
         over, met = _middle(
-            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:2], full_bits[2], budget, spans
+            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:3], full_bits[2], budget, spans
         )
         if over or met:
             continue
         over, met = _middle(
-            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], np.int64(n_alive), grown[2:4], full_bits[3], budget, spans
+            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], np.int64(n_alive), grown[3:6], full_bits[3], budget, spans
         )
         if over or met:
             continue
         status[j] = PROVEN
         proven[n_proven] = to_full[cand[j]]
         n_proven += 1
-    if not f_over:
-        _clear(full_bits[0], f_buf, f_size)
+    if f_over:
+        return -1
+    _clear(full_bits[0], f_buf, f_size)
     for key in range(2):
-        if grown[2 * key + 1] > 0:
+        if grown[3 * key + 2] > 0:
             grown_bits = full_bits[2 + key]
             for word in range(len(grown_bits)):
                 grown_bits[word] = np.uint64(0)
     return n_proven
+
+
+@_jit
+def _remember_tried(work, cand, slots, n_paths, tried, n_tried):
+    """Keep the candidates a group's proofs just tried (proven, satisfying, too near or over budget):
+    a verdict does not change, so a later round that draws one again skips it."""
+    flat, chosen, counts = work
+    position = flat[1]
+    for q in range(n_paths):
+        slot = slots[q]
+        for i in range(counts[1, q]):
+            tried[slot, n_tried[slot]] = cand[slot, position[chosen[q, i]]]
+            n_tried[slot] += 1
+
+
+@_jit
+def _forget_tried(cand, todo, n_todo, n_cand, tried, n_tried):
+    """Candidates of an earlier round's proofs drawn again become -1 (none), so the 2k tried
+    this round are new ones."""
+    for at in range(n_todo):
+        slot = todo[at]
+        for j in range(n_cand):
+            x = cand[slot, j]
+            for m in range(n_tried[slot]):
+                if tried[slot, m] == x:
+                    cand[slot, j] = -1
+                    break
 
 
 @_jit
@@ -858,6 +909,8 @@ def hard_negatives_rows(
     states = np.zeros((block, 1), dtype=np.uint64)
     found = np.empty((block, 3 * k + 2 * k * rounds), dtype=np.int64)
     n_found = np.zeros(block, dtype=np.int64)
+    tried = np.empty((block, max(2 * k * rounds, 1)), dtype=np.int64)  # sampling-graph nodes, earlier rounds
+    n_tried = np.zeros(block, dtype=np.int64)
     todo = np.empty(block, dtype=np.int64)
     todo_rows = np.empty(block, dtype=np.int64)
     group_rows = np.empty(max(GROUP, DRAW_LANES), dtype=np.int64)
@@ -871,9 +924,10 @@ def hard_negatives_rows(
             _seed_stream(states[j], seed, first_row + start + j)
             todo[j] = j
             n_found[j] = 0
+            n_tried[j] = 0
         n_todo = size
         tries = k + attempts
-        for _ in range(rounds):
+        for round_ in range(rounds):
             for at in range(n_todo):
                 todo_rows[at] = start + todo[at]
             paths_per_draw = max(1, DRAW_LANES // tries)
@@ -882,6 +936,8 @@ def hard_negatives_rows(
                 for q in range(n):
                     group_rows[q], group_slots[q] = todo_rows[first + q], todo[first + q]
                 _draw_group(s, states, nodes, last_keys, group_rows, group_slots, np.int64(n), tries, cand, lanes, walked)
+            if round_:
+                _forget_tried(cand, todo, n_todo, np.int64(4 * tries), tried, n_tried)
             for first in range(0, n_todo, GROUP):
                 n = min(GROUP, n_todo - first)
                 for q in range(n):
@@ -890,6 +946,8 @@ def hard_negatives_rows(
                     s, g, to_full, nodes, anchors_full, keys0, keys1, types, group_rows, group_slots,
                     np.int64(n), cand, np.int64(4 * tries), tries, np.int64(2 * k), budget, scratch, work, status, proven, n_proven,
                 )
+                if round_ < rounds - 1:
+                    _remember_tried(work, cand, group_slots, np.int64(n), tried, n_tried)
             still = 0
             for at in range(n_todo):
                 j = todo[at]
@@ -902,7 +960,7 @@ def hard_negatives_rows(
                     if fresh:
                         found[j, n_found[j]] = proven[j, p]
                         n_found[j] += 1
-                if n_found[j] < k:
+                if n_found[j] < k and n_proven[j] >= 0:  # -1: hopeless, whatever is drawn
                     todo[still] = j
                     still += 1
             n_todo = still
