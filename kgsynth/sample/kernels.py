@@ -392,7 +392,7 @@ def _key_spans(g, nodes, size, key0, key1, lo, hi, run_type):
 
 
 @_jit
-def _expand(g, buf, size, keys0, keys1, types, budget, bits, spare, spans, keep_last):
+def _expand(g, buf, size, keys0, keys1, types, budget, bits, spare, spans, keep_last, weigh_only_last):
     """Expand buf[:size] through len(keys0) typed hops (keys0[i] and keys1[i], type types[i]).
 
     Returns (size, over budget): the final set in buf[:size]; with keep_last its members stay
@@ -400,7 +400,8 @@ def _expand(g, buf, size, keys0, keys1, types, budget, bits, spare, spans, keep_
     as the array code counted it: all entries of a layer's ranges, added before that layer
     expands; over the budget, nothing further expands. A run whose neighbours all have one
     type is taken or skipped whole; one node's one run needs no de-duplication (a run lists
-    a neighbour once).
+    a neighbour once). With weigh_only_last, the last layer's work is counted but not expanded
+    (is the expansion over the budget? buf then holds the layer before).
     """
     indices, node_type = g[2], g[3]
     lo, hi, run_type = spans[0], spans[1], spans[2]
@@ -416,6 +417,8 @@ def _expand(g, buf, size, keys0, keys1, types, budget, bits, spare, spans, keep_
             return 0, True
         want = types[i]
         last = i == len(keys0) - 1
+        if last and weigh_only_last:
+            return size, False
         n = 0
         marked = not (size == 1 and keys1[i] < 0)
         if not marked:  # straight into buf: its one node is no longer needed
@@ -499,66 +502,59 @@ def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_
     """(over budget, met) for the middle hop between the anchor side f (members set in f_bits)
     and the candidate side b.
 
-    The cost model is the array code's: scan b's entries back into f, grow f by the hop
-    once per path, or test every pair by binary search; the cheapest decides (the first on
-    ties), and over the budget the candidate stays unproven. The sums behind the choice are
-    taken only as far as it needs: the scan's until it passes another's, the growth's
+    The array code chose the cheapest of three ways to meet: scan b's entries back into f
+    (work: those entries), grow f by the hop once per path (its entries shared by the path's
+    candidates), or test every pair by binary search (f times b); over the budget the
+    candidate stayed unproven. Each way finds the same meeting, so what matters of that choice
+    is only whether the cheapest is over the budget: here any way within it is taken, the
+    scan first, and the growth's work is summed only when the other two are over
     (`grown` keeps [work so far, members summed, built] per path and key; the grown set goes
-    into grown_bits) until it passes the scan's or the probe's.
+    into grown_bits).
     """
     if key < 0:  # no second key: nothing to scan, grow or meet
         return False, False
-    back_key = _flip(key, g[4] // 2)
     indices = g[2]
     lo, hi = spans[0], spans[1]
-    rows = max(per_row, 1)
-    probe = f_size * b_size
+    if grown[2] > 0:  # already grown for this path: within the budget, and the cheapest test
+        for j in range(b_size):
+            if _has(grown_bits, b_buf[j]):
+                return False, True
+        return False, False
+    back_key = _flip(key, g[4] // 2)
     scan_back = 0
-    scan = True
-    start, step = 0, 2  # a few members first: the sum usually passes another's within them
-    while start < b_size:
+    start, step = 0, 8
+    while start < b_size and scan_back <= budget:
         stop = min(start + step, b_size)
         _run_ranges(g, b_buf, np.int64(start), np.int64(stop), back_key, lo, hi)
         for j in range(start, stop):
             scan_back += hi[j] - lo[j]
-        if scan_back > probe:
-            scan = False
-            break
-        _grow_work(g, f_buf, f_size, key, grown, scan_back * rows, spans[2])
-        if grown[0] < scan_back * rows:  # the growth, shared by the path's candidates, is cheaper
-            scan = False
-            break
         start, step = stop, min(2 * step, 64)
-    if scan:
-        if scan_back > budget:
-            return True, False
+    if scan_back <= budget:
         for j in range(b_size):
             for e in range(lo[j], hi[j]):
                 if _has(f_bits, np.int64(indices[e])):
                     return False, True
         return False, False
-    _grow_work(g, f_buf, f_size, key, grown, probe * rows + 1, spans[2])
-    if grown[1] == f_size and grown[0] <= probe * rows:  # grow
-        if grown[0] > budget * rows:
-            return True, False
-        if grown[2] < 0:
-            grown[2] = 1
-            _run_ranges(g, f_buf, np.int64(0), f_size, key, lo, hi)
-            for j in range(f_size):
-                for e in range(lo[j], hi[j]):
-                    _add(grown_bits, np.int64(indices[e]))
-        for j in range(b_size):
-            if _has(grown_bits, b_buf[j]):
-                return False, True
+    if f_size * b_size <= budget:
+        _run_ranges(g, f_buf, np.int64(0), f_size, key, lo, hi)
+        for i in range(f_size):
+            if hi[i] > lo[i]:
+                for j in range(b_size):
+                    if _in_run(indices, lo[i], hi[i], b_buf[j]):
+                        return False, True
         return False, False
-    if probe > budget:
+    rows = max(per_row, 1)
+    _grow_work(g, f_buf, f_size, key, grown, budget * rows + 1, spans[2])
+    if grown[0] > budget * rows:
         return True, False
+    grown[2] = 1
     _run_ranges(g, f_buf, np.int64(0), f_size, key, lo, hi)
-    for i in range(f_size):
-        if hi[i] > lo[i]:
-            for j in range(b_size):
-                if _in_run(indices, lo[i], hi[i], b_buf[j]):
-                    return False, True
+    for j in range(f_size):
+        for e in range(lo[j], hi[j]):
+            _add(grown_bits, np.int64(indices[e]))
+    for j in range(b_size):
+        if _has(grown_bits, b_buf[j]):
+            return False, True
     return False, False
 
 
@@ -801,7 +797,7 @@ def _prove_chosen(
     ahead = len(f0)
     f_buf, b_buf = buffers[0], buffers[2]
     f_buf[0] = anchor_full
-    f_size, f_over = _expand(g, f_buf, np.int64(1), f0, f1, ft, budget, full_bits[0], buffers[1], spans, np.bool_(True))
+    f_size, f_over = _expand(g, f_buf, np.int64(1), f0, f1, ft, budget, full_bits[0], buffers[1], spans, np.bool_(True), np.bool_(False))
     grown = np.zeros(6, dtype=np.int64)  # [work so far, members summed, built] of the middle hop's growth, per key
     grown[2], grown[5] = -1, -1
     n_proven = 0
@@ -829,7 +825,7 @@ def _prove_chosen(
                 b_size = _distinct(b_buf, b_size, full_bits[1])
         else:
             b_buf[0] = to_full[cand[j]]
-            b_size, b_over = _expand(g, b_buf, np.int64(1), b0, b1, bt, budget, full_bits[1], buffers[3], spans, np.bool_(False))
+            b_size, b_over = _expand(g, b_buf, np.int64(1), b0, b1, bt, budget, full_bits[1], buffers[3], spans, np.bool_(False), np.bool_(False))
             if b_over:
                 continue
         over, met = _middle(
@@ -854,6 +850,17 @@ def _prove_chosen(
             for word in range(len(grown_bits)):
                 grown_bits[word] = np.uint64(0)
     return n_proven
+
+
+@_jit
+def _hopeless(g, anchor_full, keys0, keys1, types, budget, scratch):
+    """Is the anchor's side of the path's proof alone over the budget? Then no candidate of it can be
+    proven, and drawing any is wasted."""
+    full_bits, sampling_bits, buffers, members, spans = scratch
+    f0, f1, ft, b0, b1, bt = _path_sides(keys0, keys1, types, g[4] // 2)
+    buffers[0][0] = anchor_full
+    _, over = _expand(g, buffers[0], np.int64(1), f0, f1, ft, budget, full_bits[0], buffers[1], spans, np.bool_(False), np.bool_(True))
+    return over
 
 
 @_jit
@@ -920,12 +927,15 @@ def hard_negatives_rows(
     walked = np.empty((width, hops + 1), dtype=np.int64)
     for start in range(0, rows, block):
         size = min(block, rows - start)
+        n_todo = 0
         for j in range(size):
             _seed_stream(states[j], seed, first_row + start + j)
-            todo[j] = j
             n_found[j] = 0
             n_tried[j] = 0
-        n_todo = size
+            i = start + j
+            if not _hopeless(g, anchors_full[i], keys0[i], keys1[i], types[i], budget, scratch):
+                todo[n_todo] = j
+                n_todo += 1
         tries = k + attempts
         for round_ in range(rounds):
             for at in range(n_todo):
@@ -1092,7 +1102,7 @@ def unique_rows(g, anchors, keys0, keys1, types, budget, verdict):
             verdict[i] = NOT_UNIQUE
             continue
         buf[0] = anchors[i]
-        size, over = _expand(g, buf, np.int64(1), keys0[i], keys1[i], t, budget, bits, spare, spans, np.bool_(False))
+        size, over = _expand(g, buf, np.int64(1), keys0[i], keys1[i], t, budget, bits, spare, spans, np.bool_(False), np.bool_(False))
         if not over:
             verdict[i] = UNIQUE if size == 1 else NOT_UNIQUE
         elif _capped_ends(g, anchors[i], keys0[i], keys1[i], t, np.int64(CAP), buf, spare, spans):
