@@ -498,7 +498,17 @@ def _grow_work(g, f_buf, f_size, key, grown, enough, rows_scratch):
 
 
 @_jit
-def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_bits, budget, spans):
+def _build_grown(g, f_buf, f_size, key, grown_bits, lo, hi):
+    """Every entry of the hop `key` from f_buf[:f_size] into grown_bits."""
+    indices = g[2]
+    _run_ranges(g, f_buf, np.int64(0), f_size, key, lo, hi)
+    for j in range(f_size):
+        for e in range(lo[j], hi[j]):
+            _add(grown_bits, np.int64(indices[e]))
+
+
+@_jit
+def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_bits, budget, spans, b_ahead):
     """(over budget, met) for the middle hop between the anchor side f (members set in f_bits)
     and the candidate side b.
 
@@ -506,16 +516,25 @@ def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_
     (work: those entries), grow f by the hop once per path (its entries shared by the path's
     candidates), or test every pair by binary search (f times b); over the budget the
     candidate stayed unproven. Each way finds the same meeting, so what matters of that choice
-    is only whether the cheapest is over the budget: here any way within it is taken, the
-    scan first, and the growth's work is summed only when the other two are over
-    (`grown` keeps [work so far, members summed, built] per path and key; the grown set goes
-    into grown_bits).
+    is only whether the cheapest is over the budget: here any way within it is taken. The
+    growth first, when f has fewer members than the candidates' sides still to meet it
+    (b_ahead: each member costs the same look-up of its runs) and its entries are few;
+    else the scan; the growth again when the other two are over. (`grown` keeps [work so
+    far, members summed, state: -1 untried, 0 tried, 1 built] per path and key; the grown
+    set goes into grown_bits.)
     """
     if key < 0:  # no second key: nothing to scan, grow or meet
         return False, False
     indices = g[2]
     lo, hi = spans[0], spans[1]
-    if grown[2] > 0:  # already grown for this path: within the budget, and the cheapest test
+    rows = max(per_row, 1)
+    if grown[2] < 0 and f_size < b_ahead:
+        grown[2] = 0
+        _grow_work(g, f_buf, f_size, key, grown, min(budget * rows, 8 * b_ahead) + 1, spans[2])
+        if grown[1] == f_size and grown[0] <= budget * rows:
+            _build_grown(g, f_buf, f_size, key, grown_bits, lo, hi)
+            grown[2] = 1
+    if grown[2] > 0:  # grown for this path: within the budget, and the cheapest test
         for j in range(b_size):
             if _has(grown_bits, b_buf[j]):
                 return False, True
@@ -543,15 +562,11 @@ def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_
                     if _in_run(indices, lo[i], hi[i], b_buf[j]):
                         return False, True
         return False, False
-    rows = max(per_row, 1)
     _grow_work(g, f_buf, f_size, key, grown, budget * rows + 1, spans[2])
     if grown[0] > budget * rows:
         return True, False
+    _build_grown(g, f_buf, f_size, key, grown_bits, lo, hi)
     grown[2] = 1
-    _run_ranges(g, f_buf, np.int64(0), f_size, key, lo, hi)
-    for j in range(f_size):
-        for e in range(lo[j], hi[j]):
-            _add(grown_bits, np.int64(indices[e]))
     for j in range(b_size):
         if _has(grown_bits, b_buf[j]):
             return False, True
@@ -802,10 +817,14 @@ def _prove_chosen(
     grown[2], grown[5] = -1, -1
     n_proven = 0
     indices, node_type = g[2], g[3]
+    b_ahead = 0  # members of the candidates' sides still to meet the anchor's (their ways in, or one)
+    for i in range(n_alive):
+        b_ahead += ways[alive[i]] if len(b0) else 1
     for i in range(n_alive):
         at = alive[i]
         j = position[at]
         status[j] = SATISFIES
+        b_ahead -= ways[at] if len(b0) else 1
         if f_over:
             continue
         if len(b0) == 1:  # one hop back: the runs the group found, their sizes the work
@@ -829,12 +848,12 @@ def _prove_chosen(
             if b_over:
                 continue
         over, met = _middle(
-            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:3], full_bits[2], budget, spans
+            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:3], full_bits[2], budget, spans, b_ahead + b_size
         )
         if over or met:
             continue
         over, met = _middle(
-            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], np.int64(n_alive), grown[3:6], full_bits[3], budget, spans
+            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], np.int64(n_alive), grown[3:6], full_bits[3], budget, spans, b_ahead + b_size
         )
         if over or met:
             continue
