@@ -61,15 +61,15 @@ def _mix(z: np.uint64) -> np.uint64:
 
 
 @_jit
-def _seed_stream(state, seed, row):
-    state[0] = _mix(np.uint64(seed) ^ _mix(np.uint64(row) * _GOLDEN + _GOLDEN))
+def _seed_stream(states, at, seed, row):
+    states[at] = _mix(np.uint64(seed) ^ _mix(np.uint64(row) * _GOLDEN + _GOLDEN))
 
 
 @_jit
-def _below(state, n):
-    """A uniform integer in [0, n)."""
-    state[0] += _GOLDEN
-    at = int(float(_mix(state[0]) >> np.uint64(11)) * _TO_UNIT * n)
+def _below(states, stream, n):
+    """A uniform integer in [0, n) from states[stream] (an index, not a view: no reference counting)."""
+    states[stream] += _GOLDEN
+    at = int(float(_mix(states[stream]) >> np.uint64(11)) * _TO_UNIT * n)
     return at if at < n else n - 1
 
 
@@ -123,13 +123,13 @@ def _hop_keys(s, key):
 
 
 @_jit
-def _pick_entry(s, state, node):
+def _pick_entry(s, states, stream, node):
     """A uniform entry of node and its hop key; (-1, -1) when it has none."""
     node_table, run_table = s[0], s[1]
     lo, hi = node_table[node, 0], node_table[node + 1, 0]
     if hi == lo:
         return -1, -1
-    entry = lo + _below(state, hi - lo)
+    entry = lo + _below(states, stream, hi - lo)
     run = node_table[node, 1]
     while run_table[run + 1, 1] <= entry:
         run += 1
@@ -167,7 +167,7 @@ def _neighbours(s, states, owner, node, key, other, m, out, lanes):
         if total == 0:
             out[t] = -1
             continue
-        at = _below(states[owner[t]], total)
+        at = _below(states, owner[t], total)
         out[t] = indices[lo1[t] + at] if at < first else indices[lo2[t] + at - first]
 
 
@@ -177,7 +177,7 @@ def _siblings(s, states, owner, node, m, out, lanes):
     parent, key, other = lanes[4], lanes[5], lanes[6]
     n_rel = s[4] // 2
     for t in range(m):
-        entry, hop = _pick_entry(s, states[owner[t]], node[t])
+        entry, hop = _pick_entry(s, states, owner[t], node[t])
         parent[t] = entry
         if entry >= 0:
             forward, symmetric = _hop_keys(s, hop)
@@ -203,8 +203,8 @@ def _cousins(s, states, owner, node, m, out, lanes):
         if present == 0:
             current[t], up[t] = -1, 0
             continue
-        state = states[owner[t]]
-        nth = _below(state, present)
+        stream = owner[t]
+        nth = _below(states, stream, present)
         run = first
         while True:
             if _hierarchy(run_table[run, 0]):
@@ -213,8 +213,8 @@ def _cousins(s, states, owner, node, m, out, lanes):
                 nth -= 1
             run += 1
         lo, hi = run_table[run, 1], run_table[run + 1, 1]
-        current[t] = lo + _below(state, hi - lo)
-        up[t] = 1 + _below(state, np.int64(COUSIN_DEPTH))
+        current[t] = lo + _below(states, stream, hi - lo)
+        up[t] = 1 + _below(states, stream, np.int64(COUSIN_DEPTH))
         key[t], other[t] = _hop_keys(s, run_table[run, 0] & _KEY)
     for t in range(m):
         if current[t] >= 0:
@@ -270,7 +270,7 @@ def _distance_walks(s, states, owner, nodes, rows, m, out, lanes, walked):
                 if attempt and count[t] < 2:
                     out[t] = -1
                     break
-                offset = lo[t] + _below(states[owner[t]], count[t])
+                offset = lo[t] + _below(states, owner[t], count[t])
                 node = by_type_nbr[offset] if last else indices[offset]
                 clash = False
                 for j in range(step + 1):
@@ -735,8 +735,7 @@ def _prove_group(
                 i2 -= 1
         counts[1, q] = n_best
     # touch what the distance tests and proofs read first, for the whole group: the anchors'
-    # rows, the candidates' rows in the sampling graph and their last-hop runs, then the rows
-    # and runs of the first members of those runs (the proofs' first lookups)
+    # rows, the candidates' rows in the sampling graph and their last-hop runs
     touched = np.int64(0)
     for q in range(n_paths):
         touched += node_table[anchors_full[rows[q]], 1]
@@ -747,11 +746,6 @@ def _prove_group(
                 for side in (0, 3):
                     for j in range(last_runs[side, at], last_runs[side + 1, at], 16):  # a cache line each
                         touched += indices[j]
-    for q in range(n_paths):
-        for i in range(counts[1, q]):
-            at = chosen[q, i]
-            for j in range(last_runs[0, at], min(last_runs[1, at], last_runs[0, at] + 2)):
-                touched += node_table[indices[j], 1]
     spans[2, len(spans[2]) - 1] = touched
     # per path: the distance test, then the proofs
     for q in range(n_paths):
@@ -932,7 +926,7 @@ def hard_negatives_rows(
     status = np.empty((block, 4 * most), dtype=np.int64)
     proven = np.empty((block, 2 * k), dtype=np.int64)
     n_proven = np.zeros(block, dtype=np.int64)
-    states = np.zeros((block, 1), dtype=np.uint64)
+    states = np.zeros(block, dtype=np.uint64)
     found = np.empty((block, 3 * k + 2 * k * rounds), dtype=np.int64)
     n_found = np.zeros(block, dtype=np.int64)
     tried = np.empty((block, max(2 * k * rounds, 1)), dtype=np.int64)  # sampling-graph nodes, earlier rounds
@@ -948,7 +942,7 @@ def hard_negatives_rows(
         size = min(block, rows - start)
         n_todo = 0
         for j in range(size):
-            _seed_stream(states[j], seed, first_row + start + j)
+            _seed_stream(states, j, seed, first_row + start + j)
             n_found[j] = 0
             n_tried[j] = 0
             i = start + j
@@ -1000,7 +994,7 @@ def hard_negatives_rows(
             i = start + j
             take = min(k, n_found[j])
             for p in range(take):  # a uniform choice of k, in random order
-                m = p + _below(states[j], n_found[j] - p)
+                m = p + _below(states, j, n_found[j] - p)
                 found[j, p], found[j, m] = found[j, m], found[j, p]
                 out[i, p] = found[j, p]
             counts[i] = take
@@ -1040,10 +1034,10 @@ def prove_candidates(
 def candidates_rows(s, nodes, last_keys, first_row, seed, tries, out):
     """The first round's candidates of each path as drawn, before any filter: out[i, :4 * tries]."""
     rows = nodes.shape[0]
-    states = np.zeros((rows, 1), dtype=np.uint64)
+    states = np.zeros(rows, dtype=np.uint64)
     order = np.arange(rows)
     for i in range(rows):
-        _seed_stream(states[i], seed, first_row + i)
+        _seed_stream(states, i, seed, first_row + i)
     lanes = np.empty((LANES, rows * tries), dtype=np.int64)
     walked = np.empty((rows * tries, nodes.shape[1]), dtype=np.int64)
     _draw_group(s, states, nodes, last_keys, order, order, np.int64(rows), tries, out, lanes, walked)
@@ -1053,9 +1047,9 @@ def candidates_rows(s, nodes, last_keys, first_row, seed, tries, out):
 def cousins_of(s, nodes, seed, out):
     """One cousin (or -1) of each node."""
     n = len(nodes)
-    states = np.zeros((n, 1), dtype=np.uint64)
+    states = np.zeros(n, dtype=np.uint64)
     for i in range(n):
-        _seed_stream(states[i], seed, i)
+        _seed_stream(states, i, seed, i)
     lanes = np.empty((LANES, n), dtype=np.int64)
     _cousins(s, states, np.arange(n), nodes, np.int64(n), out, lanes)
 
