@@ -663,16 +663,16 @@ def _prove_group(
     proven[slots[q], :n_proven[slots[q]]] (full-graph nodes; n_proven -1: none, and none ever will
     be, the anchor's side being over the budget). Leaves the scratch bitsets empty.
 
-    Each step that reads memory at random goes over the whole group at once (the candidates'
-    ways in, what their proofs read first), so the reads of different paths overlap; the rest
-    goes path by path.
+    The candidates' ways in are found over the whole group at once (rows, then runs), so the
+    reads of different paths overlap; the rest goes path by path. (Touching what the proofs
+    read first, group-wide, cost more than it saved.)
     """
     full_bits, sampling_bits, buffers, members, spans = scratch
     flat, chosen, counts = work
     owner, position, full_node, ways = flat[0], flat[1], flat[2], flat[3]
     last_runs = flat[4:10]  # lo, hi, type of the last hop's first key's run, then of its second's
     n_rel = g[4] // 2
-    node_table, run_table, indices = g[0], g[1], g[2]
+    node_table, run_table = g[0], g[1]
     # the answer's type, off the path, distinct (first occurrence kept)
     seen = sampling_bits[0]
     n_flat = 0
@@ -734,19 +734,6 @@ def _prove_group(
                 best[i2 - 1], best[i2] = best[i2], best[i2 - 1]
                 i2 -= 1
         counts[1, q] = n_best
-    # touch what the distance tests and proofs read first, for the whole group: the anchors'
-    # rows, the candidates' rows in the sampling graph and their last-hop runs
-    touched = np.int64(0)
-    for q in range(n_paths):
-        touched += node_table[anchors_full[rows[q]], 1]
-        for i in range(counts[1, q]):
-            at = chosen[q, i]
-            touched += s[0][cand[slots[q], position[at]], 0]
-            if ways[at] <= budget:
-                for side in (0, 3):
-                    for j in range(last_runs[side, at], last_runs[side + 1, at], 16):  # a cache line each
-                        touched += indices[j]
-    spans[2, len(spans[2]) - 1] = touched
     # per path: the distance test, then the proofs
     for q in range(n_paths):
         row, slot = rows[q], slots[q]
