@@ -1150,14 +1150,21 @@ ROWS_PER_THREAD = 2048  # fewer rows than this per thread are not worth a thread
 
 
 def on_threads(run: Callable[[int, int], None], rows: int) -> None:
-    """run(lo, hi) over consecutive slices of range(rows), one thread each (as many as numba may
-    use: NUMBA_NUM_THREADS). The kernels release the GIL and draw per row, so the split changes
-    nothing in the result."""
-    parts = max(1, min(numba.config.NUMBA_NUM_THREADS, rows // ROWS_PER_THREAD))
-    bounds = [rows * i // parts for i in range(parts + 1)]
-    if parts == 1:
+    """run(lo, hi) over consecutive pieces of range(rows), taken in turn by as many threads as numba
+    may use (NUMBA_NUM_THREADS): a thread done early takes the next piece rather than wait for a
+    slower one. The kernels release the GIL and draw per row, so the split changes nothing in
+    the result."""
+    threads = max(1, min(numba.config.NUMBA_NUM_THREADS, rows // ROWS_PER_THREAD))
+    if threads == 1:
         run(0, rows)
         return
-    with ThreadPoolExecutor(parts) as pool:
-        for done in [pool.submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]:
+    piece = max(ROWS_PER_THREAD, -(-rows // (4 * threads)))
+    pieces = iter(range(0, rows, piece))  # next() on it is atomic under the GIL
+
+    def work() -> None:
+        for lo in pieces:
+            run(lo, min(lo + piece, rows))
+
+    with ThreadPoolExecutor(threads) as pool:
+        for done in [pool.submit(work) for _ in range(threads)]:
             done.result()

@@ -93,10 +93,9 @@ def hard_negatives(
     chosen = np.full((rows, k), -1, dtype=np.int64)
     for start in range(0, rows, chunk):
         stop = min(start + chunk, rows)
-        nodes, last_keys, anchors, keys0, keys1, types = path_arrays(engine, full, batch, start, stop, to_full)
 
-        def run(lo: int, hi: int, start: int = start, arrays: tuple = (nodes, last_keys, anchors, keys0, keys1, types)) -> None:
-            nodes, last_keys, anchors, keys0, keys1, types = (a[lo:hi] for a in arrays)
+        def run(lo: int, hi: int, start: int = start) -> None:  # on a thread: the arrays too are made there
+            nodes, last_keys, anchors, keys0, keys1, types = path_arrays(engine, full, batch, start + lo, start + hi, to_full)
             kernels.hard_negatives_rows(
                 sampling, proof, nodes, last_keys, anchors, keys0, keys1, types, to_full,
                 start + lo, seed, k, attempts, rounds, budget, counts[start + lo : start + hi], chosen[start + lo : start + hi],

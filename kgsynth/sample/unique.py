@@ -58,10 +58,9 @@ def unique_answers(
     to_full = cached_full_index(engine, full, views)
     for start in range(0, batch.rows, chunk):
         stop = min(start + chunk, batch.rows)
-        _, _, anchors, keys0, keys1, types = path_arrays(engine, full, batch, start, stop, to_full)
 
-        def run(lo: int, hi: int, start: int = start, arrays: tuple = (anchors, keys0, keys1, types)) -> None:
-            anchors, keys0, keys1, types = (a[lo:hi] for a in arrays)
+        def run(lo: int, hi: int, start: int = start) -> None:  # on a thread: the arrays too are made there
+            _, _, anchors, keys0, keys1, types = path_arrays(engine, full, batch, start + lo, start + hi, to_full)
             kernels.unique_rows(proof, anchors, keys0, keys1, types, budget, verdict[start + lo : start + hi])
 
         kernels.on_threads(run, stop - start)
