@@ -217,7 +217,7 @@ def main() -> None:
             started = time.perf_counter()
             done = subprocess.run(
                 ["kgsynth", "sample", str(args.pruned), "-n", str(args.big), "--out", str(Path(out) / "paths.parquet")],
-                capture_output=True, text=True, check=False,
+                capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "400"},  # rich: one line each
             )
             figures["cli_sample_defaults_s"] = time.perf_counter() - started
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -226,7 +226,8 @@ def main() -> None:
             if done.returncode:
                 figures["cli_sample_error"] = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode
             else:
-                summary = [line for line in done.stdout.splitlines() if "negatives" in line or "unique" in line]
+                printed = (done.stdout + done.stderr).splitlines()  # the console writes to stderr
+                summary = [line for line in printed if "negatives" in line or "unique" in line]
                 figures["cli_sample_summary"] = " | ".join(line.strip() for line in summary)
 
     figures["load_after"] = load_average()

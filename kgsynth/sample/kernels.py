@@ -897,8 +897,10 @@ def hard_negatives_rows(
 ):
     """Up to k proven hard negatives for each path of a slice (row first_row + i of the batch):
     each round draws tries = (k + attempts) * 2**round per family, proves the 2k with the
-    fewest ways in, and a path stops once it has k distinct; k of those found are kept, in
-    random order. counts[i] and out[i, :counts[i]] receive them (full-graph indices).
+    fewest ways in among those no earlier round tried (a verdict does not change), and a path
+    stops once it has k distinct; k of those found are kept, in random order. A path whose
+    anchor side alone is over the budget draws nothing. counts[i] and out[i, :counts[i]]
+    receive them (full-graph indices).
 
     Paths go in blocks, each round drawing for the whole block before proving any: the
     draws read the sampling graph, the proofs mostly the full one, and each stays in cache

@@ -77,7 +77,9 @@ def hard_negatives(
     Each family draws k + attempts candidates per path, of which the 2k with the
     fewest ways in are tried; paths still short of k get up to `rounds` - 1 more
     rounds, each drawing twice as many as the one before (still trying 2k: the
-    proofs, not the draws, are what costs). `views` keeps per-graph arrays across
+    proofs, not the draws, are what costs), among those not tried in an earlier
+    round. A path whose anchor side alone is over the budget draws nothing (no
+    candidate of it could be proven). `views` keeps per-graph arrays across
     calls on the same `engine`; `advance` hears how many paths each finished chunk held.
     """
     rows = batch.rows
