@@ -32,8 +32,12 @@ from kgsynth.errors import SnapshotError
 from kgsynth.graph.snapshot import Snapshot
 
 CACHE_VERSION = 3
-HIERARCHY_RUN = 1 << 32  # flag in run_table's key column: the run leads to nodes of the owner's type
-RUN_TYPE_SHIFT = 40  # run_table's key column: (type + 1) << this when all of a run's neighbours have that type
+# run_table's key column, packed in 31 bits so both tables fit int32 (half the cache they
+# take as int64: compiled code reads them at random, on every hop)
+RUN_KEY_MASK = (1 << 16) - 1  # the hop key (2 per relation)
+HIERARCHY_RUN = 1 << 16  # flag: the run leads to nodes of the owner's type
+RUN_TYPE_SHIFT = 20  # (type + 1) << this when all of a run's neighbours have that type
+MAX_RELATIONS, MAX_NODE_TYPES = 1 << 15, (1 << 11) - 2
 _ARRAYS = (
     "indptr",
     "indices",
@@ -156,23 +160,33 @@ class Engine:
         return runs * self.n_nodes + np.asarray(self.indices)
 
     @cached_property
+    def table_dtype(self) -> type:
+        """int32 when every entry and run index fits it (any graph this side of 2 billion entries)."""
+        return np.int32 if max(len(self.indices), len(self.group_key)) < 2**31 - 1 else np.int64
+
+    @cached_property
     def node_table(self) -> np.ndarray:
-        """int64 [n + 1, 2]: per node its first entry (indptr) and its first run (index into
-        `run_table`), side by side so compiled code reads both in one memory access."""
-        table = np.empty((self.n_nodes + 1, 2), dtype=np.int64)
+        """[n + 1, 2] of `table_dtype`: per node its first entry (indptr) and its first run (index
+        into `run_table`), side by side so compiled code reads both in one memory access."""
+        table = np.empty((self.n_nodes + 1, 2), dtype=self.table_dtype)
         table[:, 0] = self.indptr
         table[:, 1] = np.searchsorted(np.asarray(self.group_key), np.arange(self.n_nodes + 1, dtype=np.int64) * self.n_keys)
         return table
 
     @cached_property
     def run_table(self) -> np.ndarray:
-        """int64 [g + 1, 2]: per run its hop key and flags, and its first entry; a last row closes
-        the last run. The key column holds the key in bits 0-31, HIERARCHY_RUN when the run's
+        """[g + 1, 2] of `table_dtype`: per run its hop key and flags, and its first entry; a last row
+        closes the last run. The key column holds the key (RUN_KEY_MASK), HIERARCHY_RUN when the run's
         first neighbour has the owner's own type, and (type + 1) << RUN_TYPE_SHIFT when every
         neighbour in the run has that one type (0: mixed). A node's runs sit together, so
         compiled code finds one of its keys, and what type it leads to, in a cache line or two."""
+        if self.n_keys > 2 * MAX_RELATIONS or len(self.type_names) > MAX_NODE_TYPES:
+            raise SnapshotError(
+                f"graph has {self.n_keys // 2:,} relations and {len(self.type_names):,} node types; hard negatives and "
+                f"unique answers handle up to {MAX_RELATIONS:,} and {MAX_NODE_TYPES:,}"
+            )
         group_key, group_start = np.asarray(self.group_key), np.asarray(self.group_start)
-        table = np.empty((len(group_key) + 1, 2), dtype=np.int64)
+        table = np.empty((len(group_key) + 1, 2), dtype=self.table_dtype)
         owner = group_key // self.n_keys
         node_type = np.asarray(self.node_type).astype(np.int64)
         neighbour_type = node_type[np.asarray(self.indices)]

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from kgsynth.graph.engine import HIERARCHY_RUN, RUN_TYPE_SHIFT
+from kgsynth.graph.engine import HIERARCHY_RUN, RUN_KEY_MASK, RUN_TYPE_SHIFT
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -39,7 +39,7 @@ UNKNOWN, NOT_UNIQUE, UNIQUE = -1, 0, 1
 QUICK_CAP = 8  # neighbours per node and nodes per position in the first, capped look
 CAP = 64  # the same in the second look, for paths over the exact search's budget
 COUSIN_DEPTH = 3  # levels up a hierarchy a cousin may share its ancestor
-LANES = 20  # per-lane scratch rows the candidate draws use
+LANES = 21  # per-lane scratch rows the candidate draws use
 DRAW_LANES = 128  # lanes drawn side by side (paths of a group times tries)
 BLOCK = 1024  # paths drawn for, then proven, together
 GROUP = 64  # paths whose proofs are prepared together
@@ -77,7 +77,7 @@ def _below(states, stream, n):
 # Engine.node_table / run_table, the CSR's neighbours and the node types; a sampling graph
 # adds (symmetric, by_type_ptr, by_type_nbr, n_types) for drawing candidates. ---
 
-_KEY = (1 << 32) - 1  # run_table's key column without its flags
+_KEY = RUN_KEY_MASK  # run_table's key column without its flags
 
 
 @_jit
@@ -284,30 +284,49 @@ def _distance_walks(s, states, owner, nodes, rows, m, out, lanes, walked):
 
 
 @_jit
-def _place(cand, owner, drawn, m, tries, family):
+def _place(cand, owner, at, drawn, m):
     for t in range(m):
-        cand[owner[t], family * tries + t % tries] = drawn[t]
+        cand[owner[t], at[t]] = drawn[t]
 
 
 @_jit
-def _draw_group(s, states, nodes, last_keys, rows, slots, n_paths, tries, cand, lanes, walked):
-    """`tries` candidates per family for the paths rows[:n_paths] (streams states[slots[q]]) into
-    cand[slots[q], :4 * tries] (-1: none), in the order the selection ranks ties: distance,
-    siblings, cousins, last hop from a sibling of the bridge."""
+def _family_lanes(rows, slots, n_paths, tries, family_tries, family, cand, owner, path, at):
+    """The lanes of one family: family_tries[slot, family] (at most `tries`) per path, each lane's
+    slot in cand in `at`; the family's other slots are left -1 (none). Returns the number of lanes."""
+    m = 0
+    for q in range(n_paths):
+        slot = slots[q]
+        first, n = family * tries, min(family_tries[slot, family], tries)
+        for i in range(n):
+            owner[m], path[m], at[m] = slot, rows[q], first + i
+            m += 1
+        for i in range(n, tries):
+            cand[slot, first + i] = -1
+    return m
+
+
+@_jit
+def _draw_group(s, states, nodes, last_keys, rows, slots, n_paths, tries, family_tries, cand, lanes, walked):
+    """Candidates for the paths rows[:n_paths] (streams states[slots[q]]) into cand[slots[q], :4 * tries],
+    `tries` slots per family in the order the selection ranks ties: distance, siblings, cousins,
+    last hop from a sibling of the bridge. A path draws family_tries[slots[q], f] of family f
+    (at most `tries`); the slots it leaves are -1 (none)."""
     hops = nodes.shape[1] - 1
-    m = n_paths * tries
-    owner, path, source, drawn = lanes[13], lanes[14], lanes[15], lanes[16]
-    for t in range(m):
-        q = t // tries
-        owner[t], path[t] = slots[q], rows[q]
+    owner, path, source, drawn, at = lanes[13], lanes[14], lanes[15], lanes[16], lanes[20]
+    m = _family_lanes(rows, slots, n_paths, tries, family_tries, np.int64(0), cand, owner, path, at)
     _distance_walks(s, states, owner, nodes, path, m, drawn, lanes, walked)
-    _place(cand, owner, drawn, m, tries, np.int64(0))
+    _place(cand, owner, at, drawn, m)
+    m = _family_lanes(rows, slots, n_paths, tries, family_tries, np.int64(1), cand, owner, path, at)
     for t in range(m):
         source[t] = nodes[path[t], hops]
     _siblings(s, states, owner, source, m, drawn, lanes)
-    _place(cand, owner, drawn, m, tries, np.int64(1))
+    _place(cand, owner, at, drawn, m)
+    m = _family_lanes(rows, slots, n_paths, tries, family_tries, np.int64(2), cand, owner, path, at)
+    for t in range(m):
+        source[t] = nodes[path[t], hops]
     _cousins(s, states, owner, source, m, drawn, lanes)
-    _place(cand, owner, drawn, m, tries, np.int64(2))
+    _place(cand, owner, at, drawn, m)
+    m = _family_lanes(rows, slots, n_paths, tries, family_tries, np.int64(3), cand, owner, path, at)
     if hops < 2:
         for t in range(m):
             drawn[t] = -1
@@ -318,7 +337,7 @@ def _draw_group(s, states, nodes, last_keys, rows, slots, n_paths, tries, cand, 
         for t in range(m):
             lanes[18][t], lanes[19][t] = _hop_keys(s, last_keys[path[t]])
         _neighbours(s, states, owner, lanes[17], lanes[18], lanes[19], m, drawn, lanes)
-    _place(cand, owner, drawn, m, tries, np.int64(3))
+    _place(cand, owner, at, drawn, m)
 
 
 # --- node sets: bitsets small enough to stay in cache, cleared by their members after use ---
@@ -508,6 +527,37 @@ def _build_grown(g, f_buf, f_size, key, grown_bits, lo, hi):
 
 
 @_jit
+def _grow_if_cheap(g, f_buf, f_size, key, per_row, grown, grown_bits, budget, spans, b_ahead):
+    """Grow the anchor's side by the middle hop `key` into grown_bits, once per path and key, when f
+    has fewer members than the candidates' sides still to meet it (b_ahead) and the growth's
+    entries are few; grown[2] becomes 1 (built) or 0 (tried, not built)."""
+    if key < 0 or grown[2] >= 0 or f_size >= b_ahead:
+        return
+    rows = max(per_row, 1)
+    grown[2] = 0
+    _grow_work(g, f_buf, f_size, key, grown, min(budget * rows, 8 * b_ahead) + 1, spans[2])
+    if grown[1] == f_size and grown[0] <= budget * rows:
+        _build_grown(g, f_buf, f_size, key, grown_bits, spans[0], spans[1])
+        grown[2] = 1
+
+
+@_jit
+def _meets_grown(g, last_runs, at, want, grown_bits):
+    """Does a candidate's side one hop back (the runs the group found, members of type `want`) meet
+    the grown set? Read straight from the runs, stopping at the first member in it."""
+    indices, node_type = g[2], g[3]
+    for side in (0, 3):
+        lo, hi, run_type = last_runs[side, at], last_runs[side + 1, at], last_runs[side + 2, at]
+        if run_type >= 0 and run_type != want:
+            continue
+        for e in range(lo, hi):
+            v = np.int64(indices[e])
+            if (run_type == want or node_type[v] == want) and _has(grown_bits, v):
+                return True
+    return False
+
+
+@_jit
 def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_bits, budget, spans, b_ahead):
     """(over budget, met) for the middle hop between the anchor side f (members set in f_bits)
     and the candidate side b.
@@ -528,12 +578,7 @@ def _middle(g, f_buf, f_size, f_bits, b_buf, b_size, key, per_row, grown, grown_
     indices = g[2]
     lo, hi = spans[0], spans[1]
     rows = max(per_row, 1)
-    if grown[2] < 0 and f_size < b_ahead:
-        grown[2] = 0
-        _grow_work(g, f_buf, f_size, key, grown, min(budget * rows, 8 * b_ahead) + 1, spans[2])
-        if grown[1] == f_size and grown[0] <= budget * rows:
-            _build_grown(g, f_buf, f_size, key, grown_bits, lo, hi)
-            grown[2] = 1
+    _grow_if_cheap(g, f_buf, f_size, key, per_row, grown, grown_bits, budget, spans, b_ahead)
     if grown[2] > 0:  # grown for this path: within the budget, and the cheapest test
         for j in range(b_size):
             if _has(grown_bits, b_buf[j]):
@@ -808,9 +853,25 @@ def _prove_chosen(
         b_ahead -= ways[at] if len(b0) else 1
         if f_over:
             continue
+        middle = ahead  # the hop whose meeting is still open (ahead + 1: key0's found none)
         if len(b0) == 1:  # one hop back: the runs the group found, their sizes the work
             if ways[at] > budget:
                 continue
+            # with the anchor's side grown by the middle hop, a test of the runs themselves settles
+            # the candidate, no copy of its side needed (its size counted as its ways in)
+            _grow_if_cheap(g, f_buf, f_size, keys0[ahead], np.int64(n_alive), grown[0:3], full_bits[2], budget, spans, b_ahead + ways[at])
+            if grown[2] > 0:
+                if _meets_grown(g, last_runs, at, bt[0], full_bits[2]):
+                    continue
+                middle += 1
+                _grow_if_cheap(g, f_buf, f_size, keys1[ahead], np.int64(n_alive), grown[3:6], full_bits[3], budget, spans, b_ahead + ways[at])
+                if keys1[ahead] < 0 or grown[5] > 0:
+                    if keys1[ahead] >= 0 and _meets_grown(g, last_runs, at, bt[0], full_bits[3]):
+                        continue
+                    status[j] = PROVEN
+                    proven[n_proven] = to_full[cand[j]]
+                    n_proven += 1
+                    continue
             b_size = 0
             for side in (0, 3):
                 lo, hi, run_type = last_runs[side, at], last_runs[side + 1, at], last_runs[side + 2, at]
@@ -828,11 +889,12 @@ def _prove_chosen(
             b_size, b_over = _expand(g, b_buf, np.int64(1), b0, b1, bt, budget, full_bits[1], buffers[3], spans, np.bool_(False), np.bool_(False))
             if b_over:
                 continue
-        over, met = _middle(
-            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:3], full_bits[2], budget, spans, b_ahead + b_size
-        )
-        if over or met:
-            continue
+        if middle == ahead:
+            over, met = _middle(
+                g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:3], full_bits[2], budget, spans, b_ahead + b_size
+            )
+            if over or met:
+                continue
         over, met = _middle(
             g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], np.int64(n_alive), grown[3:6], full_bits[3], budget, spans, b_ahead + b_size
         )
@@ -877,6 +939,26 @@ def _remember_tried(work, cand, slots, n_paths, tried, n_tried):
 
 
 @_jit
+def _tally_families(status, slots, n_paths, tries, family_tries, family_tried, family_proven, first_tries, next_tries):
+    """Count each family's proofs per path and set what each family draws next round: next_tries,
+    except a family other than distance none of whose candidates tried for this path was proven,
+    which keeps drawing first_tries. (On the PrimeKG-like graph a path whose siblings all failed in
+    round 1 proves ~15% of those it tries later, one whose siblings proved ~50%; distance walks
+    prove ~50% either way. Their draws go where proofs succeed.)"""
+    for q in range(n_paths):
+        slot = slots[q]
+        for j in range(4 * tries):
+            verdict = status[slot, j]
+            if verdict != DROPPED:
+                family_tried[slot, j // tries] += 1
+                family_proven[slot, j // tries] += verdict == PROVEN
+        family_tries[slot, 0] = next_tries
+        for f in range(1, 4):
+            failing = family_tried[slot, f] > 0 and family_proven[slot, f] == 0
+            family_tries[slot, f] = first_tries if failing else next_tries
+
+
+@_jit
 def _forget_tried(cand, todo, n_todo, n_cand, tried, n_tried):
     """Candidates of an earlier round's proofs drawn again become -1 (none), so the 2k tried
     this round are new ones."""
@@ -896,9 +978,10 @@ def hard_negatives_rows(
     first_row, seed, k, attempts, rounds, budget, counts, out,
 ):
     """Up to k proven hard negatives for each path of a slice (row first_row + i of the batch):
-    each round draws tries = (k + attempts) * 2**round per family, proves the 2k with the
-    fewest ways in among those no earlier round tried (a verdict does not change), and a path
-    stops once it has k distinct; k of those found are kept, in random order. A path whose
+    each round draws tries = (k + attempts) * 2**round per family (a family none of whose
+    candidates tried for the path was proven keeps drawing k + attempts), proves the 2k with
+    the fewest ways in among those no earlier round tried (a verdict does not change), and a
+    path stops once it has k distinct; k of those found are kept, in random order. A path whose
     anchor side alone is over the budget draws nothing. counts[i] and out[i, :counts[i]]
     receive them (full-graph indices).
 
@@ -927,6 +1010,9 @@ def hard_negatives_rows(
     width = max(DRAW_LANES, most)
     lanes = np.empty((LANES, width), dtype=np.int64)
     walked = np.empty((width, hops + 1), dtype=np.int64)
+    family_tries = np.empty((block, 4), dtype=np.int64)
+    family_tried = np.empty((block, 4), dtype=np.int64)
+    family_proven = np.empty((block, 4), dtype=np.int64)
     for start in range(0, rows, block):
         size = min(block, rows - start)
         n_todo = 0
@@ -934,6 +1020,9 @@ def hard_negatives_rows(
             _seed_stream(states, j, seed, first_row + start + j)
             n_found[j] = 0
             n_tried[j] = 0
+            for f in range(4):
+                family_tries[j, f] = k + attempts
+                family_tried[j, f], family_proven[j, f] = 0, 0
             i = start + j
             if not _hopeless(g, anchors_full[i], keys0[i], keys1[i], types[i], budget, scratch):
                 todo[n_todo] = j
@@ -947,7 +1036,7 @@ def hard_negatives_rows(
                 n = min(paths_per_draw, n_todo - first)
                 for q in range(n):
                     group_rows[q], group_slots[q] = todo_rows[first + q], todo[first + q]
-                _draw_group(s, states, nodes, last_keys, group_rows, group_slots, np.int64(n), tries, cand, lanes, walked)
+                _draw_group(s, states, nodes, last_keys, group_rows, group_slots, np.int64(n), tries, family_tries, cand, lanes, walked)
             if round_:
                 _forget_tried(cand, todo, n_todo, np.int64(4 * tries), tried, n_tried)
             for first in range(0, n_todo, GROUP):
@@ -960,6 +1049,10 @@ def hard_negatives_rows(
                 )
                 if round_ < rounds - 1:
                     _remember_tried(work, cand, group_slots, np.int64(n), tried, n_tried)
+                    _tally_families(
+                        status, group_slots, np.int64(n), tries, family_tries, family_tried, family_proven,
+                        np.int64(k + attempts), 2 * tries,
+                    )
             still = 0
             for at in range(n_todo):
                 j = todo[at]
@@ -1029,7 +1122,8 @@ def candidates_rows(s, nodes, last_keys, first_row, seed, tries, out):
         _seed_stream(states, i, seed, first_row + i)
     lanes = np.empty((LANES, rows * tries), dtype=np.int64)
     walked = np.empty((rows * tries, nodes.shape[1]), dtype=np.int64)
-    _draw_group(s, states, nodes, last_keys, order, order, np.int64(rows), tries, out, lanes, walked)
+    family_tries = np.full((rows, 4), tries, dtype=np.int64)
+    _draw_group(s, states, nodes, last_keys, order, order, np.int64(rows), tries, family_tries, out, lanes, walked)
 
 
 @_jit

@@ -65,7 +65,7 @@ def hard_negatives(
     k: int,
     rng: np.random.Generator,
     *,
-    attempts: int = 2,
+    attempts: int = 5,
     rounds: int = 4,
     budget: int = 5_000,
     views: dict | None = None,
@@ -75,11 +75,12 @@ def hard_negatives(
     """Up to k proven hard negatives per path of the batch (sampled on `engine`, proven on `full`).
 
     Each family draws k + attempts candidates per path, of which the 2k with the
-    fewest ways in are tried; paths still short of k get up to `rounds` - 1 more
-    rounds, each drawing twice as many as the one before (still trying 2k: the
-    proofs, not the draws, are what costs), among those not tried in an earlier
-    round. A path whose anchor side alone is over the budget draws nothing (no
-    candidate of it could be proven). `views` keeps per-graph arrays across
+    fewest ways in are tried (the ranking matters: a random 2k of the same pool leaves
+    a fifth of paths short); paths still short of k get up to `rounds` - 1 more rounds,
+    among those not tried in an earlier round, each family drawing twice as many as
+    the round before, except a family none of whose candidates tried for that path was
+    proven, which keeps its first number. A path whose anchor side alone is over the
+    budget draws nothing (no candidate of it could be proven). `views` keeps per-graph arrays across
     calls on the same `engine`; `advance` hears how many paths each finished chunk held.
     """
     rows = batch.rows
@@ -128,8 +129,8 @@ def path_arrays(
 def proof_graph(engine: Engine) -> tuple:
     """The engine's arrays as the kernels read a graph (read-only views, one compiled signature)."""
     return (
-        kernels.frozen(engine.node_table, np.int64),
-        kernels.frozen(engine.run_table, np.int64),
+        kernels.frozen(engine.node_table, engine.table_dtype),
+        kernels.frozen(engine.run_table, engine.table_dtype),
         kernels.frozen(engine.indices, np.int32),
         kernels.frozen(engine.node_type, np.int16),
         engine.n_keys,
@@ -147,7 +148,7 @@ def sampling_graph(engine: Engine, views: dict) -> tuple:
         )
         views["kernel graph"] = proof_graph(engine) + (
             kernels.frozen(engine.symmetric, np.bool_),
-            kernels.frozen(by_type_ptr, np.int64),
+            kernels.frozen(by_type_ptr, engine.table_dtype),
             kernels.frozen(by_type_nbr, np.int32),
             n_types,
         )
