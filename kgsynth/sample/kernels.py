@@ -87,8 +87,9 @@ def _run_range(g, node, key):
         return 0, 0
     node_table, run_table = g[0], g[1]
     for run in range(node_table[node, 1], node_table[node + 1, 1]):
-        if run_table[run, 0] & _KEY == key:
-            return run_table[run, 1], run_table[run + 1, 1]
+        found = run_table[run, 0] & _KEY
+        if found >= key:  # a node's runs ascend by key
+            return (run_table[run, 1], run_table[run + 1, 1]) if found == key else (0, 0)
     return 0, 0
 
 
@@ -154,8 +155,11 @@ def _neighbours(s, states, owner, node, key, other, m, out, lanes):
     for t in range(m):
         first, end = (lo1[t], hi1[t]) if node[t] >= 0 else (0, 0)
         lo1[t], hi1[t], lo2[t], hi2[t] = 0, 0, 0, 0
+        bound = max(key[t], other[t])
         for run in range(first, end):
             flags = run_table[run, 0] & _KEY
+            if flags > bound:  # a node's runs ascend by key
+                break
             if flags == key[t]:
                 lo1[t], hi1[t] = run_table[run, 1], run_table[run + 1, 1]
             elif flags == other[t]:
@@ -378,8 +382,10 @@ def _run_ranges(g, nodes, start, stop, key, lo, hi):
     for j in range(start, stop):
         a, b = 0, 0
         for run in range(lo[j], hi[j]):
-            if run_table[run, 0] & _KEY == key:
-                a, b = run_table[run, 1], run_table[run + 1, 1]
+            found = run_table[run, 0] & _KEY
+            if found >= key:  # a node's runs ascend by key
+                if found == key:
+                    a, b = run_table[run, 1], run_table[run + 1, 1]
                 break
         lo[j], hi[j] = a, b
 
@@ -389,6 +395,7 @@ def _key_spans(g, nodes, size, key0, key1, lo, hi, run_type):
     """For each of nodes[:size]: its runs of key0 and key1 at [2j] and [2j + 1] of lo, hi and
     run_type (the one type the run leads to, -1 for several or no run). Rows first, then runs."""
     node_table, run_table = g[0], g[1]
+    bound = max(key0, key1)
     for j in range(size):
         lo[2 * j], hi[2 * j] = node_table[nodes[j], 1], node_table[nodes[j] + 1, 1]
     for j in range(size):
@@ -398,6 +405,8 @@ def _key_spans(g, nodes, size, key0, key1, lo, hi, run_type):
         for run in range(first, end):
             flags = run_table[run, 0]
             key = flags & _KEY
+            if key > bound:  # a node's runs ascend by key
+                break
             if key == key0:
                 at = 2 * j
             elif key == key1:
@@ -509,8 +518,10 @@ def _grow_work(g, f_buf, f_size, key, grown, enough, rows_scratch):
         work = 0
         for j in range(start, stop):
             for run in range(rows_scratch[j - start], node_table[f_buf[j] + 1, 1]):
-                if run_table[run, 0] & _KEY == key:
-                    work += run_table[run + 1, 1] - run_table[run, 1]
+                found = run_table[run, 0] & _KEY
+                if found >= key:  # a node's runs ascend by key
+                    if found == key:
+                        work += run_table[run + 1, 1] - run_table[run, 1]
                     break
         grown[0] += work
         grown[1] = stop
@@ -751,9 +762,12 @@ def _prove_group(
         first, end = last_runs[0, at], last_runs[1, at]
         for side in range(6):
             last_runs[side, at] = 0 if side % 3 < 2 else -1
+        bound = max(last0, last1)
         for run in range(first, end):
             flags = run_table[run, 0]
             key = flags & _KEY
+            if key > bound:  # a node's runs ascend by key
+                break
             side = 0 if key == last0 else (3 if key == last1 else -1)
             if side >= 0:
                 last_runs[side, at], last_runs[side + 1, at] = run_table[run, 1], run_table[run + 1, 1]
