@@ -995,7 +995,8 @@ def hard_negatives_rows(
     each round draws tries = (k + attempts) * 2**round per family (a family none of whose
     candidates tried for the path was proven keeps drawing k + attempts), proves the 2k with
     the fewest ways in among those no earlier round tried (a verdict does not change), and a
-    path stops once it has k distinct; k of those found are kept, in random order. A path whose
+    path stops once it has k distinct, and one with none by the round before the last stops
+    there; k of those found are kept, in random order. A path whose
     anchor side alone is over the budget draws nothing. counts[i] and out[i, :counts[i]]
     receive them (full-graph indices).
 
@@ -1079,7 +1080,10 @@ def hard_negatives_rows(
                     if fresh:
                         found[j, n_found[j]] = proven[j, p]
                         n_found[j] += 1
-                if n_found[j] < k and n_proven[j] >= 0:  # -1: hopeless, whatever is drawn
+                # n_proven -1: hopeless, whatever is drawn. The last round only for paths with one
+                # already: of those with none after three rounds 3% get k in a fourth, and they
+                # are the costliest to draw and prove for (a fifth of all the time)
+                if n_found[j] < k and n_proven[j] >= 0 and (n_found[j] > 0 or round_ < rounds - 2):
                     todo[still] = j
                     still += 1
             n_todo = still

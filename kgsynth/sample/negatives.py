@@ -79,8 +79,9 @@ def hard_negatives(
     a fifth of paths short); paths still short of k get up to `rounds` - 1 more rounds,
     among those not tried in an earlier round, each family drawing twice as many as
     the round before, except a family none of whose candidates tried for that path was
-    proven, which keeps its first number. A path whose anchor side alone is over the
-    budget draws nothing (no candidate of it could be proven). `views` keeps per-graph arrays across
+    proven, which keeps its first number; the last round is only for paths with at least
+    one negative by then. A path whose anchor side alone is over the budget draws
+    nothing (no candidate of it could be proven). `views` keeps per-graph arrays across
     calls on the same `engine`; `advance` hears how many paths each finished chunk held.
     """
     rows = batch.rows
