@@ -132,3 +132,29 @@ def test_a_graph_without_edges_still_opens() -> None:
     engine = build_engine(build_snapshot(nodes, edges, vocabulary=Vocabulary(name="empty"), name="empty", loader="test"))
     assert engine.degree.tolist() == [0, 0]
     assert engine.key_ranges(np.array([0, 1]), np.array([0, 0]))[0].tolist() == [0, 0]
+
+
+def test_run_table_packs_each_runs_key_and_type_into_int32(small_dir: Path) -> None:
+    from kgsynth.graph.engine import RUN_KEY_MASK, RUN_TYPE_SHIFT
+
+    engine = open_engine(read_snapshot(small_dir))
+    table = engine.run_table
+    assert table.dtype == np.int32 and engine.node_table.dtype == np.int32
+    owner = np.asarray(engine.group_key) // engine.n_keys
+    assert ((table[:-1, 0] & RUN_KEY_MASK) == np.asarray(engine.group_key) - owner * engine.n_keys).all()
+    first_neighbour_type = np.asarray(engine.node_type)[np.asarray(engine.indices)[table[:-1, 1]]]
+    run_type = (table[:-1, 0] >> RUN_TYPE_SHIFT) - 1
+    assert ((run_type == -1) | (run_type == first_neighbour_type)).all() and (run_type >= 0).any()
+
+
+def test_hard_negatives_name_the_limit_a_graph_with_too_many_node_types_passes() -> None:
+    from kgsynth.errors import SnapshotError
+    from kgsynth.graph.engine import MAX_NODE_TYPES
+
+    count = MAX_NODE_TYPES + 1
+    nodes = pl.DataFrame({"id": [f"x:{i}" for i in range(count)], "type": [f"t{i}" for i in range(count)]})
+    edges = pl.DataFrame({"src": ["x:0"], "dst": ["x:1"], "relation": ["linked_to"]})
+    snapshot = build_snapshot(nodes, edges, vocabulary=Vocabulary(name="empty"), name="many", loader="test", allow_unknown_relations=True)
+    engine = build_engine(snapshot)
+    with pytest.raises(SnapshotError, match=f"{count:,} node types.*up to .* {MAX_NODE_TYPES:,} node types"):
+        engine.run_table

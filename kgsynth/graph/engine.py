@@ -183,7 +183,7 @@ class Engine:
         if self.n_keys > 2 * MAX_RELATIONS or len(self.type_names) > MAX_NODE_TYPES:
             raise SnapshotError(
                 f"graph has {self.n_keys // 2:,} relations and {len(self.type_names):,} node types; hard negatives and "
-                f"unique answers handle up to {MAX_RELATIONS:,} and {MAX_NODE_TYPES:,}"
+                f"unique answers handle up to {MAX_RELATIONS:,} relations and {MAX_NODE_TYPES:,} node types"
             )
         group_key, group_start = np.asarray(self.group_key), np.asarray(self.group_start)
         table = np.empty((len(group_key) + 1, 2), dtype=self.table_dtype)
