@@ -119,7 +119,7 @@ def _new_proof(sampling: Engine, full: Engine, batch: PathBatch, row: np.ndarray
     """The kernels' proof of these candidates: the (row, full-graph node) pairs proven negative."""
     views: dict = {}
     to_full = cached_full_index(sampling, full, views)
-    nodes, _, anchors, keys0, keys1, types = path_arrays(sampling, full, batch, 0, batch.rows, to_full)
+    nodes, _, anchors, keys0, keys1, types = path_arrays(sampling, full, batch, slice(None), to_full)
     order = np.argsort(row, kind="stable")  # per path, in the order they were drawn
     start = np.r_[0, np.cumsum(np.bincount(row, minlength=batch.rows))]
     status = np.empty(len(row), dtype=np.int64)
@@ -183,7 +183,7 @@ def test_candidates_come_from_their_families(graphs) -> None:
     reference = Reference(sampling_snapshot)  # candidates are drawn on the sampling graph
     batch = _paths(sampling, 60, 3, seed=5)
     views: dict = {}
-    nodes, last_keys, *_ = path_arrays(sampling, sampling, batch, 0, batch.rows, cached_full_index(sampling, sampling, views))
+    nodes, last_keys, *_ = path_arrays(sampling, sampling, batch, slice(None), cached_full_index(sampling, sampling, views))
     tries = 5
     drawn = np.empty((batch.rows, 4 * tries), dtype=np.int64)
     kernels.candidates_rows(sampling_graph(sampling, views), nodes, last_keys, 0, 7, tries, drawn)
@@ -294,10 +294,11 @@ def test_the_same_seed_gives_the_same_negatives_whatever_the_chunks_and_threads(
     whole = hard_negatives(sampling, full, batch, 3, np.random.default_rng(3), views=views, advance=done.append)
     assert sum(done) == batch.rows
     monkeypatch.setattr(kernels, "ROWS_PER_THREAD", 7)
+    monkeypatch.setattr(kernels, "ROWS_PER_PIECE", 37)
     monkeypatch.setattr(kernels.numba.config, "NUMBA_NUM_THREADS", 3)
     done.clear()
-    chunked = hard_negatives(sampling, full, batch, 3, np.random.default_rng(3), views=views, chunk=101, advance=done.append)
-    assert done == [101] * 5 + [95] and sum(done) == batch.rows
+    chunked = hard_negatives(sampling, full, batch, 3, np.random.default_rng(3), views=views, advance=done.append)
+    assert len(done) == -(-batch.rows // 37) and max(done) == 37 and sum(done) == batch.rows  # pieces, in any order
     assert np.array_equal(whole.counts, chunked.counts) and np.array_equal(whole.nodes, chunked.nodes)
     other = hard_negatives(sampling, full, batch, 3, np.random.default_rng(4), views=views)
     assert not np.array_equal(other.nodes, whole.nodes)

@@ -989,9 +989,9 @@ def _forget_tried(cand, todo, n_todo, n_cand, tried, n_tried):
 @_jit
 def hard_negatives_rows(
     s, g, nodes, last_keys, anchors_full, keys0, keys1, types, to_full,
-    first_row, seed, k, attempts, rounds, budget, counts, out,
+    row_ids, seed, k, attempts, rounds, budget, counts, out,
 ):
-    """Up to k proven hard negatives for each path of a slice (row first_row + i of the batch):
+    """Up to k proven hard negatives for each path of a slice (path i: row row_ids[i] of the batch, its stream's seed):
     each round draws tries = (k + attempts) * 2**round per family (a family none of whose
     candidates tried for the path was proven keeps drawing k + attempts), proves the 2k with
     the fewest ways in among those no earlier round tried (a verdict does not change), and a
@@ -1032,7 +1032,7 @@ def hard_negatives_rows(
         size = min(block, rows - start)
         n_todo = 0
         for j in range(size):
-            _seed_stream(states, j, seed, first_row + start + j)
+            _seed_stream(states, j, seed, row_ids[start + j])
             n_found[j] = 0
             n_tried[j] = 0
             for f in range(4):
@@ -1261,6 +1261,7 @@ def frozen(array: np.ndarray, dtype: type) -> np.ndarray:
 
 
 ROWS_PER_THREAD = 2048  # fewer rows than this per thread are not worth a thread
+ROWS_PER_PIECE = 8192  # at most, so the threads finish close together
 
 
 def on_threads(run: Callable[[int, int], None], rows: int) -> None:
@@ -1269,16 +1270,16 @@ def on_threads(run: Callable[[int, int], None], rows: int) -> None:
     slower one. The kernels release the GIL and draw per row, so the split changes nothing in
     the result."""
     threads = max(1, min(numba.config.NUMBA_NUM_THREADS, rows // ROWS_PER_THREAD))
-    if threads == 1:
-        run(0, rows)
-        return
-    piece = max(ROWS_PER_THREAD, -(-rows // (4 * threads)))
+    piece = max(ROWS_PER_THREAD, min(ROWS_PER_PIECE, -(-rows // (4 * threads))))
     pieces = iter(range(0, rows, piece))  # next() on it is atomic under the GIL
 
     def work() -> None:
         for lo in pieces:
             run(lo, min(lo + piece, rows))
 
+    if threads == 1:
+        work()
+        return
     with ThreadPoolExecutor(threads) as pool:
         for done in [pool.submit(work) for _ in range(threads)]:
             done.result()

@@ -116,9 +116,7 @@ def sample_shard(
     for hops in sorted(by_hops):
         batch = PathBatch.concat([batches[at] for at in by_hops[hops]])
         tick = time.perf_counter()
-        proven = hard_negatives(engine, proven_on, batch, negatives, rng, views=views)
-        if progress.proven is not None:
-            progress.proven(batch.rows)
+        proven = hard_negatives(engine, proven_on, batch, negatives, rng, views=views, advance=progress.proven)
         shard.seconds["negatives"] = shard.seconds.get("negatives", 0.0) + time.perf_counter() - tick
         tick = time.perf_counter()
         if verdicts is not None:

@@ -60,7 +60,7 @@ def unique_answers(
         stop = min(start + chunk, batch.rows)
 
         def run(lo: int, hi: int, start: int = start) -> None:  # on a thread: the arrays too are made there
-            _, _, anchors, keys0, keys1, types = path_arrays(engine, full, batch, start + lo, start + hi, to_full)
+            _, _, anchors, keys0, keys1, types = path_arrays(engine, full, batch, slice(start + lo, start + hi), to_full)
             kernels.unique_rows(proof, anchors, keys0, keys1, types, budget, verdict[start + lo : start + hi])
 
         kernels.on_threads(run, stop - start)
