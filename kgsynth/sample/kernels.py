@@ -46,6 +46,7 @@ GROUP = 64  # paths whose proofs are prepared together
 
 # status of a candidate handed to the proof (prove_candidates)
 DROPPED, SATISFIES, PROVEN = -1, 0, 1
+PROOFS_PER_NEGATIVE = 2  # candidates a round may prove per negative a path lacks
 
 _jit = njit(cache=True, nogil=True)
 
@@ -711,13 +712,15 @@ def _group_work(width, per_row):
 @_jit
 def _prove_group(
     s, g, to_full, nodes, anchors_full, keys0, keys1, types, rows, slots, n_paths,
-    cand, n_cand, distance_tries, per_row, budget, scratch, work, status, proven, n_proven,
+    cand, n_cand, distance_tries, per_row, budget, scratch, work, status, proven, n_proven, need, states,
 ):
     """Filter, rank and prove the candidates of up to GROUP paths: path q's data is row rows[q] of
     nodes/anchors/keys/types, its candidates cand[slots[q], :n_cand] (the first distance_tries
     from the distance family), its results status[slots[q]] (DROPPED, SATISFIES, PROVEN) and
     proven[slots[q], :n_proven[slots[q]]] (full-graph nodes; n_proven -1: none, and none ever will
-    be, the anchor's side being over the budget). Leaves the scratch bitsets empty.
+    be, the anchor's side being over the budget). A path's proofs stop once need[slots[q]] are
+    proven; with streams in `states` its chosen candidates are tried in a random order drawn from
+    states[slots[q]], else in candidate order. Leaves the scratch bitsets empty.
 
     The candidates' ways in are found over the whole group at once (rows, then runs), so the
     reads of different paths overlap; the rest goes path by path. (Touching what the proofs
@@ -796,75 +799,105 @@ def _prove_group(
     # per path: the distance test, then the proofs
     for q in range(n_paths):
         row, slot = rows[q], slots[q]
+        if len(states):  # a uniform order: the first need[slot] proven are then a uniform choice of them
+            for i in range(counts[1, q] - 1, 0, -1):
+                m = _below(states, slot, i + 1)
+                chosen[q, i], chosen[q, m] = chosen[q, m], chosen[q, i]
         n_proven[slot] = _prove_chosen(
             s, g, to_full, nodes[row], anchors_full[row], keys0[row], keys1[row], types[row],
             cand[slot], position, chosen[q], counts[1, q], distance_tries, budget, scratch, status[slot], proven[slot],
-            ways, last_runs,
+            ways, last_runs, need[slot],
         )
+
+
+@_jit
+def _too_near(s, nodes, x, budget, scratch, anchor_ball):
+    """Is x (a distance-family candidate) within the path's length of the anchor less one? The
+    anchor's ball is made on the first call (anchor_ball: [members, over budget], -1 not yet made);
+    the caller clears it."""
+    full_bits, sampling_bits, buffers, members, spans = scratch
+    radius = len(nodes) - 2
+    if radius <= 0:
+        return x == nodes[0]
+    if anchor_ball[0] < 0:
+        size, over, _ = _ball(
+            s, np.int64(nodes[0]), (radius + 1) // 2, budget, sampling_bits[1], members[0], sampling_bits[1], np.bool_(False)
+        )
+        anchor_ball[0], anchor_ball[1] = size, over
+    if anchor_ball[1]:
+        return True
+    size, near, met = _ball(s, np.int64(x), radius // 2, budget, sampling_bits[2], members[1], sampling_bits[1], np.bool_(True))
+    _clear(sampling_bits[2], members[1], size)
+    return near or met
+
+
+@_jit
+def _settle_near(s, nodes, cand, position, chosen, n_chosen, distance_tries, budget, scratch, anchor_ball, near):
+    """The distance test for every chosen candidate not tested yet; returns how many of them are kept."""
+    kept = 0
+    for i in range(n_chosen):
+        j = position[chosen[i]]
+        if near[i] < 0 and j < distance_tries:
+            near[i] = _too_near(s, nodes, cand[j], budget, scratch, anchor_ball)
+            kept += 1 - near[i]
+    return kept
 
 
 @_jit
 def _prove_chosen(
     s, g, to_full, nodes, anchor_full, keys0, keys1, types, cand, position, chosen, n_chosen, distance_tries, budget,
-    scratch, status, proven, ways, last_runs,
+    scratch, status, proven, ways, last_runs, need,
 ):
-    """One path's chosen candidates (cand[position[chosen[i]]]): those of the distance family whose
-    shortest distance from the anchor is under the path's length are dropped, the rest proven.
-    Returns how many were proven negative (written to `proven`), or -1 when the anchor's side alone
-    is over the budget: no candidate of this path can ever be proven. ways and last_runs: what the
-    group found for each candidate (the candidate side's first hop back reads those runs)."""
+    """One path's chosen candidates (cand[position[chosen[i]]]) in turn until `need` are proven: those
+    of the distance family whose shortest distance from the anchor is under the path's length are
+    dropped, the rest proven. Returns how many were proven negative (written to `proven`), or -1
+    when the anchor's side alone is over the budget: no candidate of this path can ever be proven.
+    ways and last_runs: what the group found for each candidate (the candidate side's first hop
+    back reads those runs).
+
+    Work is counted as when every chosen candidate is tested: the growth of the anchor's side may
+    cost the budget once per candidate kept after the distance test. Until a growth would go over
+    what the candidates kept so far allow, the candidates not reached yet need no distance test.
+    """
     full_bits, sampling_bits, buffers, members, spans = scratch
-    hops = len(nodes) - 1
     n_rel = g[4] // 2
-    radius = hops - 1
-    alive = np.empty(n_chosen, dtype=np.int64)
-    n_alive = 0
-    anchor_ball, anchor_over = np.int64(-1), False
-    for i in range(n_chosen):
-        at = chosen[i]
-        j = position[at]
-        if j < distance_tries:
-            x = cand[j]
-            if radius <= 0:
-                near = x == nodes[0]
-            else:
-                if anchor_ball < 0:
-                    anchor_ball, anchor_over, _ = _ball(
-                        s, np.int64(nodes[0]), (radius + 1) // 2, budget, sampling_bits[1], members[0], sampling_bits[1],
-                        np.bool_(False),
-                    )
-                near = anchor_over
-                if not near:
-                    size, near, met = _ball(
-                        s, np.int64(x), radius // 2, budget, sampling_bits[2], members[1], sampling_bits[1], np.bool_(True)
-                    )
-                    near |= met
-                    _clear(sampling_bits[2], members[1], size)
-            if near:
-                continue
-        alive[n_alive] = at
-        n_alive += 1
-    if anchor_ball > 0:
-        _clear(sampling_bits[1], members[0], anchor_ball)
-    if not n_alive:
-        return 0
+    anchor_ball = np.full(2, -1, dtype=np.int64)
     f0, f1, ft, b0, b1, bt = _path_sides(keys0, keys1, types, n_rel)
     ahead = len(f0)
     f_buf, b_buf = buffers[0], buffers[2]
-    f_buf[0] = anchor_full
-    f_size, f_over = _expand(g, f_buf, np.int64(1), f0, f1, ft, budget, full_bits[0], buffers[1], spans, np.bool_(True), np.bool_(False))
+    f_size, f_over = np.int64(-1), False  # the anchor's side, expanded for the first candidate proven
     grown = np.zeros(6, dtype=np.int64)  # [work so far, members summed, built] of the middle hop's growth, per key
     grown[2], grown[5] = -1, -1
     n_proven = 0
     indices, node_type = g[2], g[3]
+    near = np.full(n_chosen, -1, dtype=np.int64)  # per chosen: -1 not tested yet, 0 kept, 1 too near
+    kept, untested = 0, 0  # candidates known to be kept (a lower bound of those kept in all), distance ones not tested
     b_ahead = 0  # members of the candidates' sides still to meet the anchor's (their ways in, or one)
-    for i in range(n_alive):
-        b_ahead += ways[alive[i]] if len(b0) else 1
-    for i in range(n_alive):
-        at = alive[i]
+    for i in range(n_chosen):
+        if position[chosen[i]] < distance_tries:
+            untested += 1
+        else:
+            near[i] = 0
+            kept += 1
+        b_ahead += ways[chosen[i]] if len(b0) else 1
+    for i in range(n_chosen):
+        if n_proven >= need:
+            break
+        at = chosen[i]
         j = position[at]
-        status[j] = SATISFIES
         b_ahead -= ways[at] if len(b0) else 1
+        if near[i] < 0:
+            near[i] = _too_near(s, nodes, cand[j], budget, scratch, anchor_ball)
+            kept += 1 - near[i]
+            untested -= 1
+        if near[i]:
+            continue
+        status[j] = SATISFIES
+        if f_size < 0:
+            f_buf[0] = anchor_full
+            f_size, f_over = _expand(
+                g, f_buf, np.int64(1), f0, f1, ft, budget, full_bits[0], buffers[1], spans, np.bool_(True), np.bool_(False)
+            )
         if f_over:
             continue
         middle = ahead  # the hop whose meeting is still open (ahead + 1: key0's found none)
@@ -873,12 +906,12 @@ def _prove_chosen(
                 continue
             # with the anchor's side grown by the middle hop, a test of the runs themselves settles
             # the candidate, no copy of its side needed (its size counted as its ways in)
-            _grow_if_cheap(g, f_buf, f_size, keys0[ahead], np.int64(n_alive), grown[0:3], full_bits[2], budget, spans, b_ahead + ways[at])
+            _grow_if_cheap(g, f_buf, f_size, keys0[ahead], np.int64(kept), grown[0:3], full_bits[2], budget, spans, b_ahead + ways[at])
             if grown[2] > 0:
                 if _meets_grown(g, last_runs, at, bt[0], full_bits[2]):
                     continue
                 middle += 1
-                _grow_if_cheap(g, f_buf, f_size, keys1[ahead], np.int64(n_alive), grown[3:6], full_bits[3], budget, spans, b_ahead + ways[at])
+                _grow_if_cheap(g, f_buf, f_size, keys1[ahead], np.int64(kept), grown[3:6], full_bits[3], budget, spans, b_ahead + ways[at])
                 if keys1[ahead] < 0 or grown[5] > 0:
                     if keys1[ahead] >= 0 and _meets_grown(g, last_runs, at, bt[0], full_bits[3]):
                         continue
@@ -903,23 +936,33 @@ def _prove_chosen(
             b_size, b_over = _expand(g, b_buf, np.int64(1), b0, b1, bt, budget, full_bits[1], buffers[3], spans, np.bool_(False), np.bool_(False))
             if b_over:
                 continue
-        if middle == ahead:
+        negative = True
+        for side in range(middle - ahead, 2):
+            key = keys0[ahead] if side == 0 else keys1[ahead]
             over, met = _middle(
-                g, f_buf, f_size, full_bits[0], b_buf, b_size, keys0[ahead], np.int64(n_alive), grown[0:3], full_bits[2], budget, spans, b_ahead + b_size
+                g, f_buf, f_size, full_bits[0], b_buf, b_size, key, np.int64(kept), grown[3 * side : 3 * side + 3],
+                full_bits[2 + side], budget, spans, b_ahead + b_size,
             )
+            if over and untested:  # over what the candidates known to be kept allow: count them all
+                kept += _settle_near(s, nodes, cand, position, chosen, n_chosen, distance_tries, budget, scratch, anchor_ball, near)
+                untested = 0
+                over, met = _middle(
+                    g, f_buf, f_size, full_bits[0], b_buf, b_size, key, np.int64(kept), grown[3 * side : 3 * side + 3],
+                    full_bits[2 + side], budget, spans, b_ahead + b_size,
+                )
             if over or met:
-                continue
-        over, met = _middle(
-            g, f_buf, f_size, full_bits[0], b_buf, b_size, keys1[ahead], np.int64(n_alive), grown[3:6], full_bits[3], budget, spans, b_ahead + b_size
-        )
-        if over or met:
-            continue
-        status[j] = PROVEN
-        proven[n_proven] = to_full[cand[j]]
-        n_proven += 1
+                negative = False
+                break
+        if negative:
+            status[j] = PROVEN
+            proven[n_proven] = to_full[cand[j]]
+            n_proven += 1
+    if anchor_ball[0] > 0:
+        _clear(sampling_bits[1], members[0], anchor_ball[0])
     if f_over:
         return -1
-    _clear(full_bits[0], f_buf, f_size)
+    if f_size > 0:
+        _clear(full_bits[0], f_buf, f_size)
     for key in range(2):
         if grown[3 * key + 2] > 0:
             grown_bits = full_bits[2 + key]
@@ -993,10 +1036,11 @@ def hard_negatives_rows(
 ):
     """Up to k proven hard negatives for each path of a slice (path i: row row_ids[i] of the batch, its stream's seed):
     each round draws tries = (k + attempts) * 2**round per family (a family none of whose
-    candidates tried for the path was proven keeps drawing k + attempts), proves the 2k with
-    the fewest ways in among those no earlier round tried (a verdict does not change), and a
-    path stops once it has k distinct, and one with none by the round before the last stops
-    there; k of those found are kept, in random order. A path whose
+    candidates tried for the path was proven keeps drawing k + attempts), takes the 2k with
+    the fewest ways in among those no earlier round tried (a verdict does not change) and
+    proves them in random order until the path has k (so the k are a uniform choice of
+    those the 2k hold), and a path with none by the round before the last stops there;
+    the k are kept in random order. A path whose
     anchor side alone is over the budget draws nothing. counts[i] and out[i, :counts[i]]
     receive them (full-graph indices).
 
@@ -1007,17 +1051,18 @@ def hard_negatives_rows(
     rows, hops = nodes.shape[0], nodes.shape[1] - 1
     scratch = _scratch(len(g[0]) - 1, len(s[0]) - 1)
     most = (k + attempts) << (rounds - 1)
-    work = _group_work(4 * most, 2 * k)
+    work = _group_work(4 * most, PROOFS_PER_NEGATIVE * k)
     block = min(rows, BLOCK)
     cand = np.empty((block, 4 * most), dtype=np.int64)
     status = np.empty((block, 4 * most), dtype=np.int64)
-    proven = np.empty((block, 2 * k), dtype=np.int64)
+    proven = np.empty((block, PROOFS_PER_NEGATIVE * k), dtype=np.int64)
     n_proven = np.zeros(block, dtype=np.int64)
     states = np.zeros(block, dtype=np.uint64)
-    found = np.empty((block, 3 * k + 2 * k * rounds), dtype=np.int64)
+    found = np.empty((block, 3 * k + PROOFS_PER_NEGATIVE * k * rounds), dtype=np.int64)
     n_found = np.zeros(block, dtype=np.int64)
-    tried = np.empty((block, max(2 * k * rounds, 1)), dtype=np.int64)  # sampling-graph nodes, earlier rounds
+    tried = np.empty((block, max(PROOFS_PER_NEGATIVE * k * rounds, 1)), dtype=np.int64)  # sampling-graph nodes, earlier rounds
     n_tried = np.zeros(block, dtype=np.int64)
+    need = np.empty(block, dtype=np.int64)  # negatives a path still lacks
     todo = np.empty(block, dtype=np.int64)
     todo_rows = np.empty(block, dtype=np.int64)
     group_rows = np.empty(max(GROUP, DRAW_LANES), dtype=np.int64)
@@ -1046,6 +1091,7 @@ def hard_negatives_rows(
         for round_ in range(rounds):
             for at in range(n_todo):
                 todo_rows[at] = start + todo[at]
+                need[todo[at]] = k - n_found[todo[at]]
             paths_per_draw = max(1, DRAW_LANES // tries)
             for first in range(0, n_todo, paths_per_draw):
                 n = min(paths_per_draw, n_todo - first)
@@ -1060,7 +1106,8 @@ def hard_negatives_rows(
                     group_rows[q], group_slots[q] = todo_rows[first + q], todo[first + q]
                 _prove_group(
                     s, g, to_full, nodes, anchors_full, keys0, keys1, types, group_rows, group_slots,
-                    np.int64(n), cand, np.int64(4 * tries), tries, np.int64(2 * k), budget, scratch, work, status, proven, n_proven,
+                    np.int64(n), cand, np.int64(4 * tries), tries, np.int64(PROOFS_PER_NEGATIVE * k), budget, scratch, work, status, proven, n_proven,
+                    need, states,
                 )
                 if round_ < rounds - 1:
                     _remember_tried(work, cand, group_slots, np.int64(n), tried, n_tried)
@@ -1125,6 +1172,7 @@ def prove_candidates(
         _prove_group(
             s, g, to_full, nodes, anchors_full, keys0, keys1, types, one, np.zeros(1, dtype=np.int64), np.int64(1),
             padded, np.int64(width), distance_count[i], per_row, budget, scratch, work, part, proven, n_proven,
+            np.full(1, per_row, dtype=np.int64), np.zeros(0, dtype=np.uint64),
         )
         for j in range(hi - lo):
             status[lo + j] = part[0, j]
