@@ -200,12 +200,13 @@ def test_dag_distractor_is_valid_only_when_every_branch_reaches_it(dag_items, sn
         for node, expect in ((partial[:1], True), (shared[:1], False)):
             if not node:
                 continue
-            options = [dict(o) for o in item["options"]]
-            slot = next(o for o in options if o["node_id"] != item["answer_id"])
-            slot["node_id"], slot["text"] = engine.node_ids[node[0]], index.names[node[0]]
-            frame = pl.DataFrame([{**item, "options": options}], schema=items.schema)
-            verdicts = verify_items(frame, snapshot, checks=["pattern"])
-            assert (verdicts.accepted.height == 1) is expect, (item["id"], expect)
+            for slots in (1, 2):  # the node in one option, or in two (one branch reaching it twice is still one)
+                options = [dict(o) for o in item["options"]]
+                for slot in [o for o in options if o["node_id"] != item["answer_id"]][:slots]:
+                    slot["node_id"], slot["text"] = engine.node_ids[node[0]], index.names[node[0]]
+                frame = pl.DataFrame([{**item, "options": options}], schema=items.schema)
+                verdicts = verify_items(frame, snapshot, checks=["pattern"])
+                assert (verdicts.accepted.height == 1) is expect, (item["id"], expect, slots)
             if not expect:
                 assert verdicts.rejected["reasons"][0].to_list() == ["DISTRACTOR_VALID"]
             one_branch += expect

@@ -237,10 +237,13 @@ def _every_branch(
     index: GraphIndex, batch: ItemBatch, cand_row: np.ndarray, cand_node: np.ndarray, reached: np.ndarray
 ) -> np.ndarray:
     """A distractor of an item resting on several paths is valid only when every path's pattern
-    reaches it; marked once per item, at its first candidate."""
+    reaches it; marked once per item, at its first candidate. A node in two options of one path
+    counts once for it (else two hits on one branch would pass for two branches)."""
     keys = batch.unit[cand_row].astype(np.int64) * index.n + cand_node
     distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    hits = np.bincount(inverse, weights=reached, minlength=len(distinct))
+    once = np.zeros(len(reached), dtype=bool)
+    once[np.unique(cand_row.astype(np.int64) * index.n + cand_node, return_index=True)[1]] = True
+    hits = np.bincount(inverse, weights=reached & once, minlength=len(distinct))
     paths = np.bincount(batch.unit, minlength=int(batch.unit.max()) + 1)
     valid = np.zeros(len(reached), dtype=bool)
     valid[first[hits == paths[distinct // index.n]]] = True
