@@ -1034,8 +1034,8 @@ def hard_negatives_rows(
     s, g, nodes, last_keys, anchors_full, keys0, keys1, types, to_full,
     row_ids, seed, k, attempts, rounds, budget, counts, out,
 ):
-    """Up to k proven hard negatives for each path of a slice (path i: row row_ids[i] of the batch, its stream's seed):
-    each round draws tries = (k + attempts) * 2**round per family (a family none of whose
+    """Up to k proven hard negatives for each path of a slice (path i is row row_ids[i] of the
+    batch, which seeds its stream): each round draws tries = (k + attempts) * 2**round per family (a family none of whose
     candidates tried for the path was proven keeps drawing k + attempts), takes the 2k with
     the fewest ways in among those no earlier round tried (a verdict does not change) and
     proves them in random order until the path has k (so the k are a uniform choice of

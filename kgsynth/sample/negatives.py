@@ -76,12 +76,12 @@ def hard_negatives(
     """Up to k proven hard negatives per path of the batch (sampled on `engine`, proven on `full`).
 
     Each family draws k + attempts candidates per path, of which the 2k with the
-    fewest ways in are tried, in random order until k are proven (the ranking matters: a
-    random 2k of the same pool leaves a fifth of paths short); paths still short of k get up to `rounds` - 1 more rounds,
-    among those not tried in an earlier round, each family drawing twice as many as
-    the round before, except a family none of whose candidates tried for that path was
-    proven, which keeps its first number; the last round is only for paths with at least
-    one negative by then. A path whose anchor side alone is over the budget draws
+    fewest ways in are tried, in random order until k are proven (the ranking matters:
+    a random 2k of the same pool leaves a fifth of paths short); paths still short of k
+    get up to `rounds` - 1 more rounds, among those not tried in an earlier round, each
+    family drawing twice as many as the round before, except a family none of whose
+    candidates tried for that path was proven, which keeps its first number; the last
+    round is only for paths with at least one negative by then. A path whose anchor side alone is over the budget draws
     nothing (no candidate of it could be proven). `views` keeps per-graph arrays across
     calls on the same `engine`; `advance` hears how many paths each finished piece held
     (from the threads doing the work).
